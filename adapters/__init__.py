@@ -1,0 +1,1 @@
+"""Infrastructure: event mapping, storage recorders and the personal-data store."""

@@ -1,0 +1,37 @@
+"""Maps frozen pydantic events to stored JSON and back."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.utils import get_topic, resolve_topic
+from pydantic import BaseModel
+
+
+class PydanticMapper(Mapper[UUID]):
+    """Stores an event as its pydantic JSON (without id and version, which have columns)."""
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        state = cast(BaseModel, domain_event).model_dump_json(exclude={"originator_id", "originator_version"})
+        return StoredEvent(
+            originator_id=domain_event.originator_id,
+            originator_version=domain_event.originator_version,
+            topic=get_topic(type(domain_event)),
+            state=state.encode(),
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        return decode_event(stored_event.topic, stored_event.state, stored_event.originator_id, stored_event.originator_version)
+
+
+def decode_event(topic: str, state: bytes, originator_id: UUID | str, originator_version: int) -> Any:
+    """Rebuild the frozen event of a stored record."""
+    cls = cast(type[BaseModel], resolve_topic(topic))
+    fields = json.loads(state)
+    fields["originator_id"] = originator_id
+    fields["originator_version"] = originator_version
+    return cls.model_validate(fields)

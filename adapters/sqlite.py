@@ -1,0 +1,48 @@
+"""SQLite storage: eventsourcing's recorder plus an erasable personal-data table and immutability triggers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+
+
+class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
+    """Writes events and the personal data of a batch in one transaction; refuses edits of events."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        table = self.events_table_name
+        return [
+            *super().construct_create_table_statements(),
+            "CREATE TABLE IF NOT EXISTS personal_data ("
+            "person TEXT PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL)",
+            f"CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table} "
+            "BEGIN SELECT RAISE(ABORT, 'stored events are immutable'); END",
+            f"CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table} "
+            "BEGIN SELECT RAISE(ABORT, 'stored events are immutable'); END",
+        ]
+
+    def _insert_events(
+        self,
+        c: SQLiteCursor,
+        stored_events: Sequence[StoredEvent],
+        *,
+        personal_data: Sequence[tuple[str, str, str]] = (),
+        **kwargs: Any,
+    ) -> Sequence[int] | None:
+        positions = super()._insert_events(c, stored_events, **kwargs)
+        if personal_data:
+            c.executemany(
+                "INSERT OR IGNORE INTO personal_data (person, name, email) VALUES (?, ?, ?)",
+                list(personal_data),
+            )
+        return positions
+
+    def personal_data(self, person: str) -> tuple[str, str] | None:
+        """The name and e-mail of a person, if still held."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT name, email FROM personal_data WHERE person = ?", (person,))
+            row = c.fetchone()
+        return None if row is None else (row["name"], row["email"])

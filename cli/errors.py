@@ -1,0 +1,29 @@
+"""Turns validation errors into one line per problem, naming the field and the value."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from service_layer.commands import TAGS
+
+
+def describe(error: ValidationError, prefix: str = "") -> list[str]:
+    """One readable line per problem in `error`."""
+    lines = []
+    for problem in error.errors(include_url=False):
+        kind = problem["type"]
+        if kind == "union_tag_invalid":
+            tag = (problem.get("ctx") or {}).get("tag")
+            lines.append(f"{prefix}action: {tag!r}: unknown action (expected one of: {', '.join(TAGS)})")
+            continue
+        if kind == "union_tag_not_found":
+            lines.append(f"{prefix}action: missing")
+            continue
+        location = [str(p) for p in problem["loc"] if p not in TAGS]
+        field = ".".join(location) or "value"
+        message = problem["msg"].removeprefix("Value error, ")
+        if kind == "missing":
+            lines.append(f"{prefix}{field}: missing")
+        else:
+            lines.append(f"{prefix}{field}: {problem.get('input')!r}: {message}")
+    return lines

@@ -1,0 +1,133 @@
+"""Builds one click command per ledger command model, with an option per field."""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable
+from typing import Any, Literal, Union, get_args, get_origin
+
+import click
+from pydantic import BaseModel
+
+from domain.values import Members
+from service_layer import commands as c
+
+FIELD_HELP = {
+    "org": "reference of the cluster organisation, e.g. ORG-0042",
+    "name": "name",
+    "country": "ISO 3166 alpha-2 country code, e.g. IT",
+    "region": "NUTS region code of that country, e.g. ITC4",
+    "sectors": "a sector (repeat for several)",
+    "ecosystems": "one of the 14 EU industrial ecosystems (repeat for several)",
+    "year_established": "year the cluster organisation was established",
+    "level": "label level",
+    "valid_until": "last day the label is valid (YYYY-MM-DD)",
+    "reason": "why",
+    "activity": "reference of the activity, e.g. MM-2024-03",
+    "kind": "kind",
+    "title": "title",
+    "starts_on": "first day (YYYY-MM-DD)",
+    "ends_on": "last day (YYYY-MM-DD)",
+    "place": "city or venue (omit for online activities)",
+    "online": "the activity takes place online",
+    "target_countries": "a target country code (repeat for several)",
+    "person": "pseudonymous reference of a person, e.g. P-7f3a (never a name or e-mail)",
+    "email": "e-mail address (kept in the erasable personal-data table, never in an event)",
+    "meeting": "reference of the bilateral meeting",
+    "requester": "organisation that asked for the meeting",
+    "partner": "organisation asked to meet",
+    "outcome": "how the meeting ended without being held",
+    "pitch": "reference of the pitch",
+    "case": "reference of the cooperation case",
+    "orgs": "an organisation of the case (repeat, two or more)",
+    "source_kind": "where the case was identified",
+    "source": "reference of the meeting or activity the case came from",
+    "stage": "stage the case reached",
+    "project": "joint project, e.g. a Horizon Europe project name",
+    "publication": "reference of the publication",
+    "note": "what changed",
+}
+MEMBER_OPTIONS = {
+    "smes": "member SMEs",
+    "large_enterprises": "member large enterprises",
+    "research_organisations": "member research organisations",
+    "universities": "member universities",
+    "other": "other members",
+}
+FIXED = {"action", "actor", "key", "occurred_at"}
+
+
+def _unwrap(annotation: Any) -> tuple[Any, bool]:
+    """The annotation without `| None`, and whether None was allowed."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        return args[0], len(args) < len(get_args(annotation))
+    return annotation, False
+
+
+def _option(name: str, annotation: Any, required: bool) -> click.Option:
+    inner, _ = _unwrap(annotation)
+    flag = "--" + name.replace("_", "-")
+    help_text = FIELD_HELP.get(name, name.replace("_", " "))
+    multiple = get_origin(inner) is tuple
+    if multiple:
+        inner = get_args(inner)[0]
+    if get_origin(inner) is Literal:
+        kind: Any = click.Choice([str(v) for v in get_args(inner)])
+    elif inner is int:
+        kind = int
+    else:
+        kind = str
+    if inner is bool:
+        return click.Option([flag], is_flag=True, default=False, help=help_text)
+    return click.Option(
+        [flag], type=kind, multiple=multiple, required=required and not multiple, help=help_text
+    )
+
+
+def command_options(model: type[c.Command]) -> list[click.Option]:
+    """Click options for every field of `model`."""
+    options: list[click.Option] = []
+    for name, field in model.model_fields.items():
+        if name in FIXED:
+            continue
+        if _unwrap(field.annotation)[0] is Members:
+            options += [
+                click.Option(["--" + ("other-members" if n == "other" else n.replace("_", "-"))], type=int, help=h)
+                for n, h in MEMBER_OPTIONS.items()
+            ]
+            continue
+        options.append(_option(name, field.annotation, field.is_required()))
+    options.append(
+        click.Option(["--at", "occurred_at"], help="when it happened (YYYY-MM-DD or ISO timestamp); default: now")
+    )
+    options.append(click.Option(["--key"], help="idempotency key; default: derived from the command's content"))
+    return options
+
+
+def to_payload(model: type[BaseModel], params: dict[str, Any]) -> dict[str, Any]:
+    """The dict a command model validates, from click's parameters."""
+    payload: dict[str, Any] = {}
+    members = {}
+    for name, value in params.items():
+        if name in MEMBER_OPTIONS or name == "other_members":
+            if value is not None:
+                members["other" if name == "other_members" else name] = value
+        elif value is None or (value == () and name in model.model_fields and not model.model_fields[name].is_required()):
+            continue
+        else:
+            payload[name] = value
+    if members:
+        payload["members"] = members
+    return payload
+
+
+def make_command(name: str, model: type[c.Command], run: Callable[[type[c.Command], dict[str, Any]], None]) -> click.Command:
+    """A click command that validates its options as `model` and hands the payload to `run`."""
+    summary = (model.__doc__ or "").strip().splitlines()[0]
+
+    def callback(**params: Any) -> None:
+        run(model, to_payload(model, params))
+
+    return click.Command(name, callback=callback, params=list(command_options(model)), help=summary, short_help=summary)

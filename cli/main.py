@@ -1,0 +1,220 @@
+"""The `ledger` command: thin click commands that parse, call the ledger and render."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+import bootstrap
+from cli import render
+from cli.errors import describe
+from cli.forms import make_command
+from domain.errors import LedgerError
+from service_layer import commands as c
+from service_layer.ledger import BatchFailed, Ledger
+
+
+@dataclass
+class Settings:
+    """What every command shares: the database URL and the acting user."""
+
+    db: str | None = None
+    actor: str | None = None
+
+    def ledger(self) -> Ledger:
+        return bootstrap.build_ledger(self.db)
+
+
+pass_settings = click.make_pass_decorator(Settings, ensure=True)
+
+
+def _remember(field: str) -> Any:
+    def callback(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            setattr(ctx.ensure_object(Settings), field, value)
+
+    return callback
+
+
+def _db_option(f: Any) -> Any:
+    return click.option(
+        "--db",
+        expose_value=False,
+        callback=_remember("db"),
+        help="database URL, e.g. sqlite:///ledger.db (default: $LEDGER_DB or ./ledger.db)",
+    )(f)
+
+
+def _actor_option(f: Any) -> Any:
+    return click.option(
+        "--actor",
+        expose_value=False,
+        callback=_remember("actor"),
+        help="who records this (default: $LEDGER_ACTOR or the system user)",
+        envvar="LEDGER_ACTOR",
+    )(f)
+
+
+class LedgerGroup(click.Group):
+    """A group whose commands report user mistakes as one line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BatchFailed as error:
+            raise click.ClickException("\n".join(str(f.error) for f in error.failures)) from None
+        except LedgerError as error:
+            raise click.ClickException(str(error)) from None
+        except ValidationError as error:
+            raise click.ClickException("\n".join(describe(error))) from None
+
+
+@click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@_db_option
+@_actor_option
+@click.version_option(package_name="cluster-ledger")
+def ledger() -> None:
+    """Cluster Ledger: every action on the cluster collaboration platform as an immutable event."""
+
+
+def _run(model: type[c.Command], payload: dict[str, Any]) -> None:
+    settings = click.get_current_context().find_object(Settings) or Settings()
+    payload.setdefault("occurred_at", None)
+    app = settings.ledger()
+    if payload["occurred_at"] is None:
+        payload["occurred_at"] = app.clock()
+    try:
+        command = model.model_validate(payload)
+        outcome = app.execute([command], actor=settings.actor)
+    finally:
+        app.close()
+    if outcome.events:
+        click.echo(f"recorded {outcome.events} event at position {outcome.positions[0]}")
+    else:
+        click.echo("already recorded; nothing written")
+
+
+GROUPS: dict[str, tuple[str, dict[str, type[c.Command]]]] = {
+    "org": ("Cluster organisation profiles.", {
+        "register": c.RegisterOrg, "publish": c.PublishOrg, "update": c.UpdateOrg,
+        "label": c.AwardLabel, "archive": c.ArchiveOrg,
+    }),
+    "activity": ("Activities: matchmaking events, talks, regional events, labs, academies, missions.", {
+        "schedule": c.ScheduleActivity, "hold": c.HoldActivity, "cancel": c.CancelActivity,
+    }),
+    "person": ("People, known to events only by a pseudonymous reference.", {"register": c.RegisterPerson}),
+    "participant": ("Registrations of organisations and people for activities.", {
+        "register": c.RegisterParticipant, "attend": c.AttendActivity, "cancel": c.CancelRegistration,
+    }),
+    "meeting": ("Bilateral meetings at matchmaking events and missions.", {
+        "request": c.RequestMeeting, "accept": c.AcceptMeeting, "decline": c.DeclineMeeting,
+        "hold": c.HoldMeeting, "cancel": c.CancelMeeting,
+    }),
+    "pitch": ("Pitching sessions.", {"deliver": c.DeliverPitch}),
+    "case": ("Cooperation cases, from identification to a joint project.", {
+        "identify": c.IdentifyCase, "advance": c.AdvanceCase, "abandon": c.AbandonCase,
+    }),
+    "publication": ("Case studies, guides, country fact sheets and panorama reports.", {
+        "publish": c.PublishPublication, "update": c.UpdatePublication,
+    }),
+}
+
+for _group_name, (_help, _commands) in GROUPS.items():
+    _group = click.Group(_group_name, help=_help, short_help=_help)
+    for _name, _model in _commands.items():
+        _group.add_command(_actor_option(_db_option(make_command(_name, _model, _run))))
+    ledger.add_command(_group)
+
+
+@ledger.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@_db_option
+@_actor_option
+@pass_settings
+def import_(settings: Settings, file: Path) -> None:
+    """Import actions from a JSON Lines file: all of them, or none if any line is bad."""
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise click.ClickException(f"file: {str(file)!r}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise click.ClickException(f"file: {str(file)!r}: not UTF-8 text ({error.reason})") from None
+    commands, numbers, problems = [], [], []
+    with render.progress(lines, "checking") as rows:
+        for number, line in enumerate(rows, start=1):
+            if not line.strip():
+                continue
+            try:
+                commands.append(c.COMMAND.validate_python(json.loads(line)))
+                numbers.append(number)
+            except json.JSONDecodeError as error:
+                problems.append(f"line {number}: malformed JSON: {error.msg} at column {error.colno}")
+            except ValidationError as error:
+                problems += describe(error, prefix=f"line {number}: ")
+    if not problems:
+        app = settings.ledger()
+        try:
+            outcome = app.execute(commands, actor=settings.actor)
+        except BatchFailed as error:
+            problems = [f"line {numbers[f.index]}: {f.error}" for f in error.failures]
+        finally:
+            app.close()
+    if problems:
+        for problem in problems:
+            click.echo(f"error: {problem}", err=True)
+        raise click.ClickException(f"{file}: {len(problems)} bad line(s); nothing was written")
+    click.echo(f"imported {len(commands)} actions from {file}: {outcome.events} events written, {outcome.repeated} already recorded")
+
+
+@ledger.command()
+@click.option("--seed", type=int, default=2024, show_default=True, help="random seed; the same seed writes the same history")
+@click.option("--scale", type=click.FloatRange(min=0.001, max=10), default=1.0, show_default=True, help="size relative to the real platform (1 = about 1,500 clusters)")
+@_db_option
+@pass_settings
+def demo(settings: Settings, seed: int, scale: float) -> None:
+    """Write a synthetic 2024-2025 history calibrated on the published ECCP figures."""
+    from service_layer.demo import DemoHistory, write_demo
+
+    history = DemoHistory(seed=seed, scale=scale)
+    url = bootstrap.database_url(settings.db)
+    app = bootstrap.build_ledger(url, clock=history.clock)
+    try:
+        if app.recorder.max_notification_id():
+            raise click.ClickException(f"db: {url!r} already holds events; the demo needs an empty ledger")
+        with render.progress(length=history.days, label="writing demo history", threshold=0) as bar:
+            summary = write_demo(app, history, progress=bar.update)
+    finally:
+        app.close()
+    click.echo(render.demo_summary(summary, url))
+
+
+@ledger.command()
+@click.argument("ref")
+@click.option("--as-of", "as_of", help="show only events recorded by then (ISO timestamp)")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="output format")
+@_db_option
+@pass_settings
+def history(settings: Settings, ref: str, as_of: str | None, fmt: str) -> None:
+    """Every event of one record (organisation, activity, meeting, case...), oldest first."""
+    until = render.parse_moment("as-of", as_of) if as_of else None
+    app = settings.ledger()
+    try:
+        events = app.aggregate_events(ref, until=until)
+    finally:
+        app.close()
+    click.echo(render.history(events, fmt))
+
+
+def main() -> None:
+    """Console entry point."""
+    ledger(prog_name="ledger")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

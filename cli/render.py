@@ -1,0 +1,117 @@
+"""Text rendering for the command line: tables, summaries, progress bars."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import click
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from domain.errors import InvalidValue
+from domain.values import Moment
+
+_MOMENT: TypeAdapter[datetime] = TypeAdapter(Moment)
+_COMMON = {"originator_id", "originator_version", "timestamp", "occurred_at", "actor", "action_key", "originator_topic"}
+
+
+def parse_moment(field: str, text: str) -> datetime:
+    """A UTC timestamp from a user's ISO date or timestamp."""
+    try:
+        return _MOMENT.validate_python(text)
+    except ValidationError:
+        raise InvalidValue(field, text, "expected YYYY-MM-DD or an ISO timestamp") from None
+
+
+class _Quiet:
+    """Stands where a progress bar is not worth drawing."""
+
+    def __init__(self, items: Iterable[Any] | None) -> None:
+        self.items = items or ()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.items)
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+
+@contextmanager
+def progress(
+    items: Sequence[Any] | None = None, label: str = "", length: int | None = None, threshold: int = 2000
+) -> Iterator[Any]:
+    """A progress bar on stderr for long work, nothing for short work."""
+    size = length if length is not None else len(items or ())
+    if size < threshold:
+        yield _Quiet(items)
+        return
+    with click.progressbar(items, length=length, label=label, file=sys.stderr, show_pos=True) as bar:
+        yield bar
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A plain fixed-width table."""
+    cells = [[str(h) for h in headers], *([("" if v is None else str(v)) for v in row] for row in rows)]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def event_details(event: BaseModel) -> dict[str, Any]:
+    """The fields particular to one event, as JSON-ready values."""
+    data = event.model_dump(mode="json", exclude=_COMMON)
+    return {k: v for k, v in data.items() if v not in (None, (), [])}
+
+
+def summary(event: BaseModel) -> str:
+    """One readable line of an event's own fields."""
+    return ", ".join(f"{k}={_short(v)}" for k, v in event_details(event).items())
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list):
+        return "/".join(map(str, value))
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{v}" for k, v in value.items() if v) + "}"
+    return str(value)
+
+
+def event_type(event: Any) -> str:
+    """`ClusterOrganisation.Registered` for an event of that class."""
+    return type(event).__qualname__
+
+
+def history(events: Sequence[Any], fmt: str) -> str:
+    """An aggregate's events, oldest first."""
+    if fmt == "json":
+        return json.dumps(
+            [
+                {
+                    "version": e.originator_version,
+                    "type": event_type(e),
+                    "occurred_at": e.occurred_at.isoformat(),
+                    "recorded_at": e.timestamp.isoformat(),
+                    "actor": e.actor,
+                    "details": event_details(e),
+                }
+                for e in events
+            ],
+            indent=2,
+        )
+    rows = [
+        (e.originator_version, event_type(e), e.occurred_at.isoformat(), e.timestamp.isoformat(timespec="seconds"), e.actor, summary(e))
+        for e in events
+    ]
+    return table(("version", "type", "effective", "recorded", "actor", "details"), rows)
+
+
+def demo_summary(counts: dict[str, int], url: str) -> str:
+    """What the demo wrote."""
+    lines = [f"wrote a demo history of {counts['events']:,} events to {url}"]
+    lines += [f"  {name.replace('_', ' ')}: {value:,}" for name, value in counts.items() if name != "events"]
+    return "\n".join(lines)

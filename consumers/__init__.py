@@ -1,0 +1,1 @@
+"""Entry points that consume ledger events from a message broker."""

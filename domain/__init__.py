@@ -1,0 +1,1 @@
+"""The ledger's domain model: platform aggregates, their past-tense events and their rules."""

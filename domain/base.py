@@ -1,0 +1,123 @@
+"""Frozen pydantic events and the aggregate base that stamps every event with who, when and why."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ParamSpec, TypeVar
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate as LibraryAggregate
+from eventsourcing.domain import CanInitAggregate, CanMutateAggregate
+from pydantic import BaseModel, ConfigDict
+
+from domain.errors import FutureDate
+
+_NAMESPACE = uuid5(NAMESPACE_URL, "https://cluster-ledger.eu/ref")
+
+
+def ref_id(ref: str) -> UUID:
+    """The aggregate id of a platform reference (stable across machines)."""
+    return uuid5(_NAMESPACE, ref)
+
+
+@dataclass(frozen=True)
+class Action:
+    """Who asked for a change, when it happened, when it was recorded, and its idempotency key."""
+
+    actor: str
+    occurred_at: datetime
+    recorded_at: datetime
+    key: str
+
+    def check_happened(self) -> None:
+        """Refuse a fact dated after the moment it is recorded."""
+        if self.occurred_at > self.recorded_at:
+            raise FutureDate(
+                f"occurred_at: {self.occurred_at.isoformat()!r} is in the future "
+                f"(now {self.recorded_at.isoformat()})"
+            )
+
+
+class DomainEvent(BaseModel):
+    """An immutable fact. `timestamp` is the recorded time, `occurred_at` the effective time."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    originator_id: UUID
+    originator_version: int
+    timestamp: datetime
+    occurred_at: datetime
+    actor: str
+    action_key: str
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def idempotent(method: Callable[P, R]) -> Callable[P, R | None]:
+    """Skip a command whose action key this aggregate has already recorded."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | None:
+        aggregate = args[0]
+        action = args[1]
+        assert isinstance(aggregate, Aggregate) and isinstance(action, Action)
+        if action.key in aggregate.action_keys:
+            return None
+        action.check_happened()
+        return method(*args, **kwargs)
+
+    return wrapper
+
+
+class Aggregate(LibraryAggregate):
+    """Base of every ledger aggregate: remembers the action keys it has applied."""
+
+    kind = "aggregate"
+
+    class Event(DomainEvent, CanMutateAggregate[UUID]):
+        def mutate(self, aggregate: Any) -> Any:
+            aggregate = super().mutate(aggregate)
+            aggregate.action_keys.add(self.action_key)
+            return aggregate
+
+    class Created(Event, CanInitAggregate[UUID]):
+        originator_topic: str
+        ref: str
+
+    def __base_init__(
+        self, originator_id: UUID, originator_version: int, timestamp: datetime
+    ) -> None:
+        super().__base_init__(originator_id, originator_version, timestamp)
+        self.action_keys: set[str] = set()
+        self.ref = ""
+
+    @classmethod
+    def start(cls, event_class: type[Created], ref: str, action: Action, **fields: Any) -> Any:
+        """Create the aggregate of `ref` with its first event."""
+        action.check_happened()
+        return cls._create(
+            event_class,
+            id=ref_id(ref),
+            ref=ref,
+            timestamp=action.recorded_at,
+            occurred_at=action.occurred_at,
+            actor=action.actor,
+            action_key=action.key,
+            **fields,
+        )
+
+    def emit(self, event_class: type[Event], action: Action, **fields: Any) -> None:
+        """Record one event for `action` on this aggregate."""
+        self.trigger_event(
+            event_class,
+            timestamp=action.recorded_at,
+            occurred_at=action.occurred_at,
+            actor=action.actor,
+            action_key=action.key,
+            **fields,
+        )

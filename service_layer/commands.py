@@ -1,0 +1,305 @@
+"""Imperative commands, one per use case; also the JSON Lines import format (tag: `action`)."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from domain.values import (
+    ActivityKind,
+    CaseSource,
+    CaseStage,
+    CountryCode,
+    Ecosystem,
+    LabelLevel,
+    MeetingEnd,
+    Members,
+    Moment,
+    PublicationKind,
+    Ref,
+)
+
+
+class Command(BaseModel):
+    """Fields every command has: when it happened, who records it, an optional idempotency key."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    occurred_at: Moment
+    actor: str | None = None
+    key: str | None = Field(default=None, description="idempotency key; derived from the content when absent")
+
+    def idempotency_key(self) -> str:
+        """The key that makes re-running this command a no-op."""
+        if self.key:
+            return self.key
+        canonical = self.model_dump_json(exclude={"actor", "key"}, round_trip=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+class RegisterOrg(Command):
+    """Register a cluster organisation's profile."""
+
+    action: Literal["org.register"] = "org.register"
+    org: Ref
+    name: Annotated[str, Field(min_length=1)]
+    country: CountryCode
+    region: str | None = None
+    sectors: tuple[str, ...] = ()
+    ecosystems: tuple[Ecosystem, ...]
+    year_established: int
+    members: Members = Members()
+
+
+class PublishOrg(Command):
+    """Publish a registered profile on the platform."""
+
+    action: Literal["org.publish"] = "org.publish"
+    org: Ref
+
+
+class UpdateOrg(Command):
+    """Update fields of a profile (only the fields given)."""
+
+    action: Literal["org.update"] = "org.update"
+    org: Ref
+    name: str | None = None
+    country: CountryCode | None = None
+    region: str | None = None
+    sectors: tuple[str, ...] | None = None
+    ecosystems: tuple[Ecosystem, ...] | None = None
+    year_established: int | None = None
+    members: Members | None = None
+
+
+class AwardLabel(Command):
+    """Award a European Cluster Excellence label (bronze, silver, gold)."""
+
+    action: Literal["org.label"] = "org.label"
+    org: Ref
+    level: LabelLevel
+    valid_until: date
+
+
+class ArchiveOrg(Command):
+    """Archive a profile; it accepts no further change."""
+
+    action: Literal["org.archive"] = "org.archive"
+    org: Ref
+    reason: str = ""
+
+
+class ScheduleActivity(Command):
+    """Schedule an activity (matchmaking, talk, regional event, lab, academy, mission)."""
+
+    action: Literal["activity.schedule"] = "activity.schedule"
+    activity: Ref
+    kind: ActivityKind
+    title: Annotated[str, Field(min_length=1)]
+    starts_on: date
+    ends_on: date
+    place: str | None = None
+    online: bool = False
+    target_countries: tuple[CountryCode, ...] = ()
+
+
+class HoldActivity(Command):
+    """Record that a scheduled activity was held."""
+
+    action: Literal["activity.hold"] = "activity.hold"
+    activity: Ref
+
+
+class CancelActivity(Command):
+    """Cancel a scheduled activity."""
+
+    action: Literal["activity.cancel"] = "activity.cancel"
+    activity: Ref
+    reason: str = ""
+
+
+class RegisterPerson(Command):
+    """Register a person under a pseudonymous reference; name and e-mail stay out of events."""
+
+    action: Literal["person.register"] = "person.register"
+    person: Ref
+    name: Annotated[str, Field(min_length=1)]
+    email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+
+    def idempotency_key(self) -> str:
+        # Personal data never enters a stored event, not even hashed.
+        return self.key or hashlib.sha256(f"person.register:{self.person}".encode()).hexdigest()[:32]
+
+
+class _ParticipantCommand(Command):
+    activity: Ref
+    org: Ref | None = None
+    person: Ref | None = None
+
+    @model_validator(mode="after")
+    def _one_participant(self) -> _ParticipantCommand:
+        if (self.org is None) == (self.person is None):
+            raise ValueError("give exactly one of org or person")
+        return self
+
+    @property
+    def participant(self) -> str:
+        return self.org or self.person or ""
+
+    @property
+    def participant_kind(self) -> str:
+        return "org" if self.org else "person"
+
+
+class RegisterParticipant(_ParticipantCommand):
+    """Register an organisation or a person for an activity."""
+
+    action: Literal["participant.register"] = "participant.register"
+
+
+class AttendActivity(_ParticipantCommand):
+    """Record that a registered participant attended."""
+
+    action: Literal["participant.attend"] = "participant.attend"
+
+
+class CancelRegistration(_ParticipantCommand):
+    """Cancel a participant's registration."""
+
+    action: Literal["participant.cancel"] = "participant.cancel"
+
+
+class RequestMeeting(Command):
+    """Request a bilateral meeting between two registered organisations."""
+
+    action: Literal["meeting.request"] = "meeting.request"
+    meeting: Ref
+    activity: Ref
+    requester: Ref
+    partner: Ref
+
+
+class AcceptMeeting(Command):
+    """Accept a requested meeting."""
+
+    action: Literal["meeting.accept"] = "meeting.accept"
+    meeting: Ref
+
+
+class DeclineMeeting(Command):
+    """Decline a requested meeting."""
+
+    action: Literal["meeting.decline"] = "meeting.decline"
+    meeting: Ref
+
+
+class HoldMeeting(Command):
+    """Record that a meeting was held (both organisations must be registered)."""
+
+    action: Literal["meeting.hold"] = "meeting.hold"
+    meeting: Ref
+
+
+class CancelMeeting(Command):
+    """Record that a meeting was cancelled or was a no-show."""
+
+    action: Literal["meeting.cancel"] = "meeting.cancel"
+    meeting: Ref
+    outcome: MeetingEnd = "cancelled"
+
+
+class DeliverPitch(Command):
+    """Record a pitch delivered by an organisation at an activity."""
+
+    action: Literal["pitch.deliver"] = "pitch.deliver"
+    pitch: Ref
+    activity: Ref
+    org: Ref
+    title: Annotated[str, Field(min_length=1)]
+
+
+class IdentifyCase(Command):
+    """Identify a cooperation case between two or more organisations."""
+
+    action: Literal["case.identify"] = "case.identify"
+    case: Ref
+    orgs: Annotated[tuple[Ref, ...], Field(min_length=2)]
+    source_kind: CaseSource
+    source: Ref
+    title: Annotated[str, Field(min_length=1)]
+
+
+class AdvanceCase(Command):
+    """Advance a cooperation case to a later stage."""
+
+    action: Literal["case.advance"] = "case.advance"
+    case: Ref
+    stage: CaseStage
+    project: str | None = None
+
+
+class AbandonCase(Command):
+    """Record that a cooperation case was abandoned."""
+
+    action: Literal["case.abandon"] = "case.abandon"
+    case: Ref
+    reason: str = ""
+
+
+class PublishPublication(Command):
+    """Publish a case study, green transition guide, country fact sheet or panorama report."""
+
+    action: Literal["publication.publish"] = "publication.publish"
+    publication: Ref
+    kind: PublicationKind
+    title: Annotated[str, Field(min_length=1)]
+    country: CountryCode | None = None
+
+
+class UpdatePublication(Command):
+    """Record an update of a publication."""
+
+    action: Literal["publication.update"] = "publication.update"
+    publication: Ref
+    title: str | None = None
+    note: str = ""
+
+
+AnyCommand = Annotated[
+    RegisterOrg
+    | PublishOrg
+    | UpdateOrg
+    | AwardLabel
+    | ArchiveOrg
+    | ScheduleActivity
+    | HoldActivity
+    | CancelActivity
+    | RegisterPerson
+    | RegisterParticipant
+    | AttendActivity
+    | CancelRegistration
+    | RequestMeeting
+    | AcceptMeeting
+    | DeclineMeeting
+    | HoldMeeting
+    | CancelMeeting
+    | DeliverPitch
+    | IdentifyCase
+    | AdvanceCase
+    | AbandonCase
+    | PublishPublication
+    | UpdatePublication,
+    Field(discriminator="action"),
+]
+
+COMMAND: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)
+"""Parses one command from a dict or a JSON line."""
+
+TAGS: tuple[str, ...] = tuple(
+    cls.model_fields["action"].default for cls in Command.__subclasses__() + _ParticipantCommand.__subclasses__()
+    if "action" in cls.model_fields
+)
+"""Every action tag the import format accepts."""

@@ -1,0 +1,294 @@
+"""The ledger application: one handler per command; a batch of commands is one atomic save."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, Mapper
+
+from adapters.mapper import PydanticMapper
+from domain.base import Action, Aggregate, ref_id
+from domain.errors import AlreadyExists, ConcurrentChange, LedgerError, NotRegistered, UnknownReference
+from domain.model import (
+    Activity,
+    BilateralMeeting,
+    ClusterOrganisation,
+    CooperationCase,
+    Participation,
+    Person,
+    Pitch,
+    Publication,
+    participation_ref,
+)
+from service_layer import commands as c
+
+A = TypeVar("A", bound=Aggregate)
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The wall clock, in UTC."""
+    return datetime.now(tz=timezone.utc)
+
+
+def default_actor() -> str:
+    """The operating-system user, for commands that name no actor."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+class CommandFailed(LedgerError):
+    """A command of a batch broke a rule; `index` says which."""
+
+    def __init__(self, index: int, error: LedgerError) -> None:
+        self.index = index
+        self.error = error
+        super().__init__(str(error))
+
+
+class BatchFailed(LedgerError):
+    """One or more commands of a batch failed; nothing was written."""
+
+    def __init__(self, failures: list[CommandFailed]) -> None:
+        self.failures = failures
+        super().__init__("; ".join(f"command {f.index + 1}: {f.error}" for f in failures))
+
+
+@dataclass
+class Outcome:
+    """What a batch wrote: how many events, and how many commands were already applied."""
+
+    events: int = 0
+    repeated: int = 0
+    positions: list[int] = field(default_factory=list)
+
+
+class _Batch:
+    """Aggregates loaded or created while a batch runs; saved together at its end."""
+
+    def __init__(self, app: Ledger) -> None:
+        self.app = app
+        self.aggregates: dict[UUID, Aggregate | None] = {}
+        self.personal_data: list[tuple[str, str, str]] = []
+
+    def find(self, ref: str, cls: type[A]) -> A | None:
+        aggregate_id = ref_id(ref)
+        if aggregate_id not in self.aggregates:
+            try:
+                self.aggregates[aggregate_id] = self.app.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                self.aggregates[aggregate_id] = None
+        found = self.aggregates[aggregate_id]
+        if found is not None and not isinstance(found, cls):
+            raise UnknownReference(cls.kind, f"{ref} (it is a {found.kind})")
+        return found  # type: ignore[return-value]
+
+    def get(self, ref: str, cls: type[A]) -> A:
+        found = self.find(ref, cls)
+        if found is None:
+            raise UnknownReference(cls.kind, ref)
+        return found
+
+    def is_new(self, ref: str, cls: type[Aggregate], action: Action) -> bool:
+        """True if `ref` is free; False if this very action created it; else AlreadyExists."""
+        existing = self.find(ref, cls)
+        if existing is None:
+            return True
+        if action.key in existing.action_keys:
+            return False
+        raise AlreadyExists(cls.kind, ref)
+
+    def add(self, aggregate: Aggregate) -> None:
+        self.aggregates[aggregate.id] = aggregate
+
+    def participation(self, activity: str, participant: str) -> Participation:
+        found = self.find(participation_ref(activity, participant), Participation)
+        if found is None:
+            raise NotRegistered(f"participant: {participant!r} is not registered for activity {activity!r}")
+        return found
+
+    def pending(self) -> list[Aggregate]:
+        return [a for a in self.aggregates.values() if a is not None and a.pending_events]
+
+
+Handler = Callable[[_Batch, Any, Action], None]
+
+
+class Ledger(Application[UUID]):
+    """The event-sourced ledger of the cluster collaboration platform."""
+
+    name = "Ledger"
+
+    def __init__(self, env: dict[str, str] | None = None, clock: Clock = utc_now) -> None:
+        super().__init__(env)
+        self.clock = clock
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return PydanticMapper(transcoder=self.construct_transcoder())
+
+    def execute(self, commands: Sequence[c.Command], actor: str | None = None) -> Outcome:
+        """Carry out `commands` in order and save them at once, or raise and write nothing."""
+        batch = _Batch(self)
+        failures: list[CommandFailed] = []
+        fallback_actor = actor or default_actor()
+        # One batch is one transaction, so all its events share one recorded time.
+        recorded_at = self.clock()
+        for index, command in enumerate(commands):
+            action = Action(
+                actor=command.actor or fallback_actor,
+                occurred_at=command.occurred_at,
+                recorded_at=recorded_at,
+                key=command.idempotency_key(),
+            )
+            try:
+                HANDLERS[type(command)](batch, command, action)
+            except LedgerError as error:
+                failures.append(CommandFailed(index, error))
+        if failures:
+            raise BatchFailed(failures)
+        pending = batch.pending()
+        # Each command that is not a repeat records exactly one event.
+        repeated = len(commands) - sum(len(a.pending_events) for a in pending)
+        if not pending and not batch.personal_data:
+            return Outcome(repeated=repeated)
+        try:
+            recordings = self.save(*pending, personal_data=batch.personal_data)
+        except IntegrityError as error:
+            raise ConcurrentChange(
+                "another writer changed the same record first; nothing was written, run the command again"
+            ) from error
+        return Outcome(
+            events=len(recordings),
+            repeated=repeated,
+            positions=[r.notification.id for r in recordings],
+        )
+
+    def aggregate_events(self, ref_or_id: str, until: datetime | None = None) -> list[Any]:
+        """Every event of one aggregate, oldest first; with `until`, those recorded by then."""
+        try:
+            aggregate_id = UUID(ref_or_id)
+        except ValueError:
+            aggregate_id = ref_id(ref_or_id)
+        events = [e for e in self.events.get(aggregate_id) if until is None or e.timestamp <= until]
+        if not events and until is None:
+            raise UnknownReference("record", ref_or_id)
+        return events
+
+
+def _register_org(b: _Batch, cmd: c.RegisterOrg, action: Action) -> None:
+    if b.is_new(cmd.org, ClusterOrganisation, action):
+        fields = cmd.model_dump(include={"name", "country", "region", "sectors", "ecosystems", "year_established"})
+        b.add(ClusterOrganisation.register(cmd.org, action, members=cmd.members, **fields))
+
+
+def _update_org(b: _Batch, cmd: c.UpdateOrg, action: Action) -> None:
+    fields = {k: getattr(cmd, k) for k in ("name", "country", "region", "sectors", "ecosystems", "year_established", "members")}
+    b.get(cmd.org, ClusterOrganisation).update(action, **fields)
+
+
+def _schedule_activity(b: _Batch, cmd: c.ScheduleActivity, action: Action) -> None:
+    if b.is_new(cmd.activity, Activity, action):
+        fields = cmd.model_dump(include={"title", "starts_on", "ends_on", "place", "online", "target_countries"})
+        b.add(Activity.schedule(cmd.activity, action, activity_kind=cmd.kind, **fields))
+
+
+def _register_person(b: _Batch, cmd: c.RegisterPerson, action: Action) -> None:
+    if b.is_new(cmd.person, Person, action):
+        b.add(Person.register(cmd.person, action))
+        b.personal_data.append((cmd.person, cmd.name, cmd.email))
+
+
+def _register_participant(b: _Batch, cmd: c.RegisterParticipant, action: Action) -> None:
+    b.get(cmd.activity, Activity).check_open()
+    if cmd.org:
+        b.get(cmd.org, ClusterOrganisation)
+    else:
+        b.get(cmd.participant, Person)
+    existing = b.find(participation_ref(cmd.activity, cmd.participant), Participation)
+    if existing is None:
+        b.add(Participation.register(action, cmd.activity, cmd.participant, cmd.participant_kind))
+    else:
+        existing.register_again(action)
+
+
+def _request_meeting(b: _Batch, cmd: c.RequestMeeting, action: Action) -> None:
+    if b.is_new(cmd.meeting, BilateralMeeting, action):
+        activity = b.get(cmd.activity, Activity)
+        requester = b.participation(cmd.activity, cmd.requester)
+        partner = b.participation(cmd.activity, cmd.partner)
+        b.add(BilateralMeeting.request(cmd.meeting, action, activity, requester, partner))
+
+
+def _hold_meeting(b: _Batch, cmd: c.HoldMeeting, action: Action) -> None:
+    meeting = b.get(cmd.meeting, BilateralMeeting)
+    if action.key in meeting.action_keys:
+        return
+    requester = b.participation(meeting.activity, meeting.requester)
+    partner = b.participation(meeting.activity, meeting.partner)
+    meeting.hold(action, requester, partner)
+
+
+def _deliver_pitch(b: _Batch, cmd: c.DeliverPitch, action: Action) -> None:
+    if b.is_new(cmd.pitch, Pitch, action):
+        b.get(cmd.org, ClusterOrganisation)
+        b.add(Pitch.deliver(cmd.pitch, action, b.get(cmd.activity, Activity), cmd.org, cmd.title))
+
+
+def _identify_case(b: _Batch, cmd: c.IdentifyCase, action: Action) -> None:
+    if b.is_new(cmd.case, CooperationCase, action):
+        orgs = tuple(b.get(ref, ClusterOrganisation) for ref in cmd.orgs)
+        source_cls: type[Aggregate] = BilateralMeeting if cmd.source_kind == "meeting" else Activity
+        source = b.get(cmd.source, source_cls)
+        b.add(CooperationCase.identify(cmd.case, action, orgs, cmd.source_kind, source, cmd.title))  # type: ignore[arg-type]
+
+
+def _publish_publication(b: _Batch, cmd: c.PublishPublication, action: Action) -> None:
+    if b.is_new(cmd.publication, Publication, action):
+        b.add(Publication.publish(cmd.publication, action, cmd.kind, cmd.title, cmd.country))
+
+
+HANDLERS: dict[type[c.Command], Handler] = {
+    c.RegisterOrg: _register_org,
+    c.PublishOrg: lambda b, cmd, a: b.get(cmd.org, ClusterOrganisation).publish(a),
+    c.UpdateOrg: _update_org,
+    c.AwardLabel: lambda b, cmd, a: b.get(cmd.org, ClusterOrganisation).award_label(a, cmd.level, cmd.valid_until),
+    c.ArchiveOrg: lambda b, cmd, a: b.get(cmd.org, ClusterOrganisation).archive(a, cmd.reason),
+    c.ScheduleActivity: _schedule_activity,
+    c.HoldActivity: lambda b, cmd, a: b.get(cmd.activity, Activity).hold(a),
+    c.CancelActivity: lambda b, cmd, a: b.get(cmd.activity, Activity).cancel(a, cmd.reason),
+    c.RegisterPerson: _register_person,
+    c.RegisterParticipant: _register_participant,
+    c.AttendActivity: lambda b, cmd, a: b.participation(cmd.activity, cmd.participant).attend(a),
+    c.CancelRegistration: lambda b, cmd, a: b.participation(cmd.activity, cmd.participant).cancel(a),
+    c.RequestMeeting: _request_meeting,
+    c.AcceptMeeting: lambda b, cmd, a: b.get(cmd.meeting, BilateralMeeting).accept(a),
+    c.DeclineMeeting: lambda b, cmd, a: b.get(cmd.meeting, BilateralMeeting).decline(a),
+    c.HoldMeeting: _hold_meeting,
+    c.CancelMeeting: lambda b, cmd, a: b.get(cmd.meeting, BilateralMeeting).cancel(a, cmd.outcome),
+    c.DeliverPitch: _deliver_pitch,
+    c.IdentifyCase: _identify_case,
+    c.AdvanceCase: lambda b, cmd, a: b.get(cmd.case, CooperationCase).advance(a, cmd.stage, cmd.project),
+    c.AbandonCase: lambda b, cmd, a: b.get(cmd.case, CooperationCase).abandon(a, cmd.reason),
+    c.PublishPublication: _publish_publication,
+    c.UpdatePublication: lambda b, cmd, a: b.get(cmd.publication, Publication).update(a, cmd.title, cmd.note),
+}
+
+
+def batched(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
+    """Split `items` into lists of at most `size`."""
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from domain.errors import InvalidValue
+from projections.store import ProjectionStore, SQLiteProjectionStore
 from service_layer.ledger import Clock, Ledger, utc_now
 
 DEFAULT_DB = "sqlite:///ledger.db"
@@ -40,3 +41,12 @@ def persistence_env(url: str) -> dict[str, str]:
 def build_ledger(url: str | None = None, clock: Clock = utc_now) -> Ledger:
     """A ledger on the database at `url` (see `database_url`)."""
     return Ledger(env=persistence_env(database_url(url)), clock=clock)
+
+
+def build_projection_store(url: str | None = None) -> ProjectionStore:
+    """The store of projection rows beside the ledger at `url`."""
+    resolved = database_url(url)
+    env = persistence_env(resolved)
+    if env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
+        return SQLiteProjectionStore(env["SQLITE_DBNAME"])
+    raise InvalidValue("db", resolved, "projections need a sqlite:/// database")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,52 +12,12 @@ from pydantic import ValidationError
 
 import bootstrap
 from cli import render
+from cli.context import Settings, actor_option, db_option, pass_settings
 from cli.errors import describe
 from cli.forms import make_command
 from domain.errors import LedgerError
 from service_layer import commands as c
-from service_layer.ledger import BatchFailed, Ledger
-
-
-@dataclass
-class Settings:
-    """What every command shares: the database URL and the acting user."""
-
-    db: str | None = None
-    actor: str | None = None
-
-    def ledger(self) -> Ledger:
-        return bootstrap.build_ledger(self.db)
-
-
-pass_settings = click.make_pass_decorator(Settings, ensure=True)
-
-
-def _remember(field: str) -> Any:
-    def callback(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
-        if value is not None:
-            setattr(ctx.ensure_object(Settings), field, value)
-
-    return callback
-
-
-def _db_option(f: Any) -> Any:
-    return click.option(
-        "--db",
-        expose_value=False,
-        callback=_remember("db"),
-        help="database URL, e.g. sqlite:///ledger.db (default: $LEDGER_DB or ./ledger.db)",
-    )(f)
-
-
-def _actor_option(f: Any) -> Any:
-    return click.option(
-        "--actor",
-        expose_value=False,
-        callback=_remember("actor"),
-        help="who records this (default: $LEDGER_ACTOR or the system user)",
-        envvar="LEDGER_ACTOR",
-    )(f)
+from service_layer.ledger import BatchFailed
 
 
 class LedgerGroup(click.Group):
@@ -76,8 +35,8 @@ class LedgerGroup(click.Group):
 
 
 @click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@_db_option
-@_actor_option
+@db_option
+@actor_option
 @click.version_option(package_name="cluster-ledger")
 def ledger() -> None:
     """Cluster Ledger: every action on the cluster collaboration platform as an immutable event."""
@@ -128,14 +87,14 @@ GROUPS: dict[str, tuple[str, dict[str, type[c.Command]]]] = {
 for _group_name, (_help, _commands) in GROUPS.items():
     _group = click.Group(_group_name, help=_help, short_help=_help)
     for _name, _model in _commands.items():
-        _group.add_command(_actor_option(_db_option(make_command(_name, _model, _run))))
+        _group.add_command(actor_option(db_option(make_command(_name, _model, _run))))
     ledger.add_command(_group)
 
 
 @ledger.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@_db_option
-@_actor_option
+@db_option
+@actor_option
 @pass_settings
 def import_(settings: Settings, file: Path) -> None:
     """Import actions from a JSON Lines file: all of them, or none if any line is bad."""
@@ -175,7 +134,7 @@ def import_(settings: Settings, file: Path) -> None:
 @ledger.command()
 @click.option("--seed", type=int, default=2024, show_default=True, help="random seed; the same seed writes the same history")
 @click.option("--scale", type=click.FloatRange(min=0.001, max=10), default=1.0, show_default=True, help="size relative to the real platform (1 = about 1,500 clusters)")
-@_db_option
+@db_option
 @pass_settings
 def demo(settings: Settings, seed: int, scale: float) -> None:
     """Write a synthetic 2024-2025 history calibrated on the published ECCP figures."""
@@ -198,7 +157,7 @@ def demo(settings: Settings, seed: int, scale: float) -> None:
 @click.argument("ref")
 @click.option("--as-of", "as_of", help="show only events recorded by then (ISO timestamp)")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="output format")
-@_db_option
+@db_option
 @pass_settings
 def history(settings: Settings, ref: str, as_of: str | None, fmt: str) -> None:
     """Every event of one record (organisation, activity, meeting, case...), oldest first."""
@@ -209,6 +168,12 @@ def history(settings: Settings, ref: str, as_of: str | None, fmt: str) -> None:
     finally:
         app.close()
     click.echo(render.history(events, fmt))
+
+
+from cli import audit, reporting  # noqa: E402
+
+reporting.register(ledger)
+audit.register(ledger)
 
 
 def main() -> None:

@@ -1,0 +1,64 @@
+"""Commands for auditors: the audit log of recorded events."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from cli import render
+from cli.context import Settings, db_option, pass_settings
+from projections import runner
+
+
+def register(ledger: click.Group) -> None:
+    """Add the `audit` group to the `ledger` group."""
+
+    @ledger.group()
+    def audit() -> None:
+        """Audit trail: what was recorded, when, by whom."""
+
+    @audit.command("log")
+    @click.option("--actor", "who", help="only events recorded by this actor")
+    @click.option("--since", help="only events recorded at or after this moment (ISO date or timestamp)")
+    @click.option("--until", help="only events recorded at or before this moment (ISO date or timestamp)")
+    @click.option("--type", "kind", help="only events of this type, e.g. BilateralMeeting.Held or Held")
+    @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="output format")
+    @db_option
+    @pass_settings
+    def log(settings: Settings, who: str | None, since: str | None, until: str | None, kind: str | None, fmt: str) -> None:
+        """Recorded events with position, recorded and effective time, actor, aggregate, type and summary."""
+        first = render.parse_moment("since", since) if since else None
+        last = render.parse_moment("until", until) if until else None
+        app = settings.ledger()
+        entries: list[dict[str, Any]] = []
+        refs: dict[str, str] = {}
+        try:
+            for page in runner.notifications(app.recorder, 0):
+                for n in page:
+                    event = app.mapper.to_domain_event(n)
+                    key = n.originator_id.hex
+                    if hasattr(event, "ref") and n.originator_version == 1:
+                        refs[key] = event.ref
+                    name = render.event_type(event)
+                    if who and event.actor != who:
+                        continue
+                    if (first and event.timestamp < first) or (last and event.timestamp > last):
+                        continue
+                    if kind and name != kind and name.split(".")[-1] != kind:
+                        continue
+                    entries.append({
+                        "position": n.id, "recorded_at": event.timestamp.isoformat(), "occurred_at": event.occurred_at.isoformat(),
+                        "actor": event.actor, "aggregate": refs.get(key, key), "type": name, "summary": render.summary(event),
+                    })
+        finally:
+            app.close()
+        if fmt == "json":
+            click.echo(json.dumps(entries, indent=2))
+            return
+        click.echo(render.table(
+            ("position", "recorded", "effective", "actor", "aggregate", "type", "summary"),
+            [(e["position"], e["recorded_at"][:19], e["occurred_at"][:19], e["actor"], e["aggregate"], e["type"], e["summary"][:80]) for e in entries],
+        ))
+        click.echo(f"{len(entries)} events")

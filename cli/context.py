@@ -1,0 +1,54 @@
+"""What every command shares: the database URL and the acting user, and the options that set them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+import bootstrap
+from service_layer.ledger import Ledger
+
+
+@dataclass
+class Settings:
+    """The database URL and the acting user of this invocation."""
+
+    db: str | None = None
+    actor: str | None = None
+
+    def ledger(self) -> Ledger:
+        return bootstrap.build_ledger(self.db)
+
+
+pass_settings = click.make_pass_decorator(Settings, ensure=True)
+
+
+def _remember(field: str) -> Any:
+    def callback(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            setattr(ctx.ensure_object(Settings), field, value)
+
+    return callback
+
+
+def db_option(f: Any) -> Any:
+    """`--db URL`, accepted before or after the command name."""
+    return click.option(
+        "--db",
+        expose_value=False,
+        callback=_remember("db"),
+        help="database URL, e.g. sqlite:///ledger.db (default: $LEDGER_DB or ./ledger.db)",
+    )(f)
+
+
+def actor_option(f: Any) -> Any:
+    """`--actor NAME`, accepted before or after the command name."""
+    return click.option(
+        "--actor",
+        expose_value=False,
+        callback=_remember("actor"),
+        help="who records this (default: $LEDGER_ACTOR or the system user)",
+        envvar="LEDGER_ACTOR",
+    )(f)

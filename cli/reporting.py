@@ -1,0 +1,186 @@
+"""Commands for reporting jobs and auditors: project, report, trace, audit."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+import bootstrap
+from cli import render
+from cli.context import Settings, db_option, pass_settings
+from domain.errors import InvalidValue
+from projections import reports, runner
+from projections.figures import Settings, published_figures
+from projections.platform import FOLD_VERSION
+from projections.reports import Sources
+
+FORMATS = ["table", "json", "csv", "markdown", "html"]
+
+
+@contextmanager
+def open_sources(db: str | None) -> Iterator[Sources]:
+    """The ledger's log and the projection store, closed afterwards."""
+    ledger = bootstrap.build_ledger(db)
+    store = bootstrap.build_projection_store(db)
+    try:
+        yield Sources(ledger.recorder, ledger.mapper, store)
+    finally:
+        store.close()
+        ledger.close()
+
+
+def _period(start: str | None, end: str | None) -> tuple[date, date]:
+    default_start, default_end = reports.default_period()
+    first = render.parse_moment("from", start).date() if start else default_start
+    last = render.parse_moment("to", end).date() if end else default_end
+    if last < first:
+        raise InvalidValue("to", last.isoformat(), f"is before from ({first.isoformat()})")
+    return first, last
+
+
+def period_options(f: Any) -> Any:
+    f = click.option("--as-of", "as_of", help="only events recorded by this moment (ISO timestamp): the report as it could have been issued then")(f)
+    f = click.option("--to", "end", help="last day of the period (default: 2025-12-31)")(f)
+    f = click.option("--from", "start", help="first day of the period (default: 2024-01-01)")(f)
+    return click.option("--window-days", type=click.IntRange(min=1), default=365, show_default=True, help="a profile counts as regularly updated if updated within this many days")(f)
+
+
+def _rows(sources: Sources, as_of: datetime | None) -> dict[str, Any]:
+    behind = (sources.recorder.max_notification_id() or 0) - sources.store.position(runner.PROJECTION, FOLD_VERSION)
+    with render.progress(length=behind if as_of is None else 0, label="catching up", threshold=5000) as bar:
+        return reports.platform_rows(sources, as_of, progress=bar.update)
+
+
+def run_report(db: str | None, start: str | None, end: str | None, as_of: str | None, window_days: int, country: str | None) -> tuple[dict[str, Any], Any]:
+    first, last = _period(start, end)
+    moment = render.parse_moment("as-of", as_of) if as_of else None
+    with open_sources(db) as sources:
+        rows = _rows(sources, moment)
+    return reports.impact(rows, Settings(first, last, window_days, country=country), moment)
+
+
+def render_report(report: dict[str, Any], fmt: str) -> str:
+    published = {f["key"]: f for f in published_figures()["figures"]}
+    rows = [(key, _value(value), published[key]["qualifier"], _value(published[key]["value"])) for key, value in report["figures"].items()]
+    if fmt == "json":
+        return json.dumps(report, indent=2)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(("figure", "value", "published_qualifier", "published_value"))
+        writer.writerows(rows)
+        return out.getvalue().rstrip("\n")
+    if fmt == "markdown":
+        head = f"# Impact report {report['period']['from']} to {report['period']['to']}\n\n"
+        lines = ["| figure | value | published |", "| --- | ---: | --- |"]
+        lines += [f"| {k} | {v} | {q} {p} |" for k, v, q, p in rows]
+        return head + "\n".join(lines) + f"\n\nAs of: {report['as_of'] or 'now'}; rules version {report['assumptions']['rules_version']}."
+    if fmt == "html":
+        from projections.html import impact_page
+
+        return impact_page(report)
+    title = f"impact {report['period']['from']} .. {report['period']['to']}" + (f" for {report['country']}" if report.get("country") else "") + (f" as of {report['as_of']}" if report["as_of"] else "")
+    body = render.table(("figure", "value", "published"), [(k, v, f"{q} {p}") for k, v, q, p in rows])
+    extra = ""
+    if report.get("cross_border_partners") is not None:
+        partners = ", ".join(f"{c} ({n})" for c, n in report["cross_border_partners"].items()) or "none"
+        extra = f"\ncross-border partners: {partners}"
+    return f"{title}\n{body}{extra}"
+
+
+def _value(value: Any) -> Any:
+    return f"{value:.4f}" if isinstance(value, float) else value
+
+
+def emit(text: str, out: Path | None) -> None:
+    if out is None:
+        click.echo(text)
+        return
+    try:
+        out.write_text(text + ("\n" if not text.endswith("\n") else ""), encoding="utf-8")
+    except OSError as error:
+        raise click.ClickException(f"out: {str(out)!r}: {error.strerror or error}") from None
+    click.echo(f"wrote {out}")
+
+
+def register(ledger: click.Group) -> None:
+    """Add the reporting and audit commands to the `ledger` group."""
+
+    @ledger.command()
+    @click.option("--rebuild", is_flag=True, help="drop the projections and rebuild them from position 0")
+    @db_option
+    @pass_settings
+    def project(settings: Settings, rebuild: bool) -> None:
+        """Catch every projection up with the ledger (or rebuild it)."""
+        with open_sources(settings.db) as sources:
+            total = sources.recorder.max_notification_id() or 0
+            started = time.perf_counter()
+            with render.progress(length=total, label="rebuilding" if rebuild else "catching up", threshold=5000) as bar:
+                job = runner.rebuild if rebuild else runner.catch_up
+                applied = job(sources.recorder, sources.mapper, sources.store, progress=bar.update)
+            seconds = time.perf_counter() - started
+        rate = f", {applied / seconds:,.0f} events/s" if applied and seconds > 0 else ""
+        click.echo(f"{'rebuilt' if rebuild else 'caught up'}: applied {applied:,} events in {seconds:.1f} s{rate}")
+
+    @ledger.group()
+    def report() -> None:
+        """Reports for reporting jobs: impact figures and country fact sheets."""
+
+    def report_options(f: Any) -> Any:
+        f = click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="write to this file instead of the terminal")(f)
+        f = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="output format")(f)
+        return db_option(period_options(f))
+
+    @report.command("impact")
+    @report_options
+    @pass_settings
+    def impact(settings: Settings, start: str | None, end: str | None, as_of: str | None, window_days: int, fmt: str, out: Path | None) -> None:
+        """The published impact figures, rebuilt for any period."""
+        report_, _ = run_report(settings.db, start, end, as_of, window_days, None)
+        emit(render_report(report_, fmt), out)
+
+    @report.command("country")
+    @click.argument("country")
+    @report_options
+    @pass_settings
+    def country(settings: Settings, country: str, start: str | None, end: str | None, as_of: str | None, window_days: int, fmt: str, out: Path | None) -> None:
+        """A country fact sheet: the figures for one country and its cross-border partners."""
+        from pydantic import TypeAdapter, ValidationError
+
+        from domain.values import CountryCode
+
+        try:
+            code = TypeAdapter(CountryCode).validate_python(country)
+        except ValidationError:
+            raise InvalidValue("country", country, "not an ISO 3166 alpha-2 country code") from None
+        report_, _ = run_report(settings.db, start, end, as_of, window_days, code)
+        emit(render_report(report_, fmt), out)
+
+    @ledger.command()
+    @click.argument("key")
+    @period_options
+    @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="output format")
+    @db_option
+    @pass_settings
+    def trace(settings: Settings, key: str, start: str | None, end: str | None, as_of: str | None, window_days: int, fmt: str) -> None:
+        """The events behind one figure, so it can be checked by hand."""
+        keys = [f["key"] for f in published_figures()["figures"]]
+        if key not in keys:
+            raise InvalidValue("key", key, f"not a figure; one of: {', '.join(keys)}")
+        report_, figures = run_report(settings.db, start, end, as_of, window_days, None)
+        evidence = figures.evidence[key]
+        if fmt == "json":
+            click.echo(json.dumps({"figure": key, "value": report_["figures"][key], "is_count": key in figures.counts,
+                                   "events": [e.__dict__ for e in evidence]}, indent=2))
+            return
+        click.echo(render.table(("position", "aggregate", "event", "value"), [(e.position, e.ref, e.event, e.value) for e in evidence]))
+        click.echo(f"{key} = {_value(report_['figures'][key])} ({len(evidence)} events listed)")

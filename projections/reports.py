@@ -1,0 +1,63 @@
+"""Reporting jobs: bring the projection up to date (or fold as of a past moment) and compute figures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from eventsourcing.persistence import ApplicationRecorder, Mapper
+
+from projections import runner
+from projections.figures import Figures, Settings, assumptions, compute, cross_border_partners, published_figures
+from projections.platform import Row
+from projections.store import ProjectionStore
+
+
+@dataclass
+class Sources:
+    """What a report reads: the ledger's log and the projection store."""
+
+    recorder: ApplicationRecorder
+    mapper: Mapper[Any]
+    store: ProjectionStore
+
+
+def events_recorded_by(sources: Sources, as_of: datetime) -> Iterator[tuple[str, Any, int]]:
+    """`(key, event, position)` for every event recorded at or before `as_of`."""
+    for page in runner.notifications(sources.recorder, 0):
+        for n in page:
+            event = sources.mapper.to_domain_event(n)
+            if event.timestamp <= as_of:
+                yield n.originator_id.hex, event, n.id
+
+
+def platform_rows(sources: Sources, as_of: datetime | None = None, progress: Callable[[int], None] = lambda n: None) -> dict[str, Row]:
+    """The projection's rows: caught up now, or folded from what was recorded by `as_of`."""
+    if as_of is not None:
+        return runner.fold_in_memory(events_recorded_by(sources, as_of))
+    runner.catch_up(sources.recorder, sources.mapper, sources.store, progress=progress)
+    return sources.store.all_rows(runner.PROJECTION)
+
+
+def impact(rows: dict[str, Row], settings: Settings, as_of: datetime | None) -> tuple[dict[str, Any], Figures]:
+    """The impact report as a JSON-ready dict, and the figures with their evidence."""
+    figures = compute(rows, settings)
+    published = {f["key"]: f for f in published_figures()["figures"]}
+    report: dict[str, Any] = {
+        "period": {"from": settings.start.isoformat(), "to": settings.end.isoformat()},
+        "as_of": as_of.isoformat() if as_of else None,
+        "figures": {key: figures.values[key] for key in published},
+        "assumptions": assumptions(settings),
+    }
+    if settings.country:
+        report["country"] = settings.country
+        report["cross_border_partners"] = cross_border_partners(rows, settings)
+    return report, figures
+
+
+def default_period() -> tuple[date, date]:
+    """The period of the published figures."""
+    period = published_figures()["period"]
+    return date.fromisoformat(period["from"]), date.fromisoformat(period["to"])

@@ -1,0 +1,85 @@
+"""Catches a projection up with the ledger's notification log, one page per transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
+
+from projections import platform
+from projections.platform import Row
+from projections.store import ProjectionStore
+
+PROJECTION = "platform"
+PAGE_SIZE = 1000
+
+
+def notifications(recorder: ApplicationRecorder, after: int, page_size: int = PAGE_SIZE) -> Iterator[list[Notification]]:
+    """Pages of the notification log after position `after`, oldest first."""
+    while True:
+        page = list(recorder.select_notifications(start=after + 1, limit=page_size))
+        if not page:
+            return
+        yield page
+        after = page[-1].id
+
+
+def apply_page(rows: dict[str, Row], events: Iterable[tuple[str, Any, int]]) -> dict[str, Row]:
+    """Fold `(key, event, position)` triples into `rows`; returns the rows that changed."""
+    changed: dict[str, Row] = {}
+    for key, event, position in events:
+        new = platform.fold(rows.get(key), event, position)
+        if new is not None and new is not rows.get(key):
+            rows[key] = new
+            changed[key] = new
+    return changed
+
+
+def catch_up(
+    recorder: ApplicationRecorder,
+    mapper: Mapper[Any],
+    store: ProjectionStore,
+    *,
+    stop: int | None = None,
+    page_size: int = PAGE_SIZE,
+    progress: Callable[[int], None] = lambda n: None,
+) -> int:
+    """Apply every notification after the stored position (up to `stop`); return how many were applied."""
+    position = store.position(PROJECTION, platform.FOLD_VERSION)
+    if position == 0:
+        store.reset(PROJECTION)
+    applied = 0
+    for page in notifications(recorder, position, page_size):
+        last_page = stop is not None and page[-1].id >= stop
+        if stop is not None:
+            page = [n for n in page if n.id <= stop]
+            if not page:
+                break
+        keys = {_key(n) for n in page}
+        rows = store.rows(PROJECTION, keys)
+        changed = apply_page(rows, ((_key(n), mapper.to_domain_event(n), n.id) for n in page))
+        store.write(PROJECTION, platform.FOLD_VERSION, changed, page[-1].id)
+        applied += len(page)
+        progress(len(page))
+        if last_page:
+            break
+    return applied
+
+
+def rebuild(recorder: ApplicationRecorder, mapper: Mapper[Any], store: ProjectionStore, **options: Any) -> int:
+    """Drop the projection and build it again from position 0."""
+    store.reset(PROJECTION)
+    return catch_up(recorder, mapper, store, **options)
+
+
+def fold_in_memory(events: Iterable[tuple[str, Any, int]]) -> dict[str, Row]:
+    """The projection's rows built without a store (for reports as of a past moment)."""
+    rows: dict[str, Row] = {}
+    apply_page(rows, events)
+    return rows
+
+
+def _key(notification: Notification) -> str:
+    originator = notification.originator_id
+    return originator.hex if hasattr(originator, "hex") else str(originator)

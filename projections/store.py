@@ -1,0 +1,118 @@
+"""Where projection rows live: one table of JSON rows and one tracking row per projection."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from projections.platform import Row
+
+
+def encode(row: Row) -> str:
+    """The canonical text of a row: equal rows give equal bytes."""
+    return json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class ProjectionStore(Protocol):
+    """Rows and tracking position of named projections; `write` is one transaction."""
+
+    def position(self, projection: str, version: int) -> int:
+        """The last notification applied; 0 if none, or if the rows were built by another fold version."""
+        ...
+
+    def rows(self, projection: str, keys: Iterable[str]) -> dict[str, Row]:
+        """The stored rows of `keys` (missing keys are left out)."""
+        ...
+
+    def all_rows(self, projection: str) -> dict[str, Row]:
+        """Every row of the projection."""
+        ...
+
+    def raw_rows(self, projection: str) -> list[tuple[str, str]]:
+        """Every row as stored text, sorted by key."""
+        ...
+
+    def write(self, projection: str, version: int, rows: Mapping[str, Row], position: int) -> None:
+        """Write `rows` and the tracking `position` in one transaction."""
+        ...
+
+    def reset(self, projection: str) -> None:
+        """Drop every row and the tracking position of the projection."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...
+
+
+class SQLiteProjectionStore:
+    """Projection rows in the same SQLite file as the ledger."""
+
+    def __init__(self, path: str) -> None:
+        self.connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self.connection.executescript(
+            "CREATE TABLE IF NOT EXISTS projection_rows ("
+            " projection TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (projection, key));"
+            "CREATE TABLE IF NOT EXISTS projection_tracking ("
+            " projection TEXT PRIMARY KEY, version INTEGER NOT NULL, position INTEGER NOT NULL);"
+        )
+
+    def position(self, projection: str, version: int) -> int:
+        row = self.connection.execute(
+            "SELECT version, position FROM projection_tracking WHERE projection = ?", (projection,)
+        ).fetchone()
+        return 0 if row is None or row[0] != version else int(row[1])
+
+    def rows(self, projection: str, keys: Iterable[str]) -> dict[str, Row]:
+        found: dict[str, Row] = {}
+        wanted = list(keys)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, data in self.connection.execute(
+                f"SELECT key, data FROM projection_rows WHERE projection = ? AND key IN ({marks})", (projection, *chunk)
+            ):
+                found[key] = json.loads(data)
+        return found
+
+    def all_rows(self, projection: str) -> dict[str, Row]:
+        return {key: json.loads(data) for key, data in self.raw_rows(projection)}
+
+    def raw_rows(self, projection: str) -> list[tuple[str, str]]:
+        return list(
+            self.connection.execute("SELECT key, data FROM projection_rows WHERE projection = ? ORDER BY key", (projection,))
+        )
+
+    def write(self, projection: str, version: int, rows: Mapping[str, Row], position: int) -> None:
+        with _transaction(self.connection):
+            self.connection.executemany(
+                "INSERT INTO projection_rows (projection, key, data) VALUES (?, ?, ?) "
+                "ON CONFLICT (projection, key) DO UPDATE SET data = excluded.data",
+                [(projection, key, encode(row)) for key, row in rows.items()],
+            )
+            self.connection.execute(
+                "INSERT INTO projection_tracking (projection, version, position) VALUES (?, ?, ?) "
+                "ON CONFLICT (projection) DO UPDATE SET version = excluded.version, position = excluded.position",
+                (projection, version, position),
+            )
+
+    def reset(self, projection: str) -> None:
+        with _transaction(self.connection):
+            self.connection.execute("DELETE FROM projection_rows WHERE projection = ?", (projection,))
+            self.connection.execute("DELETE FROM projection_tracking WHERE projection = ?", (projection,))
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class _transaction:
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    def __enter__(self) -> None:
+        self.connection.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: Any, *_: Any) -> None:
+        self.connection.execute("COMMIT" if kind is None else "ROLLBACK")

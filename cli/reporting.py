@@ -60,12 +60,12 @@ def _rows(sources: Sources, as_of: datetime | None) -> dict[str, Any]:
         return reports.platform_rows(sources, as_of, progress=bar.update)
 
 
-def run_report(db: str | None, start: str | None, end: str | None, as_of: str | None, window_days: int, country: str | None) -> tuple[dict[str, Any], Any]:
+def run_report(db: str | None, start: str | None, end: str | None, as_of: str | None, window_days: int, country: str | None, charts: bool = False) -> tuple[dict[str, Any], Any]:
     first, last = _period(start, end)
     moment = render.parse_moment("as-of", as_of) if as_of else None
     with open_sources(db) as sources:
         rows = _rows(sources, moment)
-    return reports.impact(rows, Settings(first, last, window_days, country=country), moment)
+    return reports.impact(rows, Settings(first, last, window_days, country=country), moment, charts=charts)
 
 
 def render_report(report: dict[str, Any], fmt: str) -> str:
@@ -145,7 +145,7 @@ def register(ledger: click.Group) -> None:
     @pass_settings
     def impact(settings: Settings, start: str | None, end: str | None, as_of: str | None, window_days: int, fmt: str, out: Path | None) -> None:
         """The published impact figures, rebuilt for any period."""
-        report_, _ = run_report(settings.db, start, end, as_of, window_days, None)
+        report_, _ = run_report(settings.db, start, end, as_of, window_days, None, charts=fmt == "html")
         emit(render_report(report_, fmt), out)
 
     @report.command("country")
@@ -162,7 +162,7 @@ def register(ledger: click.Group) -> None:
             code = TypeAdapter(CountryCode).validate_python(country)
         except ValidationError:
             raise InvalidValue("country", country, "not an ISO 3166 alpha-2 country code") from None
-        report_, _ = run_report(settings.db, start, end, as_of, window_days, code)
+        report_, _ = run_report(settings.db, start, end, as_of, window_days, code, charts=fmt == "html")
         emit(render_report(report_, fmt), out)
 
     @ledger.command()

@@ -100,19 +100,19 @@ def compute(rows: dict[str, Row], settings: Settings) -> Figures:
     count("cluster_organisations", [Evidence(o["published"]["pos"], o["ref"], "ClusterOrganisation.Published") for o in on_platform])
     members = [(o, view.profile_at(o, end)) for o in on_platform]
     represented = [
-        Evidence(p["pos"], o["ref"], "ClusterOrganisation profile", sum(p["members"][k] for k in ("smes", "large_enterprises", "research_organisations")))
+        Evidence(p["pos"], o["ref"], p["event"], sum(p["members"][k] for k in ("smes", "large_enterprises", "research_organisations")))
         for o, p in members
     ]
     result.values["member_organisations_represented"] = sum(e.value for e in represented)
     result.evidence["member_organisations_represented"] = represented
     cutoff = settings.end.year - settings.established_within_years
-    young = [Evidence(p["pos"], o["ref"], "ClusterOrganisation profile", p["year_established"]) for o, p in members if p["year_established"] >= cutoff]
+    young = [Evidence(p["pos"], o["ref"], p["event"], p["year_established"]) for o, p in members if p["year_established"] >= cutoff]
     result.values["share_established_within_15_years"] = _share(len(young), len(on_platform))
     result.evidence["share_established_within_15_years"] = young
     tally = Counter(e for _, p in members for e in p["ecosystems"])
     top = min(tally, key=lambda e: (-tally[e], e)) if tally else None
     result.values["most_represented_sector"] = top
-    result.evidence["most_represented_sector"] = [Evidence(p["pos"], o["ref"], "ClusterOrganisation profile", top) for o, p in members if top in p["ecosystems"]]
+    result.evidence["most_represented_sector"] = [Evidence(p["pos"], o["ref"], p["event"], top) for o, p in members if top in p["ecosystems"]]
 
     count("matchmaking_participants", view.participants("matchmaking", start, end))
     count("bilateral_meetings", view.meetings_held(start, end))
@@ -285,3 +285,30 @@ def cross_border_partners(rows: dict[str, Row], settings: Settings) -> dict[str,
         if start <= c["steps"][0]["on"] <= end and country in c["countries"]:
             tally.update(set(c["countries"]) - {country})
     return dict(sorted(tally.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def chart_data(rows: dict[str, Row], settings: Settings) -> dict[str, Any]:
+    """What the HTML report draws: activities held per month, the cooperation funnel, cases by country pair."""
+    view = _View(rows, Settings(settings.start, settings.end))
+    start, end = settings.start.isoformat(), settings.end.isoformat()
+    months: dict[str, Counter[str]] = {}
+    for activity in view.activities.values():
+        held = activity["held"]
+        if held and start <= held["on"] <= end:
+            months.setdefault(held["on"][:7], Counter())[activity["activity_kind"]] += 1
+    identified = [c for c in view.cases if start <= c["steps"][0]["on"] <= end]
+    reached = lambda case, stage: any(s["status"] == stage and s["on"] <= end for s in case["steps"])  # noqa: E731
+    pairs: Counter[str] = Counter()
+    for case in identified:
+        countries = sorted(set(case["countries"]))
+        pairs.update(f"{a}-{b}" for i, a in enumerate(countries) for b in countries[i + 1 :])
+    return {
+        "activity_by_month": {m: dict(sorted(months[m].items())) for m in sorted(months)},
+        "funnel": {
+            "meetings held": len(view.meetings_held(start, end)),
+            "cases identified": len(identified),
+            "agreements signed": sum(1 for case in identified if reached(case, "agreement_signed") or reached(case, "joint_project_launched")),
+            "joint projects launched": sum(1 for case in identified if reached(case, "joint_project_launched")),
+        },
+        "case_country_pairs": dict(sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:20]),
+    }

@@ -16,7 +16,7 @@ from domain.model import (
 )
 
 Row = dict[str, Any]
-FOLD_VERSION = 1
+FOLD_VERSION = 2
 """Bump when the fold changes, so stored rows are rebuilt."""
 
 _PROFILE_FIELDS = ("name", "country", "region", "sectors", "ecosystems", "year_established", "members")
@@ -33,13 +33,14 @@ def fold(row: Row | None, event: DomainEvent, position: int) -> Row | None:
         case ClusterOrganisation.Registered():
             fields = event.model_dump(mode="json", include=set(_PROFILE_FIELDS))
             return {"kind": "org", "ref": event.ref, "registered": stamp, "published": None, "archived": None,
-                    "versions": [{**stamp, **fields}], "updates": [], "labels": []}
+                    "versions": [{**stamp, "event": "ClusterOrganisation.Registered", **fields}], "updates": [], "labels": []}
         case ClusterOrganisation.Published():
             return {**_need(row), "published": stamp}
         case ClusterOrganisation.Updated():
             assert row is not None
             changes = event.model_dump(mode="json", include=set(event.changes))
-            return {**row, "versions": [*row["versions"], {**stamp, **changes}], "updates": [*row["updates"], stamp]}
+            version = {**stamp, "event": "ClusterOrganisation.Updated", **changes}
+            return {**row, "versions": [*row["versions"], version], "updates": [*row["updates"], stamp]}
         case ClusterOrganisation.LabelAwarded():
             assert row is not None
             return {**row, "labels": [*row["labels"], {**stamp, "level": event.level, "valid_until": event.valid_until.isoformat()}]}

@@ -10,7 +10,7 @@ from typing import Any
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 
 from projections import runner
-from projections.figures import Figures, Settings, assumptions, compute, cross_border_partners, published_figures
+from projections.figures import Figures, Settings, assumptions, chart_data, compute, cross_border_partners, published_figures
 from projections.platform import Row
 from projections.store import ProjectionStore
 
@@ -41,7 +41,7 @@ def platform_rows(sources: Sources, as_of: datetime | None = None, progress: Cal
     return sources.store.all_rows(runner.PROJECTION)
 
 
-def impact(rows: dict[str, Row], settings: Settings, as_of: datetime | None) -> tuple[dict[str, Any], Figures]:
+def impact(rows: dict[str, Row], settings: Settings, as_of: datetime | None, charts: bool = False) -> tuple[dict[str, Any], Figures]:
     """The impact report as a JSON-ready dict, and the figures with their evidence."""
     figures = compute(rows, settings)
     published = {f["key"]: f for f in published_figures()["figures"]}
@@ -51,6 +51,8 @@ def impact(rows: dict[str, Row], settings: Settings, as_of: datetime | None) -> 
         "figures": {key: figures.values[key] for key in published},
         "assumptions": assumptions(settings),
     }
+    if charts:
+        report["charts"] = chart_data(rows, settings)
     if settings.country:
         report["country"] = settings.country
         report["cross_border_partners"] = cross_border_partners(rows, settings)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, unquote, urlparse
+
+from psycopg.conninfo import make_conninfo
 
 from domain.errors import InvalidValue
-from projections.store import ProjectionStore, SQLiteProjectionStore
+from projections.store import PostgresProjectionStore, ProjectionStore, SQLiteProjectionStore
 from service_layer.ledger import Clock, Ledger, utc_now
 
 DEFAULT_DB = "sqlite:///ledger.db"
@@ -19,7 +21,7 @@ def database_url(explicit: str | None = None) -> str:
 
 
 def persistence_env(url: str) -> dict[str, str]:
-    """eventsourcing settings for a `sqlite:///path` or `memory://` URL."""
+    """eventsourcing settings for a `sqlite:///path`, `postgresql://...` or `memory://` URL."""
     parsed = urlparse(url)
     if parsed.scheme == "memory":
         return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
@@ -35,7 +37,26 @@ def persistence_env(url: str) -> dict[str, str]:
             "SQLITE_DBNAME": path,
             "SQLITE_LOCK_TIMEOUT": "30",
         }
-    raise InvalidValue("db", url, "expected sqlite:///path/to/ledger.db or memory://")
+    if parsed.scheme in ("postgresql", "postgres"):
+        if not parsed.hostname or not parsed.path.strip("/"):
+            raise InvalidValue("db", url, "expected postgresql://user:password@host:port/dbname")
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "APPLICATION_RECORDER_TOPIC": "adapters.postgres:LedgerPostgresRecorder",
+            "POSTGRES_DBNAME": unquote(parsed.path.strip("/")),
+            "POSTGRES_HOST": parsed.hostname,
+            "POSTGRES_PORT": str(parsed.port or 5432),
+            "POSTGRES_USER": unquote(parsed.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(parsed.password or ""),
+            "POSTGRES_CONNECT_TIMEOUT": "10",
+            "POSTGRES_POOL_SIZE": "2",
+            "POSTGRES_MAX_OVERFLOW": "4",
+        }
+        schema = parse_qs(parsed.query).get("schema", [""])[0]
+        if schema:
+            env["POSTGRES_SCHEMA"] = schema
+        return env
+    raise InvalidValue("db", url, "expected sqlite:///path/to/ledger.db, postgresql://user:password@host:port/dbname or memory://")
 
 
 def build_ledger(url: str | None = None, clock: Clock = utc_now) -> Ledger:
@@ -49,4 +70,10 @@ def build_projection_store(url: str | None = None) -> ProjectionStore:
     env = persistence_env(resolved)
     if env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
         return SQLiteProjectionStore(env["SQLITE_DBNAME"])
-    raise InvalidValue("db", resolved, "projections need a sqlite:/// database")
+    if env["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
+        conninfo = make_conninfo(
+            host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"], dbname=env["POSTGRES_DBNAME"],
+            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"], connect_timeout=10,
+        )
+        return PostgresProjectionStore(conninfo, env.get("POSTGRES_SCHEMA", "public"))
+    raise InvalidValue("db", resolved, "projections need a sqlite:/// or postgresql:// database")

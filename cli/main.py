@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
+import psycopg
+from eventsourcing.persistence import PersistenceError
 from pydantic import ValidationError
 
 import bootstrap
@@ -32,6 +35,9 @@ class LedgerGroup(click.Group):
             raise click.ClickException(str(error)) from None
         except ValidationError as error:
             raise click.ClickException("\n".join(describe(error))) from None
+        except (PersistenceError, psycopg.Error, sqlite3.Error) as error:
+            detail = " ".join(str(error).split())
+            raise click.ClickException(f"db: {detail}") from None
 
 
 @click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})

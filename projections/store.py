@@ -116,3 +116,66 @@ class _transaction:
 
     def __exit__(self, kind: Any, *_: Any) -> None:
         self.connection.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+class PostgresProjectionStore:
+    """Projection rows in the ledger's PostgreSQL database; rows and tracking in one transaction."""
+
+    def __init__(self, conninfo: str, schema: str = "public") -> None:
+        import psycopg
+        from psycopg.sql import SQL, Identifier
+
+        self._sql, self._identifier = SQL, Identifier
+        self.connection = psycopg.connect(conninfo, autocommit=True)
+        self.rows_table = SQL("{}.{}").format(Identifier(schema), Identifier("projection_rows"))
+        self.tracking_table = SQL("{}.{}").format(Identifier(schema), Identifier("projection_tracking"))
+        with self.connection.transaction():
+            self.connection.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
+            self.connection.execute(SQL(
+                "CREATE TABLE IF NOT EXISTS {} (projection text NOT NULL, key text NOT NULL, data text NOT NULL, PRIMARY KEY (projection, key))"
+            ).format(self.rows_table))
+            self.connection.execute(SQL(
+                "CREATE TABLE IF NOT EXISTS {} (projection text PRIMARY KEY, version integer NOT NULL, position bigint NOT NULL)"
+            ).format(self.tracking_table))
+
+    def position(self, projection: str, version: int) -> int:
+        row = self.connection.execute(
+            self._sql("SELECT version, position FROM {} WHERE projection = %s").format(self.tracking_table), (projection,)
+        ).fetchone()
+        return 0 if row is None or row[0] != version else int(row[1])
+
+    def rows(self, projection: str, keys: Iterable[str]) -> dict[str, Row]:
+        cursor = self.connection.execute(
+            self._sql("SELECT key, data FROM {} WHERE projection = %s AND key = ANY(%s)").format(self.rows_table), (projection, list(keys))
+        )
+        return {key: json.loads(data) for key, data in cursor}
+
+    def all_rows(self, projection: str) -> dict[str, Row]:
+        return {key: json.loads(data) for key, data in self.raw_rows(projection)}
+
+    def raw_rows(self, projection: str) -> list[tuple[str, str]]:
+        cursor = self.connection.execute(
+            self._sql("SELECT key, data FROM {} WHERE projection = %s ORDER BY key COLLATE \"C\"").format(self.rows_table), (projection,)
+        )
+        return [(key, data) for key, data in cursor]
+
+    def write(self, projection: str, version: int, rows: Mapping[str, Row], position: int) -> None:
+        with self.connection.transaction(), self.connection.cursor() as cursor:
+            cursor.executemany(
+                self._sql("INSERT INTO {} (projection, key, data) VALUES (%s, %s, %s) "
+                          "ON CONFLICT (projection, key) DO UPDATE SET data = excluded.data").format(self.rows_table),
+                [(projection, key, encode(row)) for key, row in rows.items()],
+            )
+            cursor.execute(
+                self._sql("INSERT INTO {} (projection, version, position) VALUES (%s, %s, %s) "
+                          "ON CONFLICT (projection) DO UPDATE SET version = excluded.version, position = excluded.position").format(self.tracking_table),
+                (projection, version, position),
+            )
+
+    def reset(self, projection: str) -> None:
+        with self.connection.transaction():
+            self.connection.execute(self._sql("DELETE FROM {} WHERE projection = %s").format(self.rows_table), (projection,))
+            self.connection.execute(self._sql("DELETE FROM {} WHERE projection = %s").format(self.tracking_table), (projection,))
+
+    def close(self) -> None:
+        self.connection.close()

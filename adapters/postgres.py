@@ -1,0 +1,67 @@
+"""PostgreSQL storage: eventsourcing's recorder plus personal data, and events the database itself refuses to change."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+
+class LedgerPostgresRecorder(PostgresApplicationRecorder):
+    """Writes events and the personal data of a batch in one transaction; UPDATE, DELETE and TRUNCATE of events raise."""
+
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events") -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        schema, table = Identifier(datastore.schema), Identifier(events_table_name)
+        guard = Identifier(f"{events_table_name}_immutable")
+        self.personal_table = SQL("{}.{}").format(schema, Identifier("personal_data"))
+        self.sql_create_statements += [
+            SQL("CREATE TABLE IF NOT EXISTS {} (person text PRIMARY KEY, name text NOT NULL, email text NOT NULL)").format(self.personal_table),
+            SQL(
+                "CREATE OR REPLACE FUNCTION {schema}.{guard}() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$BEGIN RAISE EXCEPTION 'stored events are immutable: % refused on %', TG_OP, TG_TABLE_NAME "
+                "USING ERRCODE = 'insufficient_privilege'; END$$"
+            ).format(schema=schema, guard=guard),
+            SQL(
+                "CREATE OR REPLACE TRIGGER {guard} BEFORE UPDATE OR DELETE ON {schema}.{table} "
+                "FOR EACH ROW EXECUTE FUNCTION {schema}.{guard}()"
+            ).format(schema=schema, table=table, guard=guard),
+            SQL(
+                "CREATE OR REPLACE TRIGGER {truncate_guard} BEFORE TRUNCATE ON {schema}.{table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{guard}()"
+            ).format(schema=schema, table=table, guard=guard, truncate_guard=Identifier(f"{events_table_name}_no_truncate")),
+            # TRUNCATE stays granted (the trigger refuses it): LOCK ... IN EXCLUSIVE MODE needs one of these privileges.
+            SQL("REVOKE UPDATE, DELETE ON {schema}.{table} FROM PUBLIC, CURRENT_USER").format(schema=schema, table=table),
+        ]
+
+    def create_table(self) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(self.datastore.schema)))
+        super().create_table()
+
+    def _insert_events(
+        self,
+        curs: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        *,
+        personal_data: Sequence[tuple[str, str, str]] = (),
+        **kwargs: Any,
+    ) -> None:
+        super()._insert_events(curs, stored_events, **kwargs)
+        if personal_data:
+            curs.executemany(
+                SQL("INSERT INTO {} (person, name, email) VALUES (%s, %s, %s) ON CONFLICT (person) DO NOTHING").format(self.personal_table),
+                list(personal_data),
+            )
+
+    def personal_data(self, person: str) -> tuple[str, str] | None:
+        """The name and e-mail of a person, if still held."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(SQL("SELECT name, email FROM {} WHERE person = %s").format(self.personal_table), (person,))
+            row = curs.fetchone()
+        return None if row is None else (row["name"], row["email"])

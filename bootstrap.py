@@ -59,6 +59,14 @@ def persistence_env(url: str) -> dict[str, str]:
     raise InvalidValue("db", url, "expected sqlite:///path/to/ledger.db, postgresql://user:password@host:port/dbname or memory://")
 
 
+def describe(url: str) -> str:
+    """The URL without its password, for messages."""
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@", 1)
+    return url
+
+
 def build_ledger(url: str | None = None, clock: Clock = utc_now) -> Ledger:
     """A ledger on the database at `url` (see `database_url`)."""
     return Ledger(env=persistence_env(database_url(url)), clock=clock)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,9 @@ from cli import render
 from cli.context import Settings, actor_option, db_option, pass_settings
 from cli.errors import describe
 from cli.forms import make_command
-from domain.errors import LedgerError
+from domain.errors import ConcurrentChange, LedgerError
 from service_layer import commands as c
-from service_layer.ledger import BatchFailed
+from service_layer.ledger import BatchFailed, Outcome
 
 
 class LedgerGroup(click.Group):
@@ -56,13 +57,25 @@ def _run(model: type[c.Command], payload: dict[str, Any]) -> None:
         payload["occurred_at"] = app.clock()
     try:
         command = model.model_validate(payload)
-        outcome = app.execute([command], actor=settings.actor)
+        outcome = _with_retries(lambda: app.execute([command], actor=settings.actor))
     finally:
         app.close()
     if outcome.events:
         click.echo(f"recorded {outcome.events} event at position {outcome.positions[0]}")
     else:
         click.echo("already recorded; nothing written")
+
+
+def _with_retries(write: Callable[[], Outcome], attempts: int = 3) -> Outcome:
+    """Run `write` again when another writer changed the same record first (it reloads each time)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return write()
+        except ConcurrentChange:
+            if attempt == attempts:
+                raise
+            click.echo(f"another writer changed the same record; retrying ({attempt}/{attempts - 1})", err=True)
+    raise AssertionError("unreachable")
 
 
 GROUPS: dict[str, tuple[str, dict[str, type[c.Command]]]] = {
@@ -125,7 +138,7 @@ def import_(settings: Settings, file: Path) -> None:
     if not problems:
         app = settings.ledger()
         try:
-            outcome = app.execute(commands, actor=settings.actor)
+            outcome = _with_retries(lambda: app.execute(commands, actor=settings.actor))
         except BatchFailed as error:
             problems = [f"line {numbers[f.index]}: {f.error}" for f in error.failures]
         finally:
@@ -156,7 +169,25 @@ def demo(settings: Settings, seed: int, scale: float) -> None:
             summary = write_demo(app, history, progress=bar.update)
     finally:
         app.close()
-    click.echo(render.demo_summary(summary, url))
+    click.echo(render.demo_summary(summary, bootstrap.describe(url)))
+
+
+@ledger.group()
+def db() -> None:
+    """The ledger's database: create its tables and guards."""
+
+
+@db.command("init")
+@db_option
+@pass_settings
+def db_init(settings: Settings) -> None:
+    """Create the ledger's tables (if missing) and the guards that keep stored events immutable."""
+    url = bootstrap.database_url(settings.db)
+    app = bootstrap.build_ledger(url)
+    store = bootstrap.build_projection_store(url)
+    store.close()
+    app.close()
+    click.echo(f"ready: {bootstrap.describe(url)}; stored events refuse UPDATE and DELETE")
 
 
 @ledger.command()

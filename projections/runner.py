@@ -44,11 +44,12 @@ def catch_up(
     stop: int | None = None,
     page_size: int = PAGE_SIZE,
     progress: Callable[[int], None] = lambda n: None,
+    projection: str = PROJECTION,
 ) -> int:
     """Apply every notification after the stored position (up to `stop`); return how many were applied."""
-    position = store.position(PROJECTION, platform.FOLD_VERSION)
+    position = store.position(projection, platform.FOLD_VERSION)
     if position == 0:
-        store.reset(PROJECTION)
+        store.reset(projection)
     applied = 0
     for page in notifications(recorder, position, page_size):
         last_page = stop is not None and page[-1].id >= stop
@@ -57,9 +58,9 @@ def catch_up(
             if not page:
                 break
         keys = {_key(n) for n in page}
-        rows = store.rows(PROJECTION, keys)
+        rows = store.rows(projection, keys)
         changed = apply_page(rows, ((_key(n), mapper.to_domain_event(n), n.id) for n in page))
-        store.write(PROJECTION, platform.FOLD_VERSION, changed, page[-1].id)
+        store.write(projection, platform.FOLD_VERSION, changed, page[-1].id)
         applied += len(page)
         progress(len(page))
         if last_page:
@@ -69,7 +70,7 @@ def catch_up(
 
 def rebuild(recorder: ApplicationRecorder, mapper: Mapper[Any], store: ProjectionStore, **options: Any) -> int:
     """Drop the projection and build it again from position 0."""
-    store.reset(PROJECTION)
+    store.reset(options.get("projection", PROJECTION))
     return catch_up(recorder, mapper, store, **options)
 
 

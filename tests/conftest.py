@@ -1,23 +1,85 @@
-"""Fixtures shared by every tier: ledgers on the in-memory store and on SQLite files."""
+"""Fixtures shared by every tier: ledgers on the in-memory store, on SQLite files and on PostgreSQL schemas."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg.sql import SQL, Identifier
 
 import bootstrap
 from service_layer.ledger import Ledger
 
+STORES = ["sqlite", "postgres"]
 
-@pytest.fixture
-def memory_ledger() -> Iterator[Ledger]:
-    app = bootstrap.build_ledger("memory://")
+
+def postgres_url() -> str:
+    """The test server's URL; the run fails (never skips) without one."""
+    url = os.environ.get("LEDGER_TEST_PG_URL")
+    if not url:
+        pytest.fail("LEDGER_TEST_PG_URL is not set: run the tests with scripts/test, which starts PostgreSQL", pytrace=False)
+    return url
+
+
+def fresh_postgres_url() -> str:
+    """A URL to a new, empty schema on the test server."""
+    return f"{postgres_url()}?schema=t_{uuid.uuid4().hex[:16]}"
+
+
+def drop_schema(url: str) -> None:
+    base, _, query = url.partition("?schema=")
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(query)))
+
+
+def new_url(store: str, folder: Path) -> str:
+    if store == "sqlite":
+        return f"sqlite:///{folder / f'ledger-{uuid.uuid4().hex[:8]}.db'}"
+    if store == "postgres":
+        return fresh_postgres_url()
+    return "memory://"
+
+
+@pytest.fixture(params=STORES)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    url = new_url(request.param, tmp_path)
+    yield url
+    if request.param == "postgres":
+        drop_schema(url)
+
+
+@pytest.fixture(params=["memory", *STORES])
+def ledger_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
+    url = new_url(request.param, tmp_path)
+    app = bootstrap.build_ledger(url)
     yield app
     app.close()
+    if request.param == "postgres":
+        drop_schema(url)
 
 
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'ledger.db'}"
+def snapshot(url: str) -> object:
+    """Everything stored at `url`: the file's digest, or every row of every table of the schema."""
+    if url.startswith("sqlite:///"):
+        return hashlib.sha256(Path(url.removeprefix("sqlite:///")).read_bytes()).hexdigest()
+    base, _, schema = url.partition("?schema=")
+    with psycopg.connect(base) as conn:
+        tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename", (schema,))]
+        return {t: conn.execute(SQL("SELECT * FROM {}.{} ORDER BY 1, 2").format(Identifier(schema), Identifier(t))).fetchall() for t in tables}
+
+
+def stored_rows(url: str, sql_by_store: dict[str, str]) -> list[tuple[object, ...]]:
+    """Rows of a query on the store at `url` (`{schema}` is replaced by the PostgreSQL schema)."""
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            return [tuple(r) for r in conn.execute(sql_by_store["sqlite"])]
+    base, _, schema = url.partition("?schema=")
+    with psycopg.connect(base) as conn:
+        return [tuple(r) for r in conn.execute(sql_by_store["postgres"].replace("{schema}", schema))]  # type: ignore[arg-type]

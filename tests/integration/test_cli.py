@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli.main import ledger
+from tests.conftest import snapshot, stored_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "platform-actions.jsonl"
@@ -58,7 +58,7 @@ def test_every_option_has_help() -> None:
                 assert param.help, f"ledger {' '.join(path)} {param.opts[0]} has no help"
 
 
-def test_full_scenario_from_registration_to_a_launched_project(sqlite_url: str) -> None:
+def test_full_scenario_from_registration_to_a_launched_project(db_url: str) -> None:
     steps = [
         ("org", "register", "--org", "ORG-A", "--name", "Agri-food Cluster", "--country", "DE", "--region", "DE21",
          "--ecosystems", "agri-food", "--year-established", "2015", "--smes", "80", "--at", "2024-01-03"),
@@ -79,10 +79,10 @@ def test_full_scenario_from_registration_to_a_launched_project(sqlite_url: str) 
         ("case", "advance", "--case", "CASE-MA-1", "--stage", "joint_project_launched", "--project", "Horizon Europe GH2", "--at", "2025-01-15"),
     ]
     for step in steps:
-        result = run(*step, "--actor", "admin.test", db=sqlite_url)
+        result = run(*step, "--actor", "admin.test", db=db_url)
         assert result.exit_code == 0, (step, result.output)
         assert result.output.startswith("recorded 1 event")
-    history = run("history", "CASE-MA-1", "--format", "json", db=sqlite_url)
+    history = run("history", "CASE-MA-1", "--format", "json", db=db_url)
     events = json.loads(history.output)
     assert [e["type"] for e in events] == ["CooperationCase.Identified", "CooperationCase.Advanced", "CooperationCase.Advanced"]
     assert events[-1]["details"] == {"stage": "joint_project_launched", "project": "Horizon Europe GH2"}
@@ -90,26 +90,22 @@ def test_full_scenario_from_registration_to_a_launched_project(sqlite_url: str) 
     assert events[0]["occurred_at"] == "2024-04-20T00:00:00+00:00"
 
 
-def test_repeating_a_command_writes_nothing(sqlite_url: str) -> None:
+def test_repeating_a_command_writes_nothing(db_url: str) -> None:
     args = ("org", "register", "--org", "ORG-R", "--name", "R", "--country", "FR", "--ecosystems", "digital",
             "--year-established", "2001", "--at", "2024-01-03")
-    assert run(*args, db=sqlite_url).output.startswith("recorded")
-    assert run(*args, db=sqlite_url).output.strip() == "already recorded; nothing written"
+    assert run(*args, db=db_url).output.startswith("recorded")
+    assert run(*args, db=db_url).output.strip() == "already recorded; nothing written"
 
 
-def test_import_of_the_example_file_then_again(sqlite_url: str) -> None:
-    first = run("import", str(EXAMPLE), db=sqlite_url)
+def test_import_of_the_example_file_then_again(db_url: str) -> None:
+    first = run("import", str(EXAMPLE), db=db_url)
     assert first.exit_code == 0, first.output
     lines = len(EXAMPLE.read_text().splitlines())
     assert f"{lines} events written, 0 already recorded" in first.output
-    second = run("import", str(EXAMPLE), db=sqlite_url)
+    second = run("import", str(EXAMPLE), db=db_url)
     assert f"0 events written, {lines} already recorded" in second.output
-    history = run("history", "ORG-IT-0001", db=sqlite_url).output
+    history = run("history", "ORG-IT-0001", db=db_url).output
     assert "ClusterOrganisation.LabelAwarded" in history and "level=silver" in history
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.mark.parametrize(
@@ -123,18 +119,17 @@ def digest(path: Path) -> str:
         ("malformed-line-3.jsonl", "line 3: malformed JSON"),
     ],
 )
-def test_a_bad_import_file_changes_nothing(sqlite_url: str, name: str, expected: str) -> None:
+def test_a_bad_import_file_changes_nothing(db_url: str, name: str, expected: str) -> None:
     seeded = run("org", "register", "--org", "ORG-SEED", "--name", "Seed", "--country", "AT", "--ecosystems", "tourism",
-                 "--year-established", "1999", "--at", "2024-01-02", db=sqlite_url)
+                 "--year-established", "1999", "--at", "2024-01-02", db=db_url)
     assert seeded.exit_code == 0
-    path = Path(sqlite_url.removeprefix("sqlite:///"))
-    before = digest(path)
-    result = run("import", str(BAD / name), db=sqlite_url)
+    before = snapshot(db_url)
+    result = run("import", str(BAD / name), db=db_url)
     assert result.exit_code == 1
     assert f"error: {expected}" in result.output
     assert "nothing was written" in result.output
     assert "Traceback" not in result.output
-    assert digest(path) == before
+    assert snapshot(db_url) == before
 
 
 @pytest.mark.parametrize(
@@ -147,8 +142,8 @@ def test_a_bad_import_file_changes_nothing(sqlite_url: str, name: str, expected:
         (("import", "/no/such/file.jsonl"), "file: '/no/such/file.jsonl'"),
     ],
 )
-def test_user_mistakes_get_one_line_and_a_non_zero_exit(sqlite_url: str, args: tuple[str, ...], expected: str) -> None:
-    result = run(*args, db=sqlite_url)
+def test_user_mistakes_get_one_line_and_a_non_zero_exit(db_url: str, args: tuple[str, ...], expected: str) -> None:
+    result = run(*args, db=db_url)
     assert result.exit_code != 0
     assert expected in result.output
     assert len(result.output.strip().splitlines()) == 1
@@ -160,21 +155,18 @@ def test_a_bad_database_url_is_named() -> None:
     assert "db: 'mysql://somewhere/db'" in result.output
 
 
-def test_person_data_stays_out_of_the_event_file(sqlite_url: str) -> None:
-    result = run("person", "register", "--person", "P-77", "--name", "Jan Kowalski", "--email", "jan@example.org", "--at", "2024-02-02", db=sqlite_url)
+def test_person_data_stays_out_of_the_event_file(db_url: str) -> None:
+    result = run("person", "register", "--person", "P-77", "--name", "Jan Kowalski", "--email", "jan@example.org", "--at", "2024-02-02", db=db_url)
     assert result.exit_code == 0
-    import sqlite3
-
-    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
-        states = [row[0] for row in conn.execute("SELECT state FROM stored_events")]
-        people = conn.execute("SELECT person, name, email FROM personal_data").fetchall()
+    states = [bytes(r[0]) for r in stored_rows(db_url, {"sqlite": "SELECT state FROM stored_events", "postgres": "SELECT state FROM {schema}.ledger_events"})]
+    people = stored_rows(db_url, {"sqlite": "SELECT person, name, email FROM personal_data", "postgres": "SELECT person, name, email FROM {schema}.personal_data"})
     assert states and not any(b"Kowalski" in s or b"jan@example.org" in s for s in states)
     assert people == [("P-77", "Jan Kowalski", "jan@example.org")]
 
 
-def test_demo_writes_a_small_history_and_refuses_a_used_ledger(sqlite_url: str) -> None:
-    result = run("demo", "--scale", "0.01", "--seed", "7", db=sqlite_url)
+def test_demo_writes_a_small_history_and_refuses_a_used_ledger(db_url: str) -> None:
+    result = run("demo", "--scale", "0.01", "--seed", "7", db=db_url)
     assert result.exit_code == 0, result.output
     assert "wrote a demo history of" in result.output
-    again = run("demo", "--scale", "0.01", db=sqlite_url)
+    again = run("demo", "--scale", "0.01", db=db_url)
     assert again.exit_code == 1 and "already holds events" in again.output

@@ -27,3 +27,21 @@ def test_the_scale_1_demo_meets_every_published_figure(tmp_path: Path) -> None:
         if not meets(figures[f["key"]], f["value"], f["qualifier"])
     ]
     assert misses == []
+
+
+def test_the_same_demo_gives_the_same_figures_on_sqlite_and_postgres(tmp_path: Path) -> None:
+    from tests.conftest import drop_schema, fresh_postgres_url
+
+    postgres = fresh_postgres_url()
+    reports = []
+    try:
+        for url in (f"sqlite:///{tmp_path / 'same.db'}", postgres):
+            runner = CliRunner()
+            assert runner.invoke(ledger, ["demo", "--scale", "0.05", "--seed", "9", "--db", url]).exit_code == 0
+            result = runner.invoke(ledger, ["report", "impact", "--db", url, "--format", "json"])
+            assert result.exit_code == 0, result.output
+            reports.append(json.loads(result.output))
+    finally:
+        drop_schema(postgres)
+    assert reports[0] == reports[1]
+    assert reports[0]["figures"]["bilateral_meetings"] > 100

@@ -138,10 +138,10 @@ PERIOD = Settings(date(2024, 1, 1), date(2025, 12, 31))
 
 
 @pytest.fixture
-def known(sqlite_url: str) -> Iterator[tuple[Ledger, Sources]]:
-    ledger = bootstrap.build_ledger(sqlite_url)
+def known(db_url: str) -> Iterator[tuple[Ledger, Sources]]:
+    ledger = bootstrap.build_ledger(db_url)
     ledger.execute(KNOWN_HISTORY)
-    store = bootstrap.build_projection_store(sqlite_url)
+    store = bootstrap.build_projection_store(db_url)
     yield ledger, Sources(ledger.recorder, ledger.mapper, store)
     store.close()
     ledger.close()
@@ -153,8 +153,8 @@ def test_every_figure_on_a_hand_written_history(known: tuple[Ledger, Sources]) -
     assert report["figures"] == KNOWN_FIGURES
 
 
-def test_the_json_report_names_every_published_key_and_its_rules(known: tuple[Ledger, Sources], sqlite_url: str) -> None:
-    result = CliRunner().invoke(ledger_cli, ["report", "impact", "--from", "2024-01-01", "--to", "2025-12-31", "--format", "json", "--db", sqlite_url])
+def test_the_json_report_names_every_published_key_and_its_rules(known: tuple[Ledger, Sources], db_url: str) -> None:
+    result = CliRunner().invoke(ledger_cli, ["report", "impact", "--from", "2024-01-01", "--to", "2025-12-31", "--format", "json", "--db", db_url])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert list(report["figures"]) == [f["key"] for f in published_figures()["figures"]]
@@ -170,8 +170,8 @@ def test_the_update_window_is_a_parameter(known: tuple[Ledger, Sources]) -> None
     assert report["assumptions"]["regularly_updated_window_days"] == 200
 
 
-def test_a_country_fact_sheet_restricts_figures_and_names_partners(known: tuple[Ledger, Sources], sqlite_url: str) -> None:
-    result = CliRunner().invoke(ledger_cli, ["report", "country", "it", "--format", "json", "--db", sqlite_url])
+def test_a_country_fact_sheet_restricts_figures_and_names_partners(known: tuple[Ledger, Sources], db_url: str) -> None:
+    result = CliRunner().invoke(ledger_cli, ["report", "country", "it", "--format", "json", "--db", db_url])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["country"] == "IT"
@@ -186,8 +186,8 @@ COUNTS = [k for k, v in KNOWN_FIGURES.items() if isinstance(v, int) and k != "me
 
 
 @pytest.mark.parametrize("key", COUNTS)
-def test_trace_lists_as_many_events_as_a_count_figure(known: tuple[Ledger, Sources], sqlite_url: str, key: str) -> None:
-    result = CliRunner().invoke(ledger_cli, ["trace", key, "--format", "json", "--db", sqlite_url])
+def test_trace_lists_as_many_events_as_a_count_figure(known: tuple[Ledger, Sources], db_url: str, key: str) -> None:
+    result = CliRunner().invoke(ledger_cli, ["trace", key, "--format", "json", "--db", db_url])
     assert result.exit_code == 0, result.output
     traced = json.loads(result.output)
     assert traced["is_count"] and traced["value"] == KNOWN_FIGURES[key] == len(traced["events"])
@@ -198,8 +198,8 @@ def test_trace_lists_as_many_events_as_a_count_figure(known: tuple[Ledger, Sourc
         assert type(event).__qualname__ == entry["event"]
 
 
-def test_trace_of_a_sum_adds_up_to_the_figure(known: tuple[Ledger, Sources], sqlite_url: str) -> None:
-    result = CliRunner().invoke(ledger_cli, ["trace", "member_organisations_represented", "--format", "json", "--db", sqlite_url])
+def test_trace_of_a_sum_adds_up_to_the_figure(known: tuple[Ledger, Sources], db_url: str) -> None:
+    result = CliRunner().invoke(ledger_cli, ["trace", "member_organisations_represented", "--format", "json", "--db", db_url])
     traced = json.loads(result.output)
     assert not traced["is_count"]
     assert sum(e["value"] for e in traced["events"]) == traced["value"] == KNOWN_FIGURES["member_organisations_represented"]
@@ -207,19 +207,19 @@ def test_trace_of_a_sum_adds_up_to_the_figure(known: tuple[Ledger, Sources], sql
         ("A", "ClusterOrganisation.Updated"), ("B", "ClusterOrganisation.Registered"), ("C", "ClusterOrganisation.Registered")}
 
 
-def test_trace_names_the_meeting_that_was_held(known: tuple[Ledger, Sources], sqlite_url: str) -> None:
-    result = CliRunner().invoke(ledger_cli, ["trace", "bilateral_meetings", "--db", sqlite_url])
+def test_trace_names_the_meeting_that_was_held(known: tuple[Ledger, Sources], db_url: str) -> None:
+    result = CliRunner().invoke(ledger_cli, ["trace", "bilateral_meetings", "--db", db_url])
     assert "M1" in result.output and "M2" not in result.output
     assert result.output.strip().endswith("bilateral_meetings = 1 (1 events listed)")
 
 
-def test_an_unknown_figure_key_is_named(sqlite_url: str) -> None:
-    result = CliRunner().invoke(ledger_cli, ["trace", "happiness", "--db", sqlite_url])
+def test_an_unknown_figure_key_is_named(db_url: str) -> None:
+    result = CliRunner().invoke(ledger_cli, ["trace", "happiness", "--db", db_url])
     assert result.exit_code == 1 and "key: 'happiness': not a figure" in result.output
 
 
-def test_a_back_dated_correction_changes_the_current_report_but_not_the_issued_one(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'asof.db'}"
+def test_a_back_dated_correction_changes_the_current_report_but_not_the_issued_one(db_url: str) -> None:
+    url = db_url
     clock = Clock(datetime(2026, 1, 10, 9, tzinfo=timezone.utc))
     ledger = bootstrap.build_ledger(url, clock=clock)
     ledger.execute(KNOWN_HISTORY)
@@ -254,12 +254,12 @@ def test_catching_up_twice_applies_nothing_twice(known: tuple[Ledger, Sources]) 
     assert runner.catch_up(sources.recorder, sources.mapper, sources.store) == 1
 
 
-def test_project_command_reports_what_it_applied(known: tuple[Ledger, Sources], sqlite_url: str) -> None:
-    first = CliRunner().invoke(ledger_cli, ["project", "--db", sqlite_url])
+def test_project_command_reports_what_it_applied(known: tuple[Ledger, Sources], db_url: str) -> None:
+    first = CliRunner().invoke(ledger_cli, ["project", "--db", db_url])
     assert first.exit_code == 0 and f"applied {len(KNOWN_HISTORY)} events" in first.output
-    again = CliRunner().invoke(ledger_cli, ["project", "--db", sqlite_url])
+    again = CliRunner().invoke(ledger_cli, ["project", "--db", db_url])
     assert "applied 0 events" in again.output
-    rebuilt = CliRunner().invoke(ledger_cli, ["project", "--rebuild", "--db", sqlite_url])
+    rebuilt = CliRunner().invoke(ledger_cli, ["project", "--rebuild", "--db", db_url])
     assert f"rebuilt: applied {len(KNOWN_HISTORY)} events" in rebuilt.output
 
 
@@ -277,13 +277,13 @@ def test_qualifiers(value: float, published: float, qualifier: str, ok: bool) ->
     assert meets(value, published, qualifier) is ok
 
 
-def test_audit_log_filters_by_actor_type_and_time(known: tuple[Ledger, Sources], sqlite_url: str) -> None:
+def test_audit_log_filters_by_actor_type_and_time(known: tuple[Ledger, Sources], db_url: str) -> None:
     ledger, _ = known
     ledger.execute([c.HoldMeeting(meeting="M2", occurred_at="2024-03-02T11:00:00", actor="auditor.check")])
-    result = CliRunner().invoke(ledger_cli, ["audit", "log", "--actor", "auditor.check", "--format", "json", "--db", sqlite_url])
+    result = CliRunner().invoke(ledger_cli, ["audit", "log", "--actor", "auditor.check", "--format", "json", "--db", db_url])
     entries = json.loads(result.output)
     assert [(e["aggregate"], e["type"], e["actor"]) for e in entries] == [("M2", "BilateralMeeting.Held", "auditor.check")]
-    held = CliRunner().invoke(ledger_cli, ["audit", "log", "--type", "Held", "--format", "json", "--db", sqlite_url])
+    held = CliRunner().invoke(ledger_cli, ["audit", "log", "--type", "Held", "--format", "json", "--db", db_url])
     assert {e["aggregate"] for e in json.loads(held.output)} >= {"M1", "M2", "MM1", "T1"}
-    future = CliRunner().invoke(ledger_cli, ["audit", "log", "--since", "2999-01-01", "--db", sqlite_url])
+    future = CliRunner().invoke(ledger_cli, ["audit", "log", "--since", "2999-01-01", "--db", db_url])
     assert future.output.strip().endswith("0 events")

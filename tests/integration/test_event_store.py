@@ -1,35 +1,36 @@
-"""The SQLite file: what is written survives closing and reopening, and cannot be edited."""
+"""The event stores (SQLite file, PostgreSQL): what is written survives reopening and cannot be edited."""
 
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
+import psycopg
 import pytest
 
 import bootstrap
 from domain.base import ref_id
 from service_layer.demo import DemoHistory, write_demo
 from tests.builders import matchmaking_with_two_orgs
+from tests.conftest import fresh_postgres_url, drop_schema
 
 
 def read_all(url: str) -> list[tuple[object, ...]]:
     app = bootstrap.build_ledger(url)
     try:
-        return [(n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in app.recorder.select_notifications(start=1, limit=1_000_000)]
+        return [(n.id, n.originator_id, n.originator_version, n.topic, bytes(n.state)) for n in app.recorder.select_notifications(start=1, limit=1_000_000)]
     finally:
         app.close()
 
 
-def test_write_close_reopen_reads_back_identical(sqlite_url: str) -> None:
+def test_write_close_reopen_reads_back_identical(db_url: str) -> None:
     setup, event, a, _ = matchmaking_with_two_orgs()
-    app = bootstrap.build_ledger(sqlite_url)
+    app = bootstrap.build_ledger(db_url)
     app.execute(setup)
     before = {ref: app.repository.get(ref_id(ref)) for ref in (event, a, f"{event}/{a}")}
     written = [app.mapper.to_domain_event(app.mapper.to_stored_event(e)) for e in app.aggregate_events(a)]
     app.close()
 
-    reopened = bootstrap.build_ledger(sqlite_url)
+    reopened = bootstrap.build_ledger(db_url)
     try:
         after = {ref: reopened.repository.get(ref_id(ref)) for ref in before}
         assert after == before
@@ -38,20 +39,42 @@ def test_write_close_reopen_reads_back_identical(sqlite_url: str) -> None:
         reopened.close()
 
 
-def test_stored_events_cannot_be_updated_or_deleted(sqlite_url: str) -> None:
+def test_sqlite_refuses_updates_and_deletes_of_events(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
     setup, *_ = matchmaking_with_two_orgs()
-    app = bootstrap.build_ledger(sqlite_url)
+    app = bootstrap.build_ledger(url)
     app.execute(setup)
     app.close()
-    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
         with pytest.raises(sqlite3.IntegrityError, match="immutable"):
             conn.execute("UPDATE stored_events SET state = x'00'")
         with pytest.raises(sqlite3.IntegrityError, match="immutable"):
             conn.execute("DELETE FROM stored_events")
-    assert len(read_all(sqlite_url)) == len(setup)
+    assert len(read_all(url)) == len(setup)
 
 
-def test_the_demo_is_deterministic_per_seed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("statement", [
+    "UPDATE {schema}.ledger_events SET topic = 'x'",
+    "DELETE FROM {schema}.ledger_events",
+    "TRUNCATE {schema}.ledger_events",
+])
+def test_postgres_refuses_edits_of_events_even_typed_by_hand(statement: str) -> None:
+    url = fresh_postgres_url()
+    setup, *_ = matchmaking_with_two_orgs()
+    app = bootstrap.build_ledger(url)
+    app.execute(setup)
+    app.close()
+    base, _, schema = url.partition("?schema=")
+    try:
+        with psycopg.connect(base) as conn:
+            with pytest.raises((psycopg.errors.InsufficientPrivilege, psycopg.errors.RaiseException)):
+                conn.execute(statement.replace("{schema}", schema))  # type: ignore[arg-type]
+        assert len(read_all(url)) == len(setup)
+    finally:
+        drop_schema(url)
+
+
+def test_the_demo_is_deterministic_per_seed(tmp_path) -> None:  # type: ignore[no-untyped-def]
     urls = [f"sqlite:///{tmp_path / name}" for name in ("a.db", "b.db", "c.db")]
     for url, seed in zip(urls, (11, 11, 12)):
         history = DemoHistory(seed=seed, scale=0.01)
@@ -63,10 +86,9 @@ def test_the_demo_is_deterministic_per_seed(tmp_path: Path) -> None:
     assert a != c
 
 
-def test_demo_records_after_the_fact_and_never_before(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
+def test_demo_records_after_the_fact_and_never_before(db_url: str) -> None:
     history = DemoHistory(seed=3, scale=0.01)
-    app = bootstrap.build_ledger(url, clock=history.clock)
+    app = bootstrap.build_ledger(db_url, clock=history.clock)
     summary = write_demo(app, history)
     events = [app.mapper.to_domain_event(n) for n in app.recorder.select_notifications(start=1, limit=1_000_000)]
     app.close()

@@ -1,0 +1,168 @@
+"""Measures events per second and peak memory of writing, reading and projecting, against library baselines.
+
+Each measurement runs in its own process, so its peak memory is its own. Baselines, in the same run:
+- `baseline-insert`: eventsourcing's bare recorder inserting the same stored events in the same batches
+  (no domain rules, no pydantic), the floor under `demo-write`;
+- `baseline-read`: reading and decoding every event of the log without folding it, the floor under `rebuild`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _result(name: str, store: str, events: int, seconds: float) -> dict[str, Any]:
+    return {"name": name, "store": store, "events": events, "seconds": round(seconds, 2),
+            "events_per_s": round(events / seconds) if seconds else 0, "peak_mib": round(_peak_mib(), 1)}
+
+
+def demo_write(url: str, scale: float, seed: int) -> dict[str, Any]:
+    import bootstrap
+    from service_layer.demo import DemoHistory, plan_history, write_demo
+    from domain.values import nuts_countries
+
+    nuts_countries()  # reference tables load once per process; not part of the write
+    history = DemoHistory(seed=seed, scale=scale)
+    plan_history(DemoHistory(seed=seed, scale=scale))  # warm the planner the same way
+    app = bootstrap.build_ledger(url, clock=history.clock)
+    started = time.perf_counter()
+    summary = write_demo(app, history)
+    seconds = time.perf_counter() - started
+    app.close()
+    return _result("demo-write", _store(url), summary["events"], seconds)
+
+
+def baseline_insert(source_url: str, url: str) -> dict[str, Any]:
+    """Insert the source ledger's stored events into a bare recorder, batched by recorded time as the demo was."""
+    import bootstrap
+    from eventsourcing.persistence import InfrastructureFactory, StoredEvent
+    from eventsourcing.utils import Environment
+
+    source = bootstrap.build_ledger(source_url)
+    notes = list(source.recorder.select_notifications(start=1, limit=10_000_000))
+    batches: dict[bytes, list[StoredEvent]] = {}
+    for n in notes:
+        stamp = json.loads(n.state)["timestamp"].encode()
+        batches.setdefault(stamp, []).append(StoredEvent(n.originator_id, n.originator_version, n.topic, n.state))
+    source.close()
+    env = {k: v for k, v in bootstrap.persistence_env(url).items() if k != "APPLICATION_RECORDER_TOPIC"}
+    if "POSTGRES_SCHEMA" in env:
+        import psycopg
+        from psycopg.sql import SQL, Identifier
+
+        with psycopg.connect(url.partition("?")[0], autocommit=True) as conn:
+            conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(env["POSTGRES_SCHEMA"])))
+    factory = InfrastructureFactory.construct(Environment("Baseline", env))
+    recorder = factory.application_recorder()
+    started = time.perf_counter()
+    for batch in batches.values():
+        recorder.insert_events(batch)
+    seconds = time.perf_counter() - started
+    factory.close()
+    return _result("baseline-insert", _store(url), len(notes), seconds)
+
+
+def baseline_read(url: str) -> dict[str, Any]:
+    import bootstrap
+    from projections import runner
+
+    app = bootstrap.build_ledger(url)
+    started = time.perf_counter()
+    count = sum(len([app.mapper.to_domain_event(n) for n in page]) for page in runner.notifications(app.recorder, 0))
+    seconds = time.perf_counter() - started
+    app.close()
+    return _result("baseline-read", _store(url), count, seconds)
+
+
+def rebuild(url: str) -> dict[str, Any]:
+    import bootstrap
+    from projections import runner
+
+    app = bootstrap.build_ledger(url)
+    store = bootstrap.build_projection_store(url)
+    started = time.perf_counter()
+    applied = runner.rebuild(app.recorder, app.mapper, store)
+    seconds = time.perf_counter() - started
+    store.close()
+    app.close()
+    return _result("rebuild", _store(url), applied, seconds)
+
+
+def _store(url: str) -> str:
+    return url.split(":", 1)[0]
+
+
+MEASURES = {"demo-write": demo_write, "baseline-insert": baseline_insert, "baseline-read": baseline_read, "rebuild": rebuild}
+
+
+def _measure(name: str, *args: str) -> dict[str, Any]:
+    """Run one measurement in a fresh process and return what it printed."""
+    done = subprocess.run([sys.executable, "-m", "benchmarks.bench", "one", name, *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark {name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run every measurement and print a table")
+    run.add_argument("--scale", type=float, default=1.0, help="demo scale (1 = the real platform)")
+    run.add_argument("--seed", type=int, default=2024, help="demo seed")
+    run.add_argument("--postgres", help="postgresql:// URL to measure as well (default: $LEDGER_TEST_PG_URL if set)")
+    run.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    one = sub.add_parser("one", help="one measurement (internal)")
+    one.add_argument("name", choices=sorted(MEASURES))
+    one.add_argument("args", nargs="*")
+    options = parser.parse_args()
+    if options.command == "one":
+        measure = MEASURES[options.name]
+        args: list[Any] = list(options.args)
+        if options.name == "demo-write":
+            args = [args[0], float(args[1]), int(args[2])]
+        print(json.dumps(measure(*args)))
+        return
+
+    folder = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+    urls = [f"sqlite:///{folder / 'bench.db'}"]
+    postgres = options.postgres or os.environ.get("LEDGER_TEST_PG_URL")
+    if postgres:
+        urls.append(f"{postgres}?schema=bench_{uuid.uuid4().hex[:8]}")
+    results = []
+    for url in urls:
+        store = _store(url)
+        results.append(_measure("demo-write", url, str(options.scale), str(options.seed)))
+        base_url = f"sqlite:///{folder / 'baseline.db'}" if store == "sqlite" else f"{postgres}?schema=bench_{uuid.uuid4().hex[:8]}"
+        results.append(_measure("baseline-insert", url, base_url))
+        results.append(_measure("baseline-read", url))
+        results.append(_measure("rebuild", url))
+    if options.json:
+        for r in results:
+            print(json.dumps(r))
+        return
+    baselines = {("demo-write", r["store"]): r for r in results if r["name"] == "baseline-insert"}
+    baselines.update({("rebuild", r["store"]): r for r in results if r["name"] == "baseline-read"})
+    print(f"scale {options.scale}, seed {options.seed}, python {sys.version.split()[0]}, {os.cpu_count()} cores")
+    print(f"{'measure':16} {'store':10} {'events':>8} {'seconds':>8} {'events/s':>9} {'peak MiB':>9}  vs baseline")
+    for r in results:
+        base = baselines.get((r["name"], r["store"]))
+        ratio = f"{r['events_per_s'] / base['events_per_s']:.2f}x of {base['name']}" if base and base["events_per_s"] else ""
+        print(f"{r['name']:16} {r['store']:10} {r['events']:>8} {r['seconds']:>8} {r['events_per_s']:>9} {r['peak_mib']:>9}  {ratio}")
+
+
+if __name__ == "__main__":
+    main()

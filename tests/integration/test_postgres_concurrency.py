@@ -1,0 +1,121 @@
+"""Concurrent writers on PostgreSQL: one wins a conflict cleanly; a tailing reader neither skips nor repeats."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from typing import Any
+
+import bootstrap
+from domain.base import ref_id
+from domain.errors import ConcurrentChange
+from service_layer import commands as c
+from service_layer.ledger import Ledger
+from tests.builders import org
+from tests.conftest import drop_schema, fresh_postgres_url
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+class _RacingLedger(Ledger):
+    """Waits for the other writer after deciding and before saving, so both decide on the same version."""
+
+    name = "Ledger"
+    barrier: Any = None
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        self.barrier.wait(timeout=30)
+        return super().save(*objs, **kwargs)
+
+
+def _update_concurrently(url: str, ref: str, name: str, barrier: Any, results: Any) -> None:
+    app = _RacingLedger(env=bootstrap.persistence_env(url))
+    app.barrier = barrier
+    try:
+        outcome = app.execute([c.UpdateOrg(org=ref, name=name, occurred_at="2024-02-01")])
+        results.put(("won", name, outcome.events))
+    except ConcurrentChange as error:
+        results.put(("conflict", name, str(error)))
+    finally:
+        app.close()
+
+
+def test_two_writers_on_one_aggregate_one_wins_the_other_gets_a_clear_conflict() -> None:
+    url = fresh_postgres_url()
+    ref = "ORG-RACE"
+    try:
+        app = bootstrap.build_ledger(url)
+        app.execute([org(ref)])
+        app.close()
+        barrier, results = SPAWN.Barrier(2), SPAWN.Queue()
+        writers = [SPAWN.Process(target=_update_concurrently, args=(url, ref, name, barrier, results)) for name in ("First", "Second")]
+        for w in writers:
+            w.start()
+        for w in writers:
+            w.join(timeout=60)
+        outcomes = sorted(results.get(timeout=5) for _ in writers)
+        assert [o[0] for o in outcomes] == ["conflict", "won"]
+        assert "run the command again" in outcomes[0][2]
+        winner = outcomes[1][1]
+
+        app = bootstrap.build_ledger(url)
+        events = app.aggregate_events(ref)
+        profile = app.repository.get(ref_id(ref))
+        app.close()
+        assert [type(e).__name__ for e in events] == ["Registered", "Updated"]
+        assert profile.name == winner and profile.version == 2
+    finally:
+        drop_schema(url)
+
+
+def _append(url: str, writer: int, batches: int, per_batch: int) -> None:
+    app = bootstrap.build_ledger(url)
+    try:
+        for batch in range(batches):
+            app.execute([org(f"ORG-W{writer}-{batch}-{i}") for i in range(per_batch)])
+    finally:
+        app.close()
+
+
+def _tail(url: str, expected: int, results: Any) -> None:
+    app = bootstrap.build_ledger(url)
+    seen: list[tuple[int, str, int]] = []
+    deadline = time.monotonic() + 120
+    try:
+        while len(seen) < expected and time.monotonic() < deadline:
+            after = seen[-1][0] if seen else 0
+            page = app.recorder.select_notifications(start=after + 1, limit=37)
+            seen += [(n.id, str(n.originator_id), n.originator_version) for n in page]
+            if not page:
+                time.sleep(0.005)
+    finally:
+        app.close()
+    results.put(seen)
+
+
+def test_a_tailing_reader_never_skips_or_repeats_while_four_writers_append() -> None:
+    url = fresh_postgres_url()
+    writers_count, batches, per_batch = 4, 25, 6
+    expected = writers_count * batches * per_batch
+    try:
+        bootstrap.build_ledger(url).close()  # create the tables before the race
+        results = SPAWN.Queue()
+        reader = SPAWN.Process(target=_tail, args=(url, expected, results))
+        reader.start()
+        writers = [SPAWN.Process(target=_append, args=(url, w, batches, per_batch)) for w in range(writers_count)]
+        for w in writers:
+            w.start()
+        for w in writers:
+            w.join(timeout=120)
+            assert w.exitcode == 0
+        seen = results.get(timeout=150)
+        reader.join(timeout=10)
+
+        app = bootstrap.build_ledger(url)
+        stored = [(n.id, str(n.originator_id), n.originator_version) for n in app.recorder.select_notifications(start=1, limit=10 * expected)]
+        app.close()
+        assert len(stored) == expected
+        assert seen == stored  # same notifications, same order: nothing skipped, nothing repeated
+        assert len({s[1] for s in seen}) == expected
+    finally:
+        drop_schema(url)

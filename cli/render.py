@@ -44,9 +44,9 @@ class _Quiet:
 def progress(
     items: Sequence[Any] | None = None, label: str = "", length: int | None = None, threshold: int = 2000
 ) -> Iterator[Any]:
-    """A progress bar on stderr for long work, nothing for short work."""
+    """A progress bar on stderr for long work at a terminal; nothing for short work or when stderr is not a terminal."""
     size = length if length is not None else len(items or ())
-    if size < threshold:
+    if size < threshold or not sys.stderr.isatty():
         yield _Quiet(items)
         return
     with click.progressbar(items, length=length, label=label, file=sys.stderr, show_pos=True) as bar:

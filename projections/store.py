@@ -161,16 +161,25 @@ class PostgresProjectionStore:
 
     def write(self, projection: str, version: int, rows: Mapping[str, Row], position: int) -> None:
         with self.connection.transaction(), self.connection.cursor() as cursor:
-            cursor.executemany(
-                self._sql("INSERT INTO {} (projection, key, data) VALUES (%s, %s, %s) "
-                          "ON CONFLICT (projection, key) DO UPDATE SET data = excluded.data").format(self.rows_table),
-                [(projection, key, encode(row)) for key, row in rows.items()],
-            )
-            cursor.execute(
-                self._sql("INSERT INTO {} (projection, version, position) VALUES (%s, %s, %s) "
-                          "ON CONFLICT (projection) DO UPDATE SET version = excluded.version, position = excluded.position").format(self.tracking_table),
-                (projection, version, position),
-            )
+            self.upsert_rows(cursor, projection, rows)
+            self.upsert_tracking(cursor, projection, version, position)
+
+    def upsert_rows(self, cursor: Any, projection: str, rows: Mapping[str, Row]) -> None:
+        """Write `rows` within the caller's transaction."""
+        cursor.executemany(
+            self._sql("INSERT INTO {} (projection, key, data) VALUES (%s, %s, %s) "
+                      "ON CONFLICT (projection, key) DO UPDATE SET data = excluded.data").format(self.rows_table),
+            [(projection, key, encode(row)) for key, row in rows.items()],
+        )
+
+    def upsert_tracking(self, cursor: Any, projection: str, version: int, position: int, *, keep_highest: bool = False) -> None:
+        """Write the tracking position within the caller's transaction."""
+        new_position = "GREATEST(excluded.position, {}.position)" if keep_highest else "excluded.position"
+        cursor.execute(
+            self._sql("INSERT INTO {} AS t (projection, version, position) VALUES (%s, %s, %s) "
+                      "ON CONFLICT (projection) DO UPDATE SET version = excluded.version, position = " + new_position.format("t")).format(self.tracking_table),
+            (projection, version, position),
+        )
 
     def reset(self, projection: str) -> None:
         with self.connection.transaction():

@@ -31,7 +31,7 @@ def test_the_html_report_renders_its_figures_in_chromium(tmp_path: Path) -> None
     page = tmp_path / "impact.html"
     written = runner.invoke(ledger, ["report", "impact", "--format", "html", "--out", str(page), "--db", url])
     assert written.exit_code == 0, written.output
-    expected = json.loads(runner.invoke(ledger, ["report", "impact", "--format", "json", "--db", url]).output)["figures"]
+    expected = json.loads(runner.invoke(ledger, ["report", "impact", "--format", "json", "--db", url]).stdout)["figures"]
     assert "http://" not in page.read_text() and "https://" not in page.read_text()
 
     profile = tmp_path / "profile"

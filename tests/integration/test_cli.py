@@ -83,7 +83,7 @@ def test_full_scenario_from_registration_to_a_launched_project(db_url: str) -> N
         assert result.exit_code == 0, (step, result.output)
         assert result.output.startswith("recorded 1 event")
     history = run("history", "CASE-MA-1", "--format", "json", db=db_url)
-    events = json.loads(history.output)
+    events = json.loads(history.stdout)
     assert [e["type"] for e in events] == ["CooperationCase.Identified", "CooperationCase.Advanced", "CooperationCase.Advanced"]
     assert events[-1]["details"] == {"stage": "joint_project_launched", "project": "Horizon Europe GH2"}
     assert {e["actor"] for e in events} == {"admin.test"}

@@ -20,7 +20,7 @@ def test_the_scale_1_demo_meets_every_published_figure(tmp_path: Path) -> None:
     assert written.exit_code == 0, written.output
     result = runner.invoke(ledger, ["report", "impact", "--from", "2024-01-01", "--to", "2025-12-31", "--format", "json", "--db", url])
     assert result.exit_code == 0, result.output
-    figures = json.loads(result.output)["figures"]
+    figures = json.loads(result.stdout)["figures"]
     misses = [
         (f["key"], figures[f["key"]], f["qualifier"], f["value"])
         for f in published_figures()["figures"]
@@ -40,7 +40,7 @@ def test_the_same_demo_gives_the_same_figures_on_sqlite_and_postgres(tmp_path: P
             assert runner.invoke(ledger, ["demo", "--scale", "0.05", "--seed", "9", "--db", url]).exit_code == 0
             result = runner.invoke(ledger, ["report", "impact", "--db", url, "--format", "json"])
             assert result.exit_code == 0, result.output
-            reports.append(json.loads(result.output))
+            reports.append(json.loads(result.stdout))
     finally:
         drop_schema(postgres)
     assert reports[0] == reports[1]

@@ -156,7 +156,7 @@ def test_every_figure_on_a_hand_written_history(known: tuple[Ledger, Sources]) -
 def test_the_json_report_names_every_published_key_and_its_rules(known: tuple[Ledger, Sources], db_url: str) -> None:
     result = CliRunner().invoke(ledger_cli, ["report", "impact", "--from", "2024-01-01", "--to", "2025-12-31", "--format", "json", "--db", db_url])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert list(report["figures"]) == [f["key"] for f in published_figures()["figures"]]
     assert report["period"] == {"from": "2024-01-01", "to": "2025-12-31"} and report["as_of"] is None
     assert report["assumptions"]["regularly_updated_window_days"] == 365
@@ -173,7 +173,7 @@ def test_the_update_window_is_a_parameter(known: tuple[Ledger, Sources]) -> None
 def test_a_country_fact_sheet_restricts_figures_and_names_partners(known: tuple[Ledger, Sources], db_url: str) -> None:
     result = CliRunner().invoke(ledger_cli, ["report", "country", "it", "--format", "json", "--db", db_url])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["country"] == "IT"
     assert report["figures"]["cluster_organisations"] == 1
     assert report["figures"]["member_organisations_represented"] == 33
@@ -189,7 +189,7 @@ COUNTS = [k for k, v in KNOWN_FIGURES.items() if isinstance(v, int) and k != "me
 def test_trace_lists_as_many_events_as_a_count_figure(known: tuple[Ledger, Sources], db_url: str, key: str) -> None:
     result = CliRunner().invoke(ledger_cli, ["trace", key, "--format", "json", "--db", db_url])
     assert result.exit_code == 0, result.output
-    traced = json.loads(result.output)
+    traced = json.loads(result.stdout)
     assert traced["is_count"] and traced["value"] == KNOWN_FIGURES[key] == len(traced["events"])
     ledger, _ = known
     positions = {n.id: n for n in ledger.recorder.select_notifications(start=1, limit=10_000)}
@@ -200,7 +200,7 @@ def test_trace_lists_as_many_events_as_a_count_figure(known: tuple[Ledger, Sourc
 
 def test_trace_of_a_sum_adds_up_to_the_figure(known: tuple[Ledger, Sources], db_url: str) -> None:
     result = CliRunner().invoke(ledger_cli, ["trace", "member_organisations_represented", "--format", "json", "--db", db_url])
-    traced = json.loads(result.output)
+    traced = json.loads(result.stdout)
     assert not traced["is_count"]
     assert sum(e["value"] for e in traced["events"]) == traced["value"] == KNOWN_FIGURES["member_organisations_represented"]
     assert {(e["ref"], e["event"]) for e in traced["events"]} == {
@@ -232,7 +232,7 @@ def test_a_back_dated_correction_changes_the_current_report_but_not_the_issued_o
     def report(*extra: str) -> dict[str, Any]:
         result = CliRunner().invoke(ledger_cli, ["report", "impact", "--format", "json", "--db", url, *extra])
         assert result.exit_code == 0, result.output
-        return json.loads(result.output)
+        return json.loads(result.stdout)
 
     as_issued = report("--as-of", issued.isoformat())
     current = report()
@@ -281,9 +281,9 @@ def test_audit_log_filters_by_actor_type_and_time(known: tuple[Ledger, Sources],
     ledger, _ = known
     ledger.execute([c.HoldMeeting(meeting="M2", occurred_at="2024-03-02T11:00:00", actor="auditor.check")])
     result = CliRunner().invoke(ledger_cli, ["audit", "log", "--actor", "auditor.check", "--format", "json", "--db", db_url])
-    entries = json.loads(result.output)
+    entries = json.loads(result.stdout)
     assert [(e["aggregate"], e["type"], e["actor"]) for e in entries] == [("M2", "BilateralMeeting.Held", "auditor.check")]
     held = CliRunner().invoke(ledger_cli, ["audit", "log", "--type", "Held", "--format", "json", "--db", db_url])
-    assert {e["aggregate"] for e in json.loads(held.output)} >= {"M1", "M2", "MM1", "T1"}
+    assert {e["aggregate"] for e in json.loads(held.stdout)} >= {"M1", "M2", "MM1", "T1"}
     future = CliRunner().invoke(ledger_cli, ["audit", "log", "--since", "2999-01-01", "--db", db_url])
     assert future.output.strip().endswith("0 events")

@@ -1,0 +1,132 @@
+"""Commands that carry the ledger over Kafka: the relay and the read-model consumer."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+import bootstrap
+from cli.context import Settings, db_option, pass_settings
+from domain.errors import InvalidValue
+
+log = logging.getLogger("ledger")
+
+
+def _bootstrap_option(f: Any) -> Any:
+    return click.option("--bootstrap", "server", envvar="LEDGER_KAFKA", default="127.0.0.1:9092", show_default=True,
+                        help="Kafka bootstrap server HOST:PORT (or $LEDGER_KAFKA)")(f)
+
+
+def _topic_option(f: Any) -> Any:
+    return click.option("--topic", default="ledger.events", show_default=True, help="Kafka topic of ledger events")(f)
+
+
+@contextmanager
+def _until_signalled() -> Iterator[threading.Event]:
+    """An event set by SIGTERM or SIGINT, so loops finish their batch and shut down cleanly."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class _Throughput:
+    """Logs a running count and rate every few seconds."""
+
+    def __init__(self, what: str, every: float = 5.0) -> None:
+        self.what, self.every = what, every
+        self.total, self.window, self.since = 0, 0, time.monotonic()
+
+    def add(self, count: int) -> None:
+        self.total += count
+        self.window += count
+        now = time.monotonic()
+        if now - self.since >= self.every:
+            log.info("%s %d events (%.0f events/s)", self.what, self.total, self.window / (now - self.since))
+            self.window, self.since = 0, now
+
+
+def _logging() -> None:
+    logging.basicConfig(level=os.environ.get("LEDGER_LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+
+
+def register(ledger: click.Group) -> None:
+    """Add `relay` and `consume` to the `ledger` group."""
+
+    @ledger.command()
+    @_topic_option
+    @_bootstrap_option
+    @click.option("--partitions", type=click.IntRange(min=1), default=4, show_default=True, help="partitions of the topic if it has to be created")
+    @click.option("--until-caught-up", is_flag=True, help="stop once every recorded event is published")
+    @db_option
+    @pass_settings
+    def relay(settings: Settings, topic: str, server: str, partitions: int, until_caught_up: bool) -> None:
+        """Publish ledger events to Kafka (keyed by aggregate id); runs until stopped."""
+        from consumers.relay import RelaySettings, relay as run_relay
+
+        _logging()
+        app = settings.ledger()
+        store = bootstrap.build_projection_store(settings.db)
+        rate = _Throughput("published")
+        started = time.perf_counter()
+        try:
+            with _until_signalled() as stop:
+                published = run_relay(app.recorder, store, RelaySettings(server, topic, partitions), stop=stop,
+                                      until_caught_up=until_caught_up, on_page=lambda n, _: rate.add(n))
+        finally:
+            store.close()
+            app.close()
+        seconds = time.perf_counter() - started
+        click.echo(f"published {published} events to {topic} in {seconds:.1f} s ({published / max(seconds, 1e-6):,.0f} events/s)")
+
+    @ledger.command()
+    @click.argument("projection", type=click.Choice(["platform"]))
+    @click.option("--group", default="ledger-readmodel", show_default=True, help="consumer group; members of one group share the partitions")
+    @_topic_option
+    @_bootstrap_option
+    @click.option("--until-idle", type=float, help="stop after this many seconds without messages (default: run until stopped)")
+    @db_option
+    @pass_settings
+    def consume(settings: Settings, projection: str, group: str, topic: str, server: str, until_idle: float | None) -> None:
+        """Build a PostgreSQL read model from Kafka, offsets stored with each change."""
+        from consumers.readmodel import ConsumerSettings, ReadModel, consume as run_consumer
+        from projections.store import PostgresProjectionStore
+
+        _logging()
+        url = bootstrap.database_url(settings.db)
+        store = bootstrap.build_projection_store(url)
+        if not isinstance(store, PostgresProjectionStore):
+            store.close()
+            raise InvalidValue("db", url, "the Kafka read model lives in PostgreSQL: give a postgresql:// URL")
+        options = ConsumerSettings(server, group, topic, projection)
+        schema = bootstrap.persistence_env(url).get("POSTGRES_SCHEMA", "public")
+        rate = _Throughput("applied")
+        counts = {"duplicates": 0, "parked": 0}
+
+        def on_batch(outcome: Any, _: float) -> None:
+            rate.add(outcome.applied)
+            counts["duplicates"] += outcome.duplicates
+            counts["parked"] += outcome.parked
+
+        started = time.perf_counter()
+        try:
+            with _until_signalled() as stop:
+                applied = run_consumer(ReadModel(store, schema, options), options, stop=stop, idle_exit=until_idle, on_batch=on_batch)
+        finally:
+            store.close()
+        seconds = time.perf_counter() - started
+        click.echo(f"applied {applied} events in {seconds:.1f} s ({applied / max(seconds, 1e-6):,.0f} events/s); "
+                   f"dropped {counts['duplicates']} duplicates; parked {counts['parked']} messages")
+

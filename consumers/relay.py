@@ -1,0 +1,125 @@
+"""Publishes the ledger's notification log to Kafka, recording its position only after the broker acknowledged."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.persistence import ApplicationRecorder
+
+from consumers.envelope import wrap
+from projections.runner import notifications
+from projections.store import ProjectionStore
+
+log = logging.getLogger("ledger.relay")
+RELAY_VERSION = 1
+
+
+@dataclass
+class RelaySettings:
+    """Where and how the relay publishes."""
+
+    bootstrap: str
+    topic: str = "ledger.events"
+    partitions: int = 4
+    page_size: int = 500
+
+
+def ensure_topic(settings: RelaySettings) -> None:
+    """Create the topic with its partitions if it does not exist."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="ledger-relay-admin")
+    try:
+        if settings.topic not in admin.list_topics():
+            try:
+                admin.create_topics([NewTopic(settings.topic, num_partitions=settings.partitions, replication_factor=1)])
+                log.info("created topic %s with %d partitions", settings.topic, settings.partitions)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+
+
+def producer(settings: RelaySettings) -> Any:
+    """An idempotent producer that waits for every in-sync replica."""
+    from kafka import KafkaProducer
+
+    return KafkaProducer(
+        bootstrap_servers=settings.bootstrap,
+        client_id="ledger-relay",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        key_serializer=lambda key: key.encode(),
+        value_serializer=lambda value: value.encode(),
+    )
+
+
+def relay(
+    recorder: ApplicationRecorder,
+    store: ProjectionStore,
+    settings: RelaySettings,
+    *,
+    stop: threading.Event,
+    until_caught_up: bool = False,
+    on_page: Callable[[int, float], None] = lambda n, rate: None,
+    idle_wait: float = 0.5,
+    retry_wait: float = 2.0,
+) -> int:
+    """Publish every notification after the relay's position; return how many were published.
+
+    When the broker is unreachable the relay waits and publishes again from its recorded position,
+    so an event may reach the topic twice (consumers drop it by aggregate id and version), never zero times.
+    """
+    from kafka.errors import KafkaError
+
+    name = f"relay:{settings.topic}"
+    published = 0
+    kafka: Any = None
+    while not stop.is_set():
+        position = store.position(name, RELAY_VERSION)
+        try:
+            if kafka is None:
+                ensure_topic(settings)
+                kafka = producer(settings)
+                log.info("relay publishes to %s after position %d", settings.topic, position)
+            moved = False
+            for page in notifications(recorder, position, settings.page_size):
+                started = time.perf_counter()
+                futures = [kafka.send(settings.topic, key=str(n.originator_id), value=wrap(n).model_dump_json()) for n in page]
+                kafka.flush(timeout=60)
+                for future in futures:
+                    future.get(timeout=60)  # raises unless the broker acknowledged
+                store.write(name, RELAY_VERSION, {}, page[-1].id)
+                published += len(page)
+                moved = True
+                on_page(len(page), len(page) / max(time.perf_counter() - started, 1e-6))
+                if stop.is_set():
+                    break
+            if until_caught_up and not moved:
+                break
+            if not moved:
+                stop.wait(idle_wait)
+        except KafkaError as error:
+            log.warning("broker unavailable (%s); publishing again from position %d in %.0f s", type(error).__name__, position, retry_wait)
+            _close(kafka)
+            kafka = None
+            stop.wait(retry_wait)
+    _close(kafka)
+    log.info("relay stopped at position %d after publishing %d events", store.position(name, RELAY_VERSION), published)
+    return published
+
+
+def _close(kafka: Any) -> None:
+    if kafka is not None:
+        try:
+            kafka.close(timeout=10)
+        except Exception as error:  # closing a producer whose broker is gone must not hide the cause
+            log.warning("closing the producer failed: %s", error)

@@ -36,6 +36,8 @@ def _update_concurrently(url: str, ref: str, name: str, barrier: Any, results: A
         results.put(("won", name, outcome.events))
     except ConcurrentChange as error:
         results.put(("conflict", name, str(error)))
+    except Exception as error:  # reported to the test, which fails naming it
+        results.put(("error", name, repr(error)))
     finally:
         app.close()
 
@@ -52,8 +54,8 @@ def test_two_writers_on_one_aggregate_one_wins_the_other_gets_a_clear_conflict()
         for w in writers:
             w.start()
         for w in writers:
-            w.join(timeout=60)
-        outcomes = sorted(results.get(timeout=5) for _ in writers)
+            w.join(timeout=90)
+        outcomes = sorted(results.get(timeout=60) for _ in writers)
         assert [o[0] for o in outcomes] == ["conflict", "won"]
         assert "run the command again" in outcomes[0][2]
         winner = outcomes[1][1]

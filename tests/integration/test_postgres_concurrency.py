@@ -24,7 +24,7 @@ class _RacingLedger(Ledger):
     barrier: Any = None
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
-        self.barrier.wait(timeout=30)
+        self.barrier.wait(timeout=120)
         return super().save(*objs, **kwargs)
 
 

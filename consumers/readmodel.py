@@ -196,6 +196,7 @@ def _subscribe(read_model: ReadModel, settings: ConsumerSettings) -> Any:
         client_id=f"ledger-consumer-{settings.group}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        allow_auto_create_topics=False,  # the relay creates the topic with its partitions
         max_poll_records=settings.max_records,
         session_timeout_ms=10_000,
         heartbeat_interval_ms=1_000,

@@ -1,9 +1,11 @@
-"""Measures events per second and peak memory of writing, reading and projecting, against library baselines.
+"""Measures events per second and peak memory of writing, reading, projecting and streaming, against baselines.
 
 Each measurement runs in its own process, so its peak memory is its own. Baselines, in the same run:
 - `baseline-insert`: eventsourcing's bare recorder inserting the same stored events in the same batches
   (no domain rules, no pydantic), the floor under `demo-write`;
-- `baseline-read`: reading and decoding every event of the log without folding it, the floor under `rebuild`.
+- `baseline-read`: reading and decoding every event of the log without folding it, the floor under `rebuild`
+  and the relay;
+- `rebuild` on PostgreSQL: the same read model built straight from the event store, compared with `kafka-consume`.
 """
 
 from __future__ import annotations
@@ -102,11 +104,55 @@ def rebuild(url: str) -> dict[str, Any]:
     return _result("rebuild", _store(url), applied, seconds)
 
 
+def kafka_relay(url: str, server: str, topic: str) -> dict[str, Any]:
+    import threading
+
+    import bootstrap
+    from consumers.relay import RelaySettings, relay
+
+    app = bootstrap.build_ledger(url)
+    store = bootstrap.build_projection_store(url)
+    started = time.perf_counter()
+    published = relay(app.recorder, store, RelaySettings(server, topic, partitions=4), stop=threading.Event(), until_caught_up=True)
+    seconds = time.perf_counter() - started
+    store.close()
+    app.close()
+    return _result("kafka-relay", _store(url), published, seconds)
+
+
+def kafka_consume(read_model_url: str, server: str, topic: str, expected: str) -> dict[str, Any]:
+    import threading
+
+    import bootstrap
+    from consumers.readmodel import ConsumerSettings, ReadModel, consume
+
+    store = bootstrap.build_projection_store(read_model_url)
+    settings = ConsumerSettings(server, group=f"bench-{uuid.uuid4().hex[:6]}", topic=topic)
+    stop = threading.Event()
+    seen = {"applied": 0, "first": 0.0}
+
+    def on_batch(outcome: Any, _: float) -> None:
+        seen["first"] = seen["first"] or time.perf_counter()
+        seen["applied"] += outcome.applied
+        if seen["applied"] >= int(expected):
+            stop.set()
+
+    started = time.perf_counter()
+    schema = bootstrap.persistence_env(read_model_url)["POSTGRES_SCHEMA"]
+    consume(ReadModel(store, schema, settings), settings, stop=stop, on_batch=on_batch, idle_exit=30)
+    seconds = time.perf_counter() - started
+    store.close()
+    return _result("kafka-consume", "postgresql", seen["applied"], seconds)
+
+
 def _store(url: str) -> str:
     return url.split(":", 1)[0]
 
 
-MEASURES = {"demo-write": demo_write, "baseline-insert": baseline_insert, "baseline-read": baseline_read, "rebuild": rebuild}
+MEASURES = {
+    "demo-write": demo_write, "baseline-insert": baseline_insert, "baseline-read": baseline_read, "rebuild": rebuild,
+    "kafka-relay": kafka_relay, "kafka-consume": kafka_consume,
+}
 
 
 def _measure(name: str, *args: str) -> dict[str, Any]:
@@ -124,6 +170,7 @@ def main() -> None:
     run.add_argument("--scale", type=float, default=1.0, help="demo scale (1 = the real platform)")
     run.add_argument("--seed", type=int, default=2024, help="demo seed")
     run.add_argument("--postgres", help="postgresql:// URL to measure as well (default: $LEDGER_TEST_PG_URL if set)")
+    run.add_argument("--kafka", help="Kafka bootstrap HOST:PORT to measure relay and consumer as well (default: $LEDGER_TEST_KAFKA if set)")
     run.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     one = sub.add_parser("one", help="one measurement (internal)")
     one.add_argument("name", choices=sorted(MEASURES))
@@ -150,12 +197,21 @@ def main() -> None:
         results.append(_measure("baseline-insert", url, base_url))
         results.append(_measure("baseline-read", url))
         results.append(_measure("rebuild", url))
+    server = options.kafka or os.environ.get("LEDGER_TEST_KAFKA")
+    if server and postgres:
+        topic = f"bench.{uuid.uuid4().hex[:8]}"
+        relayed = _measure("kafka-relay", urls[-1], server, topic)
+        results.append(relayed)
+        read_model = f"{postgres}?schema=bench_{uuid.uuid4().hex[:8]}"
+        results.append(_measure("kafka-consume", read_model, server, topic, str(relayed["events"])))
     if options.json:
         for r in results:
             print(json.dumps(r))
         return
     baselines = {("demo-write", r["store"]): r for r in results if r["name"] == "baseline-insert"}
     baselines.update({("rebuild", r["store"]): r for r in results if r["name"] == "baseline-read"})
+    baselines.update({("kafka-consume", r["store"]): r for r in results if r["name"] == "rebuild" and r["store"] == "postgresql"})
+    baselines.update({("kafka-relay", r["store"]): r for r in results if r["name"] == "baseline-read" and r["store"] == "postgresql"})
     print(f"scale {options.scale}, seed {options.seed}, python {sys.version.split()[0]}, {os.cpu_count()} cores")
     print(f"{'measure':16} {'store':10} {'events':>8} {'seconds':>8} {'events/s':>9} {'peak MiB':>9}  vs baseline")
     for r in results:

@@ -19,7 +19,7 @@ from cli import render
 from cli.context import Settings, db_option, pass_settings
 from domain.errors import InvalidValue
 from projections import reports, runner
-from projections.figures import Settings, published_figures
+from projections.figures import Settings as Period, published_figures
 from projections.platform import FOLD_VERSION
 from projections.reports import Sources
 
@@ -65,36 +65,42 @@ def run_report(db: str | None, start: str | None, end: str | None, as_of: str | 
     moment = render.parse_moment("as-of", as_of) if as_of else None
     with open_sources(db) as sources:
         rows = _rows(sources, moment)
-    return reports.impact(rows, Settings(first, last, window_days, country=country), moment, charts=charts)
+    return reports.impact(rows, Period(first, last, window_days, country=country), moment, charts=charts)
 
 
 def render_report(report: dict[str, Any], fmt: str) -> str:
-    published = {f["key"]: f for f in published_figures()["figures"]}
-    rows = [(key, _value(value), published[key]["qualifier"], _value(published[key]["value"])) for key, value in report["figures"].items()]
+    """The report in one of FORMATS; a country sheet leaves out the platform-wide published values."""
     if fmt == "json":
         return json.dumps(report, indent=2)
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(("figure", "value", "published_qualifier", "published_value"))
-        writer.writerows(rows)
-        return out.getvalue().rstrip("\n")
-    if fmt == "markdown":
-        head = f"# Impact report {report['period']['from']} to {report['period']['to']}\n\n"
-        lines = ["| figure | value | published |", "| --- | ---: | --- |"]
-        lines += [f"| {k} | {v} | {q} {p} |" for k, v, q, p in rows]
-        return head + "\n".join(lines) + f"\n\nAs of: {report['as_of'] or 'now'}; rules version {report['assumptions']['rules_version']}."
     if fmt == "html":
         from projections.html import impact_page
 
         return impact_page(report)
-    title = f"impact {report['period']['from']} .. {report['period']['to']}" + (f" for {report['country']}" if report.get("country") else "") + (f" as of {report['as_of']}" if report["as_of"] else "")
-    body = render.table(("figure", "value", "published"), [(k, v, f"{q} {p}") for k, v, q, p in rows])
-    extra = ""
-    if report.get("cross_border_partners") is not None:
-        partners = ", ".join(f"{c} ({n})" for c, n in report["cross_border_partners"].items()) or "none"
-        extra = f"\ncross-border partners: {partners}"
-    return f"{title}\n{body}{extra}"
+    published = {f["key"]: f for f in published_figures()["figures"]}
+    country = report.get("country")
+    headers = ("figure", "value") if country else ("figure", "value", "published")
+    rows = [
+        (key, _value(value)) if country else (key, _value(value), f"{published[key]['qualifier']} {_value(published[key]['value'])}")
+        for key, value in report["figures"].items()
+    ]
+    partners = ", ".join(f"{c} ({n})" for c, n in (report.get("cross_border_partners") or {}).items()) or "none"
+    period = f"{report['period']['from']} to {report['period']['to']}"
+    title = f"Impact {period}" + (f" for {country}" if country else "") + (f", as of {report['as_of']}" if report["as_of"] else "")
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(headers)
+        writer.writerows(rows)
+        return out.getvalue().rstrip("\n")
+    if fmt == "markdown":
+        lines = [f"# {title}", "", "| " + " | ".join(headers) + " |", "| --- | ---: |" + (" --- |" if not country else "")]
+        lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+        if country:
+            lines += ["", f"Cross-border partners: {partners}."]
+        lines += ["", f"Counting rules version {report['assumptions']['rules_version']}; regularly updated = updated within {report['assumptions']['regularly_updated_window_days']} days."]
+        return "\n".join(lines)
+    body = render.table(headers, rows)
+    return f"{title}\n{body}" + (f"\ncross-border partners: {partners}" if country else "")
 
 
 def _value(value: Any) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -281,14 +281,3 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.UpdatePublication: lambda b, cmd, a: b.get(cmd.publication, Publication).update(a, cmd.title, cmd.note),
 }
 
-
-def batched(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
-    """Split `items` into lists of at most `size`."""
-    chunk: list[Any] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

@@ -70,9 +70,10 @@ def register(ledger: click.Group) -> None:
     @_bootstrap_option
     @click.option("--partitions", type=click.IntRange(min=1), default=4, show_default=True, help="partitions of the topic if it has to be created")
     @click.option("--until-caught-up", is_flag=True, help="stop once every recorded event is published")
+    @click.option("--page-size", type=click.IntRange(min=1), default=500, show_default=True, help="events published (and acknowledged) per page")
     @db_option
     @pass_settings
-    def relay(settings: Settings, topic: str, server: str, partitions: int, until_caught_up: bool) -> None:
+    def relay(settings: Settings, topic: str, server: str, partitions: int, until_caught_up: bool, page_size: int) -> None:
         """Publish ledger events to Kafka (keyed by aggregate id); runs until stopped."""
         from consumers.relay import RelaySettings, relay as run_relay
 
@@ -83,7 +84,7 @@ def register(ledger: click.Group) -> None:
         started = time.perf_counter()
         try:
             with _until_signalled() as stop:
-                published = run_relay(app.recorder, store, RelaySettings(server, topic, partitions), stop=stop,
+                published = run_relay(app.recorder, store, RelaySettings(server, topic, partitions, page_size), stop=stop,
                                       until_caught_up=until_caught_up, on_page=lambda n, _: rate.add(n))
         finally:
             store.close()
@@ -97,9 +98,10 @@ def register(ledger: click.Group) -> None:
     @_topic_option
     @_bootstrap_option
     @click.option("--until-idle", type=float, help="stop after this many seconds without messages (default: run until stopped)")
+    @click.option("--max-records", type=click.IntRange(min=1), default=500, show_default=True, help="messages applied per transaction")
     @db_option
     @pass_settings
-    def consume(settings: Settings, projection: str, group: str, topic: str, server: str, until_idle: float | None) -> None:
+    def consume(settings: Settings, projection: str, group: str, topic: str, server: str, until_idle: float | None, max_records: int) -> None:
         """Build a PostgreSQL read model from Kafka, offsets stored with each change."""
         from consumers.readmodel import ConsumerSettings, ReadModel, consume as run_consumer
         from projections.store import PostgresProjectionStore
@@ -110,7 +112,7 @@ def register(ledger: click.Group) -> None:
         if not isinstance(store, PostgresProjectionStore):
             store.close()
             raise InvalidValue("db", url, "the Kafka read model lives in PostgreSQL: give a postgresql:// URL")
-        options = ConsumerSettings(server, group, topic, projection)
+        options = ConsumerSettings(server, group, topic, projection, max_records)
         schema = bootstrap.persistence_env(url).get("POSTGRES_SCHEMA", "public")
         rate = _Throughput("applied")
         counts = {"duplicates": 0, "parked": 0}

@@ -161,18 +161,19 @@ def test_the_kafka_read_model_equals_a_rebuild_from_the_event_store(pipeline: Pi
 
 def test_killed_relay_and_consumer_and_a_restarted_broker_still_give_the_rebuild(pipeline: Pipeline) -> None:
     # The relay dies mid-stream and starts again: it resumes from its recorded position.
-    relay = pipeline.relay()
+    relay = pipeline.relay("--page-size", "40")
     wait_until(lambda: 0 < relay_position(pipeline), what="the relay to publish a first page")
     relay.send_signal(signal.SIGKILL)
     relay.wait(timeout=30)
     assert relay_position(pipeline) < pipeline.total
-    relay = pipeline.relay()
+    relay = pipeline.relay("--page-size", "40")
     url = pipeline.read_model_url()
-    consumer = pipeline.consumer(url, "g-crash")
+    consumer = pipeline.consumer(url, "g-crash", "--max-records", "40")
     wait_until(lambda: applied_offsets(url) > 0, what="the consumer to apply a first batch")
     consumer.send_signal(signal.SIGKILL)
     consumer.wait(timeout=30)
-    consumer = pipeline.consumer(url, "g-crash")
+    assert applied_offsets(url) < pipeline.total
+    consumer = pipeline.consumer(url, "g-crash", "--max-records", "40")
     # The broker stops and starts while both run.
     subprocess.run([str(ROOT / "scripts" / "services"), "stop", "kafka"], check=True, capture_output=True, timeout=120)
     time.sleep(2)

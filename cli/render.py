@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -49,8 +50,22 @@ def progress(
     if size < threshold or not sys.stderr.isatty():
         yield _Quiet(items)
         return
-    with click.progressbar(items, length=length, label=label, file=sys.stderr, show_pos=True) as bar:
-        yield bar
+    with click.progressbar(items, length=length, label=label, file=sys.stderr, show_pos=True, item_show_func=lambda rate: rate) as bar:
+        yield _Rated(bar) if items is None else bar
+
+
+class _Rated:
+    """Shows the rate of a progress bar driven by `update(n)`, e.g. events per second."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+        self.started = time.perf_counter()
+        self.done = 0
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        elapsed = max(time.perf_counter() - self.started, 1e-6)
+        self.bar.update(n, current_item=f"{self.done / elapsed:,.0f}/s")
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

@@ -53,10 +53,14 @@ def _run(model: type[c.Command], payload: dict[str, Any]) -> None:
     settings = click.get_current_context().find_object(Settings) or Settings()
     payload.setdefault("occurred_at", None)
     app = settings.ledger()
-    if payload["occurred_at"] is None:
+    defaulted = payload["occurred_at"] is None
+    if defaulted:
         payload["occurred_at"] = app.clock()
     try:
         command = model.model_validate(payload)
+        if defaulted and not command.key:
+            # Without --at the time is "now" on every run; the key must not change with it.
+            command = command.model_copy(update={"key": f"now-{command.content_digest()}"})
         outcome = _with_retries(lambda: app.execute([command], actor=settings.actor))
     finally:
         app.close()

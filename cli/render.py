@@ -17,7 +17,7 @@ from domain.errors import InvalidValue
 from domain.values import Moment
 
 _MOMENT: TypeAdapter[datetime] = TypeAdapter(Moment)
-_COMMON = {"originator_id", "originator_version", "timestamp", "occurred_at", "actor", "action_key", "originator_topic"}
+_COMMON = {"originator_id", "originator_version", "timestamp", "occurred_at", "actor", "action_key", "action_digest", "originator_topic"}
 
 
 def parse_moment(field: str, text: str) -> datetime:

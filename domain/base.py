@@ -13,7 +13,7 @@ from eventsourcing.domain import Aggregate as LibraryAggregate
 from eventsourcing.domain import CanInitAggregate, CanMutateAggregate
 from pydantic import BaseModel, ConfigDict
 
-from domain.errors import FutureDate
+from domain.errors import FutureDate, InvalidValue
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://cluster-ledger.eu/ref")
 
@@ -31,6 +31,7 @@ class Action:
     occurred_at: datetime
     recorded_at: datetime
     key: str
+    digest: str
 
     def check_happened(self) -> None:
         """Refuse a fact dated after the moment it is recorded."""
@@ -52,6 +53,7 @@ class DomainEvent(BaseModel):
     occurred_at: datetime
     actor: str
     action_key: str
+    action_digest: str
 
 
 P = ParamSpec("P")
@@ -66,7 +68,7 @@ def idempotent(method: Callable[P, R]) -> Callable[P, R | None]:
         aggregate = args[0]
         action = args[1]
         assert isinstance(aggregate, Aggregate) and isinstance(action, Action)
-        if action.key in aggregate.action_keys:
+        if aggregate.has_applied(action):
             return None
         action.check_happened()
         return method(*args, **kwargs)
@@ -82,7 +84,7 @@ class Aggregate(LibraryAggregate):
     class Event(DomainEvent, CanMutateAggregate[UUID]):
         def mutate(self, aggregate: Any) -> Any:
             aggregate = super().mutate(aggregate)
-            aggregate.action_keys.add(self.action_key)
+            aggregate.action_keys[self.action_key] = self.action_digest
             return aggregate
 
     class Created(Event, CanInitAggregate[UUID]):
@@ -93,8 +95,17 @@ class Aggregate(LibraryAggregate):
         self, originator_id: UUID, originator_version: int, timestamp: datetime
     ) -> None:
         super().__base_init__(originator_id, originator_version, timestamp)
-        self.action_keys: set[str] = set()
+        self.action_keys: dict[str, str] = {}
         self.ref = ""
+
+    def has_applied(self, action: Action) -> bool:
+        """True if this very action was applied before; a key reused for another action is refused."""
+        digest = self.action_keys.get(action.key)
+        if digest is None:
+            return False
+        if digest != action.digest:
+            raise InvalidValue("key", action.key, f"was already used for a different action on {self.ref!r}")
+        return True
 
     @classmethod
     def start(cls, event_class: type[Created], ref: str, action: Action, **fields: Any) -> Any:
@@ -108,6 +119,7 @@ class Aggregate(LibraryAggregate):
             occurred_at=action.occurred_at,
             actor=action.actor,
             action_key=action.key,
+            action_digest=action.digest,
             **fields,
         )
 
@@ -119,5 +131,6 @@ class Aggregate(LibraryAggregate):
             occurred_at=action.occurred_at,
             actor=action.actor,
             action_key=action.key,
+            action_digest=action.digest,
             **fields,
         )

@@ -45,6 +45,10 @@ class RegionNotInCountry(RuleBroken):
     """A NUTS region code belongs to another country."""
 
 
+class AlreadyPublished(RuleBroken):
+    """A profile is published once; later changes are updates."""
+
+
 class ProfileArchived(RuleBroken):
     """An archived profile accepts no further change."""
 

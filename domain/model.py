@@ -8,6 +8,7 @@ from typing import Any
 from domain.base import Action, Aggregate, idempotent
 from domain.errors import (
     ActivityClosed,
+    AlreadyPublished,
     CaseClosed,
     InvalidValue,
     MeetingClosed,
@@ -106,6 +107,8 @@ class ClusterOrganisation(Aggregate):
     @idempotent
     def publish(self, action: Action) -> None:
         self._check_open()
+        if self.published:
+            raise AlreadyPublished(f"org: {self.ref!r} is already published")
         self.emit(self.Published, action)
 
     @idempotent

@@ -39,6 +39,11 @@ class Command(BaseModel):
         canonical = self.model_dump_json(exclude={"actor", "key"}, round_trip=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
+    def content_digest(self) -> str:
+        """What the action does, without who recorded it or when: a key reused for other content is refused."""
+        canonical = self.model_dump_json(exclude={"actor", "key", "occurred_at"}, round_trip=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
 
 class RegisterOrg(Command):
     """Register a cluster organisation's profile."""
@@ -131,7 +136,10 @@ class RegisterPerson(Command):
 
     def idempotency_key(self) -> str:
         # Personal data never enters a stored event, not even hashed.
-        return self.key or hashlib.sha256(f"person.register:{self.person}".encode()).hexdigest()[:32]
+        return self.key or self.content_digest()
+
+    def content_digest(self) -> str:
+        return hashlib.sha256(f"person.register:{self.person}".encode()).hexdigest()[:32]
 
 
 class _ParticipantCommand(Command):

@@ -14,7 +14,7 @@ from eventsourcing.persistence import IntegrityError, Mapper
 
 from adapters.mapper import PydanticMapper
 from domain.base import Action, Aggregate, ref_id
-from domain.errors import AlreadyExists, ConcurrentChange, LedgerError, NotRegistered, UnknownReference
+from domain.errors import AlreadyExists, ConcurrentChange, InvalidValue, LedgerError, NotRegistered, UnknownReference
 from domain.model import (
     Activity,
     BilateralMeeting,
@@ -102,7 +102,7 @@ class _Batch:
         existing = self.find(ref, cls)
         if existing is None:
             return True
-        if action.key in existing.action_keys:
+        if existing.has_applied(action):
             return False
         raise AlreadyExists(cls.kind, ref)
 
@@ -147,6 +147,7 @@ class Ledger(Application[UUID]):
                 occurred_at=command.occurred_at,
                 recorded_at=recorded_at,
                 key=command.idempotency_key(),
+                digest=command.content_digest(),
             )
             try:
                 HANDLERS[type(command)](batch, command, action)
@@ -177,10 +178,10 @@ class Ledger(Application[UUID]):
             aggregate_id = UUID(ref_or_id)
         except ValueError:
             aggregate_id = ref_id(ref_or_id)
-        events = [e for e in self.events.get(aggregate_id) if until is None or e.timestamp <= until]
-        if not events and until is None:
+        events = list(self.events.get(aggregate_id))
+        if not events:
             raise UnknownReference("record", ref_or_id)
-        return events
+        return [e for e in events if until is None or e.timestamp <= until]
 
 
 def _register_org(b: _Batch, cmd: c.RegisterOrg, action: Action) -> None:
@@ -204,15 +205,21 @@ def _register_person(b: _Batch, cmd: c.RegisterPerson, action: Action) -> None:
     if b.is_new(cmd.person, Person, action):
         b.add(Person.register(cmd.person, action))
         b.personal_data.append((cmd.person, cmd.name, cmd.email))
+        return
+    held = getattr(b.app.recorder, "personal_data", lambda _: None)(cmd.person)
+    if held is not None and held != (cmd.name, cmd.email):
+        raise InvalidValue("person", cmd.person, "is already registered with another name or e-mail")
 
 
 def _register_participant(b: _Batch, cmd: c.RegisterParticipant, action: Action) -> None:
+    existing = b.find(participation_ref(cmd.activity, cmd.participant), Participation)
+    if existing is not None and existing.has_applied(action):
+        return
     b.get(cmd.activity, Activity).check_open()
     if cmd.org:
         b.get(cmd.org, ClusterOrganisation)
     else:
         b.get(cmd.participant, Person)
-    existing = b.find(participation_ref(cmd.activity, cmd.participant), Participation)
     if existing is None:
         b.add(Participation.register(action, cmd.activity, cmd.participant, cmd.participant_kind))
     else:
@@ -229,7 +236,7 @@ def _request_meeting(b: _Batch, cmd: c.RequestMeeting, action: Action) -> None:
 
 def _hold_meeting(b: _Batch, cmd: c.HoldMeeting, action: Action) -> None:
     meeting = b.get(cmd.meeting, BilateralMeeting)
-    if action.key in meeting.action_keys:
+    if meeting.has_applied(action):
         return
     requester = b.participation(meeting.activity, meeting.requester)
     partner = b.participation(meeting.activity, meeting.partner)

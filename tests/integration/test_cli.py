@@ -97,6 +97,24 @@ def test_repeating_a_command_writes_nothing(db_url: str) -> None:
     assert run(*args, db=db_url).output.strip() == "already recorded; nothing written"
 
 
+def test_repeating_a_command_without_a_time_writes_nothing(db_url: str) -> None:
+    args = ("org", "register", "--org", "ORG-NOW", "--name", "Now", "--country", "FR", "--ecosystems", "digital", "--year-established", "2001")
+    assert run(*args, db=db_url).output.startswith("recorded")
+    assert run(*args, db=db_url).output.strip() == "already recorded; nothing written"
+    assert run("org", "publish", "--org", "ORG-NOW", db=db_url).output.startswith("recorded")
+    assert run("org", "publish", "--org", "ORG-NOW", db=db_url).output.strip() == "already recorded; nothing written"
+    events = json.loads(run("history", "ORG-NOW", "--format", "json", db=db_url).stdout)
+    assert [e["type"] for e in events] == ["ClusterOrganisation.Registered", "ClusterOrganisation.Published"]
+
+
+def test_a_person_registered_again_with_other_personal_data_is_refused(db_url: str) -> None:
+    first = ("person", "register", "--person", "P-9", "--name", "Ann", "--email", "ann@example.org", "--at", "2024-01-02")
+    assert run(*first, db=db_url).exit_code == 0
+    assert run(*first, db=db_url).output.strip() == "already recorded; nothing written"
+    other = run("person", "register", "--person", "P-9", "--name", "Bob", "--email", "bob@example.org", "--at", "2024-01-02", db=db_url)
+    assert other.exit_code == 1 and "person: 'P-9': is already registered with another name or e-mail" in other.output
+
+
 def test_import_of_the_example_file_then_again(db_url: str) -> None:
     first = run("import", str(EXAMPLE), db=db_url)
     assert first.exit_code == 0, first.output
@@ -139,6 +157,7 @@ def test_a_bad_import_file_changes_nothing(db_url: str, name: str, expected: str
         (("org", "publish", "--org", "ORG-NOPE"), "unknown cluster organisation: 'ORG-NOPE'"),
         (("org", "publish", "--org", "ORG-NOPE", "--at", "yesterday"), "occurred_at: 'yesterday'"),
         (("history", "NOTHING-HERE"), "unknown record: 'NOTHING-HERE'"),
+        (("history", "NOTHING-HERE", "--as-of", "2025-01-01"), "unknown record: 'NOTHING-HERE'"),
         (("import", "/no/such/file.jsonl"), "file: '/no/such/file.jsonl'"),
     ],
 )

@@ -227,3 +227,25 @@ def test_meeting_history_keeps_every_step(ledger_app: Ledger) -> None:
     assert isinstance(ledger_app.repository.get(ref_id(meeting)), BilateralMeeting)
     assert all(e.actor and e.timestamp >= e.occurred_at for e in events)
     assert isinstance(ledger_app.repository.get(ref_id(case_from_meeting(ledger_app))), CooperationCase)
+
+
+def test_a_profile_is_published_once(ledger_app: Ledger) -> None:
+    ref = new_ref("ORG")
+    ledger_app.execute([org(ref), c.PublishOrg(org=ref, occurred_at="2024-01-11")])
+    refused(ledger_app, [c.PublishOrg(org=ref, occurred_at="2024-06-01")], errors.AlreadyPublished)
+
+
+def test_a_key_reused_for_another_action_is_refused(ledger_app: Ledger) -> None:
+    ref = new_ref("ORG")
+    ledger_app.execute([org(ref), c.UpdateOrg(org=ref, name="B", occurred_at="2024-02-01", key="K1")])
+    assert ledger_app.execute([c.UpdateOrg(org=ref, name="B", occurred_at="2024-02-01", key="K1")]).events == 0
+    failure = refused(ledger_app, [c.UpdateOrg(org=ref, name="C", occurred_at="2024-02-02", key="K1")], errors.InvalidValue)
+    assert "key: 'K1'" in str(failure)
+    refused(ledger_app, [c.ArchiveOrg(org=ref, occurred_at="2024-02-03", key="K1")], errors.InvalidValue)
+
+
+def test_repeating_a_registration_for_a_since_cancelled_activity_writes_nothing(ledger_app: Ledger) -> None:
+    a, event = new_ref("ORG"), new_ref("MM")
+    history = [org(a), activity(event), register(event, a), c.CancelActivity(activity=event, occurred_at="2024-02-10")]
+    ledger_app.execute(history)
+    assert ledger_app.execute(history).events == 0

@@ -46,25 +46,29 @@ def catch_up(
     progress: Callable[[int], None] = lambda n: None,
     projection: str = PROJECTION,
 ) -> int:
-    """Apply every notification after the stored position (up to `stop`); return how many were applied."""
+    """Apply every notification after the stored position (up to `stop`); return how many were applied.
+
+    Each page is written only if the stored position is still the one the page started from, so two
+    catch-ups running at once never apply an event twice: the slower one reloads and goes on.
+    """
     position = store.position(projection, platform.FOLD_VERSION)
     if position == 0:
         store.reset(projection)
     applied = 0
-    for page in notifications(recorder, position, page_size):
-        last_page = stop is not None and page[-1].id >= stop
+    while stop is None or position < stop:
+        page = list(recorder.select_notifications(start=position + 1, limit=page_size))
         if stop is not None:
             page = [n for n in page if n.id <= stop]
-            if not page:
-                break
-        keys = {_key(n) for n in page}
-        rows = store.rows(projection, keys)
+        if not page:
+            break
+        rows = store.rows(projection, {_key(n) for n in page})
         changed = apply_page(rows, ((_key(n), mapper.to_domain_event(n), n.id) for n in page))
-        store.write(projection, platform.FOLD_VERSION, changed, page[-1].id)
+        if not store.write(projection, platform.FOLD_VERSION, changed, page[-1].id, expected=position):
+            position = store.position(projection, platform.FOLD_VERSION)
+            continue
+        position = page[-1].id
         applied += len(page)
         progress(len(page))
-        if last_page:
-            break
     return applied
 
 

@@ -34,8 +34,9 @@ class ProjectionStore(Protocol):
         """Every row as stored text, sorted by key."""
         ...
 
-    def write(self, projection: str, version: int, rows: Mapping[str, Row], position: int) -> None:
-        """Write `rows` and the tracking `position` in one transaction."""
+    def write(self, projection: str, version: int, rows: Mapping[str, Row], position: int, expected: int | None = None) -> bool:
+        """Write `rows` and the tracking `position` in one transaction; with `expected`, only if the
+        stored position is still that (another catch-up may have moved it): returns False otherwise."""
         ...
 
     def reset(self, projection: str) -> None:
@@ -85,8 +86,16 @@ class SQLiteProjectionStore:
             self.connection.execute("SELECT key, data FROM projection_rows WHERE projection = ? ORDER BY key", (projection,))
         )
 
-    def write(self, projection: str, version: int, rows: Mapping[str, Row], position: int) -> None:
+    def write(self, projection: str, version: int, rows: Mapping[str, Row], position: int, expected: int | None = None) -> bool:
+        try:
+            return self._write(projection, version, rows, position, expected)
+        except _Moved:
+            return False
+
+    def _write(self, projection: str, version: int, rows: Mapping[str, Row], position: int, expected: int | None) -> bool:
         with _transaction(self.connection):
+            if expected is not None and self.position(projection, version) != expected:
+                raise _Moved
             self.connection.executemany(
                 "INSERT INTO projection_rows (projection, key, data) VALUES (?, ?, ?) "
                 "ON CONFLICT (projection, key) DO UPDATE SET data = excluded.data",
@@ -97,6 +106,7 @@ class SQLiteProjectionStore:
                 "ON CONFLICT (projection) DO UPDATE SET version = excluded.version, position = excluded.position",
                 (projection, version, position),
             )
+        return True
 
     def reset(self, projection: str) -> None:
         with _transaction(self.connection):
@@ -107,15 +117,22 @@ class SQLiteProjectionStore:
         self.connection.close()
 
 
+class _Moved(Exception):
+    """Another catch-up moved the tracking position first."""
+
+
 class _transaction:
+    """BEGIN IMMEDIATE ... COMMIT; rolls back on error, and turns a moved position into False."""
+
     def __init__(self, connection: sqlite3.Connection) -> None:
         self.connection = connection
 
     def __enter__(self) -> None:
         self.connection.execute("BEGIN IMMEDIATE")
 
-    def __exit__(self, kind: Any, *_: Any) -> None:
+    def __exit__(self, kind: Any, *_: Any) -> bool:
         self.connection.execute("COMMIT" if kind is None else "ROLLBACK")
+        return False
 
 
 class PostgresProjectionStore:
@@ -159,10 +176,24 @@ class PostgresProjectionStore:
         )
         return [(key, data) for key, data in cursor]
 
-    def write(self, projection: str, version: int, rows: Mapping[str, Row], position: int) -> None:
-        with self.connection.transaction(), self.connection.cursor() as cursor:
-            self.upsert_rows(cursor, projection, rows)
-            self.upsert_tracking(cursor, projection, version, position)
+    def write(self, projection: str, version: int, rows: Mapping[str, Row], position: int, expected: int | None = None) -> bool:
+        try:
+            with self.connection.transaction(), self.connection.cursor() as cursor:
+                if expected is not None:
+                    cursor.execute(
+                        self._sql("INSERT INTO {} (projection, version, position) VALUES (%s, %s, 0) ON CONFLICT DO NOTHING").format(self.tracking_table),
+                        (projection, version),
+                    )
+                    current = cursor.execute(
+                        self._sql("SELECT version, position FROM {} WHERE projection = %s FOR UPDATE").format(self.tracking_table), (projection,)
+                    ).fetchone()
+                    if current is None or (0 if current[0] != version else int(current[1])) != expected:
+                        raise _Moved
+                self.upsert_rows(cursor, projection, rows)
+                self.upsert_tracking(cursor, projection, version, position)
+        except _Moved:
+            return False
+        return True
 
     def upsert_rows(self, cursor: Any, projection: str, rows: Mapping[str, Row]) -> None:
         """Write `rows` within the caller's transaction."""

@@ -53,3 +53,25 @@ def test_incremental_catch_up_equals_rebuild(store: str, seed: int, cuts: list[f
     rebuilt = rows_after(url, "platform_rebuilt", [total], 1000)
     assert incremental == rebuilt
     assert len(rebuilt) > 50
+
+
+def test_two_catch_ups_at_once_apply_nothing_twice(db_url: str) -> None:
+    demo = DemoHistory(seed=4, scale=0.008)
+    app = bootstrap.build_ledger(db_url, clock=demo.clock)
+    write_demo(app, demo)
+    first, second = bootstrap.build_projection_store(db_url), bootstrap.build_projection_store(db_url)
+    try:
+        # Both read the same starting position and page; the second write finds the position moved and reloads.
+        page = list(app.recorder.select_notifications(start=1, limit=50))
+        rows = first.rows("platform_race", {n.originator_id.hex for n in page})
+        changed = runner.apply_page(rows, ((n.originator_id.hex, app.mapper.to_domain_event(n), n.id) for n in page))
+        assert runner.catch_up(app.recorder, app.mapper, second, page_size=50, projection="platform_race") > 0
+        assert first.write("platform_race", runner.platform.FOLD_VERSION, changed, page[-1].id, expected=0) is False
+        assert runner.catch_up(app.recorder, app.mapper, first, projection="platform_race") == 0
+        raced = first.raw_rows("platform_race")
+        runner.rebuild(app.recorder, app.mapper, first, projection="platform_clean")
+        assert raced == first.raw_rows("platform_clean")
+    finally:
+        first.close()
+        second.close()
+        app.close()

@@ -8,8 +8,10 @@ from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent
-from eventsourcing.utils import get_topic, resolve_topic
+from eventsourcing.utils import TopicError, get_topic, resolve_topic
 from pydantic import BaseModel
+
+from domain.base import DomainEvent
 
 
 class PydanticMapper(Mapper[UUID]):
@@ -29,8 +31,10 @@ class PydanticMapper(Mapper[UUID]):
 
 
 def decode_event(topic: str, state: bytes, originator_id: UUID | str, originator_version: int) -> Any:
-    """Rebuild the frozen event of a stored record."""
-    cls = cast(type[BaseModel], resolve_topic(topic))
+    """Rebuild the frozen event of a stored record; a topic that names no ledger event is refused."""
+    cls = resolve_topic(topic)
+    if not (isinstance(cls, type) and issubclass(cls, DomainEvent)):
+        raise TopicError(f"not a ledger event type: {topic!r}")
     fields = json.loads(state)
     fields["originator_id"] = originator_id
     fields["originator_version"] = originator_version

@@ -40,9 +40,15 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         ]
 
     def create_table(self) -> None:
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(self.datastore.schema)))
-        super().create_table()
+        # Processes that start together would otherwise run this DDL at once and fail on catalog conflicts.
+        with self.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"cluster-ledger-ddl:{self.datastore.schema}",))
+            try:
+                with conn.transaction():
+                    conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(self.datastore.schema)))
+                super().create_table()
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (f"cluster-ledger-ddl:{self.datastore.schema}",))
 
     def _insert_events(
         self,

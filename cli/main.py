@@ -156,7 +156,7 @@ def import_(settings: Settings, file: Path) -> None:
 
 @ledger.command()
 @click.option("--seed", type=int, default=2024, show_default=True, help="random seed; the same seed writes the same history")
-@click.option("--scale", type=click.FloatRange(min=0.001, max=10), default=1.0, show_default=True, help="size relative to the real platform (1 = about 1,500 clusters)")
+@click.option("--scale", type=click.FloatRange(min=0.002, max=10), default=1.0, show_default=True, help="size relative to the real platform (1 = about 1,500 clusters)")
 @db_option
 @pass_settings
 def demo(settings: Settings, seed: int, scale: float) -> None:

@@ -128,6 +128,9 @@ def register(ledger: click.Group) -> None:
     def project(settings: Settings, rebuild: bool) -> None:
         """Catch every projection up with the ledger (or rebuild it)."""
         with open_sources(settings.db) as sources:
+            if sources.store.fed_by_consumers(runner.PROJECTION):
+                raise InvalidValue("db", bootstrap.describe(bootstrap.database_url(settings.db)),
+                                   "this read model is built by Kafka consumers; rebuild it by consuming into a new schema")
             total = sources.recorder.max_notification_id() or 0
             started = time.perf_counter()
             with render.progress(length=total, label="rebuilding" if rebuild else "catching up", threshold=5000) as bar:

@@ -75,7 +75,7 @@ def register(ledger: click.Group) -> None:
     @pass_settings
     def relay(settings: Settings, topic: str, server: str, partitions: int, until_caught_up: bool, page_size: int) -> None:
         """Publish ledger events to Kafka (keyed by aggregate id); runs until stopped."""
-        from consumers.relay import RelaySettings, relay as run_relay
+        from consumers.relay import BrokerUnavailable, RelaySettings, relay as run_relay
 
         _logging()
         app = settings.ledger()
@@ -86,6 +86,8 @@ def register(ledger: click.Group) -> None:
             with _until_signalled() as stop:
                 published = run_relay(app.recorder, store, RelaySettings(server, topic, partitions, page_size), stop=stop,
                                       until_caught_up=until_caught_up, on_page=lambda n, _: rate.add(n))
+        except BrokerUnavailable as error:
+            raise click.ClickException(str(error)) from None
         finally:
             store.close()
             app.close()
@@ -108,10 +110,10 @@ def register(ledger: click.Group) -> None:
 
         _logging()
         url = bootstrap.database_url(settings.db)
-        store = bootstrap.build_projection_store(url)
-        if not isinstance(store, PostgresProjectionStore):
-            store.close()
+        if bootstrap.persistence_env(url)["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
             raise InvalidValue("db", url, "the Kafka read model lives in PostgreSQL: give a postgresql:// URL")
+        store = bootstrap.build_projection_store(url)
+        assert isinstance(store, PostgresProjectionStore)
         options = ConsumerSettings(server, group, topic, projection, max_records)
         schema = bootstrap.persistence_env(url).get("POSTGRES_SCHEMA", "public")
         rate = _Throughput("applied")

@@ -19,6 +19,10 @@ log = logging.getLogger("ledger.relay")
 RELAY_VERSION = 1
 
 
+class BrokerUnavailable(Exception):
+    """The broker stayed out of reach for a relay that was asked to catch up and stop."""
+
+
 @dataclass
 class RelaySettings:
     """Where and how the relay publishes."""
@@ -72,6 +76,7 @@ def relay(
     on_page: Callable[[int, float], None] = lambda n, rate: None,
     idle_wait: float = 0.5,
     retry_wait: float = 2.0,
+    give_up_after: float = 60.0,
 ) -> int:
     """Publish every notification after the relay's position; return how many were published.
 
@@ -83,6 +88,7 @@ def relay(
     name = f"relay:{settings.topic}"
     published = 0
     kafka: Any = None
+    unreachable_since: float | None = None
     while not stop.is_set():
         position = store.position(name, RELAY_VERSION)
         try:
@@ -103,11 +109,16 @@ def relay(
                 on_page(len(page), len(page) / max(time.perf_counter() - started, 1e-6))
                 if stop.is_set():
                     break
+            unreachable_since = None
             if until_caught_up and not moved:
                 break
             if not moved:
                 stop.wait(idle_wait)
         except KafkaError as error:
+            unreachable_since = unreachable_since or time.monotonic()
+            if until_caught_up and time.monotonic() - unreachable_since > give_up_after:
+                _close(kafka)
+                raise BrokerUnavailable(f"bootstrap: {settings.bootstrap!r}: no broker answered for {give_up_after:.0f} s") from error
             log.warning("broker unavailable (%s); publishing again from position %d in %.0f s", type(error).__name__, position, retry_wait)
             _close(kafka)
             kafka = None

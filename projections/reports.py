@@ -37,7 +37,8 @@ def platform_rows(sources: Sources, as_of: datetime | None = None, progress: Cal
     """The projection's rows: caught up now, or folded from what was recorded by `as_of`."""
     if as_of is not None:
         return runner.fold_in_memory(events_recorded_by(sources, as_of))
-    runner.catch_up(sources.recorder, sources.mapper, sources.store, progress=progress)
+    if not sources.store.fed_by_consumers(runner.PROJECTION):
+        runner.catch_up(sources.recorder, sources.mapper, sources.store, progress=progress)
     return sources.store.all_rows(runner.PROJECTION)
 
 

@@ -43,6 +43,10 @@ class ProjectionStore(Protocol):
         """Drop every row and the tracking position of the projection."""
         ...
 
+    def fed_by_consumers(self, projection: str) -> bool:
+        """Whether Kafka consumers build this projection here (then it follows Kafka offsets, not log positions)."""
+        ...
+
     def close(self) -> None:
         """Release the connection."""
         ...
@@ -113,6 +117,9 @@ class SQLiteProjectionStore:
             self.connection.execute("DELETE FROM projection_rows WHERE projection = ?", (projection,))
             self.connection.execute("DELETE FROM projection_tracking WHERE projection = ?", (projection,))
 
+    def fed_by_consumers(self, projection: str) -> bool:
+        return False
+
     def close(self) -> None:
         self.connection.close()
 
@@ -144,9 +151,12 @@ class PostgresProjectionStore:
 
         self._sql, self._identifier = SQL, Identifier
         self.connection = psycopg.connect(conninfo, autocommit=True)
+        self.schema = schema
         self.rows_table = SQL("{}.{}").format(Identifier(schema), Identifier("projection_rows"))
         self.tracking_table = SQL("{}.{}").format(Identifier(schema), Identifier("projection_tracking"))
         with self.connection.transaction():
+            # The same lock as the event store's DDL: concurrent CREATE ... IF NOT EXISTS can still collide.
+            self.connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"cluster-ledger-ddl:{schema}",))
             self.connection.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
             self.connection.execute(SQL(
                 "CREATE TABLE IF NOT EXISTS {} (projection text NOT NULL, key text NOT NULL, data text NOT NULL, PRIMARY KEY (projection, key))"
@@ -219,3 +229,12 @@ class PostgresProjectionStore:
 
     def close(self) -> None:
         self.connection.close()
+
+    def fed_by_consumers(self, projection: str) -> bool:
+        table = self.connection.execute("SELECT to_regclass(%s)", (f'"{self.schema}".consumer_versions',)).fetchone()
+        if table is None or table[0] is None:
+            return False
+        found = self.connection.execute(
+            self._sql("SELECT 1 FROM {}.consumer_versions WHERE projection = %s LIMIT 1").format(self._identifier(self.schema)), (projection,)
+        ).fetchone()
+        return found is not None

@@ -161,12 +161,12 @@ def test_the_kafka_read_model_equals_a_rebuild_from_the_event_store(pipeline: Pi
 
 def test_killed_relay_and_consumer_and_a_restarted_broker_still_give_the_rebuild(pipeline: Pipeline) -> None:
     # The relay dies mid-stream and starts again: it resumes from its recorded position.
-    relay = pipeline.relay("--page-size", "40")
+    relay = pipeline.relay("--page-size", "5")
     wait_until(lambda: 0 < relay_position(pipeline), what="the relay to publish a first page")
     relay.send_signal(signal.SIGKILL)
     relay.wait(timeout=30)
     assert relay_position(pipeline) < pipeline.total
-    relay = pipeline.relay("--page-size", "40")
+    relay = pipeline.relay("--page-size", "5")
     url = pipeline.read_model_url()
     consumer = pipeline.consumer(url, "g-crash", "--max-records", "40")
     wait_until(lambda: applied_offsets(url) > 0, what="the consumer to apply a first batch")
@@ -174,7 +174,8 @@ def test_killed_relay_and_consumer_and_a_restarted_broker_still_give_the_rebuild
     consumer.wait(timeout=30)
     assert applied_offsets(url) < pipeline.total
     consumer = pipeline.consumer(url, "g-crash", "--max-records", "40")
-    # The broker stops and starts while both run.
+    # The broker stops and starts while both run, the relay still publishing.
+    assert relay_position(pipeline) < pipeline.total
     subprocess.run([str(ROOT / "scripts" / "services"), "stop", "kafka"], check=True, capture_output=True, timeout=120)
     time.sleep(2)
     subprocess.run([str(ROOT / "scripts" / "services"), "start", "kafka"], check=True, capture_output=True, timeout=180)
@@ -226,5 +227,9 @@ def test_malformed_messages_are_parked_not_skipped_and_not_fatal(pipeline: Pipel
     assert [bytes(k) for k, _ in parked] == [b"junk", b"unicorn"]
     assert "Unicorn" in parked[1][1] or "domain.model" in parked[1][1]
     assert rows(url) == pipeline.rebuilt_rows()
+    offsets = query(url, "SELECT partition, next_offset FROM {schema}.consumer_offsets ORDER BY partition")
     again = finish(pipeline.consumer(url, "g-dead", "--until-idle", "3"))
+    assert "partitions assigned" in again
     assert "applied 0 events" in again and "parked 0" in again
+    assert query(url, "SELECT count(*) FROM {schema}.dead_letters") == [(2,)]
+    assert query(url, "SELECT partition, next_offset FROM {schema}.consumer_offsets ORDER BY partition") == offsets

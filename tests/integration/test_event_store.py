@@ -96,3 +96,37 @@ def test_demo_records_after_the_fact_and_never_before(db_url: str) -> None:
     assert all(e.occurred_at <= e.timestamp for e in events)
     assert [e.timestamp for e in events] == sorted(e.timestamp for e in events)
     assert any(e.occurred_at.year < 2024 for e in events)
+
+
+def test_the_auditor_role_of_the_readme_reads_events_and_nothing_else() -> None:
+    import os
+    import uuid as uuid_module
+
+    url = fresh_postgres_url()
+    setup, *_ = matchmaking_with_two_orgs()
+    app = bootstrap.build_ledger(url)
+    app.execute(setup)
+    app.close()
+    base, _, schema = url.partition("?schema=")
+    dbname = base.rsplit("/", 1)[1]
+    admin = os.environ["LEDGER_TEST_PG_ADMIN_URL"].rsplit("/", 1)[0] + f"/{dbname}"
+    role = f"auditor_{uuid_module.uuid4().hex[:8]}"
+    try:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'audit'")  # type: ignore[arg-type]
+            conn.execute(f"GRANT CONNECT ON DATABASE {dbname} TO {role}")  # type: ignore[arg-type]
+            conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO {role}')  # type: ignore[arg-type]
+            conn.execute(f'GRANT SELECT ON "{schema}".ledger_events TO {role}')  # type: ignore[arg-type]
+        auditor = admin.replace("postgres@", f"{role}:audit@", 1)
+        with psycopg.connect(auditor, autocommit=True) as conn:
+            count = conn.execute(f'SELECT count(*) FROM "{schema}".ledger_events').fetchone()  # type: ignore[arg-type]
+            assert count == (len(setup),)
+            for statement in (f'UPDATE "{schema}".ledger_events SET topic = topic', f'SELECT * FROM "{schema}".personal_data',
+                              f'INSERT INTO "{schema}".ledger_events (originator_id, originator_version) VALUES (gen_random_uuid(), 1)'):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(statement)  # type: ignore[arg-type]
+    finally:
+        drop_schema(url)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"REVOKE ALL ON DATABASE {dbname} FROM {role}")  # type: ignore[arg-type]
+            conn.execute(f"DROP ROLE IF EXISTS {role}")  # type: ignore[arg-type]

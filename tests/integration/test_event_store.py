@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import uuid as uuid_module
 
 import psycopg
 import pytest
@@ -12,6 +14,16 @@ from domain.base import ref_id
 from service_layer.demo import DemoHistory, write_demo
 from tests.builders import matchmaking_with_two_orgs
 from tests.conftest import fresh_postgres_url, drop_schema
+
+
+def postgres_with_setup() -> tuple[str, list[object]]:
+    """A new PostgreSQL schema holding a small history, and that history's commands."""
+    url = fresh_postgres_url()
+    setup, *_ = matchmaking_with_two_orgs()
+    app = bootstrap.build_ledger(url)
+    app.execute(setup)
+    app.close()
+    return url, setup
 
 
 def read_all(url: str) -> list[tuple[object, ...]]:
@@ -59,11 +71,7 @@ def test_sqlite_refuses_updates_and_deletes_of_events(tmp_path) -> None:  # type
     "TRUNCATE {schema}.ledger_events",
 ])
 def test_postgres_refuses_edits_of_events_even_typed_by_hand(statement: str) -> None:
-    url = fresh_postgres_url()
-    setup, *_ = matchmaking_with_two_orgs()
-    app = bootstrap.build_ledger(url)
-    app.execute(setup)
-    app.close()
+    url, setup = postgres_with_setup()
     base, _, schema = url.partition("?schema=")
     try:
         with psycopg.connect(base) as conn:
@@ -99,14 +107,7 @@ def test_demo_records_after_the_fact_and_never_before(db_url: str) -> None:
 
 
 def test_the_auditor_role_of_the_readme_reads_events_and_nothing_else() -> None:
-    import os
-    import uuid as uuid_module
-
-    url = fresh_postgres_url()
-    setup, *_ = matchmaking_with_two_orgs()
-    app = bootstrap.build_ledger(url)
-    app.execute(setup)
-    app.close()
+    url, setup = postgres_with_setup()
     base, _, schema = url.partition("?schema=")
     dbname = base.rsplit("/", 1)[1]
     admin = os.environ["LEDGER_TEST_PG_ADMIN_URL"].rsplit("/", 1)[0] + f"/{dbname}"

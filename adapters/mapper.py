@@ -31,11 +31,16 @@ class PydanticMapper(Mapper[UUID]):
 
 
 def decode_event(topic: str, state: bytes, originator_id: UUID | str, originator_version: int) -> Any:
-    """Rebuild the frozen event of a stored record; a topic that names no ledger event is refused."""
+    """Rebuild the frozen event of a stored record."""
+    return event_from_fields(topic, json.loads(state), originator_id, originator_version)
+
+
+def event_from_fields(topic: str, fields: dict[str, Any], originator_id: UUID | str, originator_version: int) -> Any:
+    """Rebuild a frozen event from its decoded fields; a topic that names no ledger event is refused."""
     cls = resolve_topic(topic)
     if not (isinstance(cls, type) and issubclass(cls, DomainEvent)):
         raise TopicError(f"not a ledger event type: {topic!r}")
-    fields = json.loads(state)
+    fields = dict(fields)
     fields["originator_id"] = originator_id
     fields["originator_version"] = originator_version
     return cls.model_validate(fields)

@@ -10,7 +10,7 @@ from uuid import UUID
 from eventsourcing.persistence import Notification
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-from adapters.mapper import decode_event
+from adapters.mapper import event_from_fields
 
 
 class Envelope(BaseModel):
@@ -30,7 +30,7 @@ class Envelope(BaseModel):
 
     def event(self) -> Any:
         """The domain event inside; raises if its type is unknown or its fields are not valid."""
-        return decode_event(self.topic, json.dumps(self.payload).encode(), self.aggregate_id, self.version)
+        return event_from_fields(self.topic, self.payload, self.aggregate_id, self.version)
 
 
 ENVELOPE: TypeAdapter[Envelope] = TypeAdapter(Envelope)

@@ -118,7 +118,7 @@ class ClusterOrganisation(Aggregate):
         if not changes:
             raise NothingChanged(f"org: {self.ref!r}: the update changes no field")
         country = changes.get("country", self.country)
-        region = changes["region"] if "region" in changes else self.region
+        region = changes.get("region", self.region)
         _check_profile_fields(country, region, changes.get("ecosystems", self.ecosystems))
         if "year_established" in changes:
             _check_year(changes["year_established"], action)
@@ -364,10 +364,10 @@ class BilateralMeeting(Aggregate):
         self.emit(self.Cancelled, action, outcome=outcome)
 
 
-def _check_both_registered(*participations: Participation | None) -> None:
+def _check_both_registered(*participations: Participation) -> None:
     for p in participations:
-        if p is None or not p.is_registered:
-            raise NotRegistered(f"org: {p.participant if p else '?'!r} is not registered for the activity")
+        if not p.is_registered:
+            raise NotRegistered(f"org: {p.participant!r} is not registered for activity {p.activity!r}")
 
 
 class Pitch(Aggregate):

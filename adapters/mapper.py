@@ -1,4 +1,4 @@
-"""Maps frozen pydantic events to stored JSON and back."""
+"""Maps frozen pydantic events to stored JSON and back, through the catalogue of the ledger's event types."""
 
 from __future__ import annotations
 
@@ -7,40 +7,59 @@ from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import Mapper, StoredEvent
-from eventsourcing.utils import TopicError, get_topic, resolve_topic
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from pydantic import BaseModel
 
-from domain.base import DomainEvent
+from domain.catalogue import VERSION_KEY, EventCatalogue, ledger_catalogue, version_of
+from domain.errors import UnreadableEvent
+
+CATALOGUE = ledger_catalogue()
+VERSION_PREFIX = f'{{"{VERSION_KEY}":'
+"""How every stored state written since versions exist begins; the version's digits follow."""
 
 
 class PydanticMapper(Mapper[UUID]):
-    """Stores an event as its pydantic JSON (without id and version, which have columns)."""
+    """Stores an event as its class version and pydantic JSON (id and version have columns of their own)."""
+
+    def __init__(self, transcoder: Transcoder, catalogue: EventCatalogue = CATALOGUE) -> None:
+        super().__init__(transcoder=transcoder)
+        self.catalogue = catalogue
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
-        state = cast(BaseModel, domain_event).model_dump_json(exclude={"originator_id", "originator_version"})
+        cls = type(domain_event)
+        topic = self.catalogue.topic_for(cast(Any, cls))
+        fields = cast(BaseModel, domain_event).model_dump_json(exclude={"originator_id", "originator_version"})
+        # The version goes first, so a reader sees which shape follows (every event has fields, so `{` is followed by one).
+        state = f"{VERSION_PREFIX}{version_of(cast(Any, cls))},{fields[1:]}"
         return StoredEvent(
             originator_id=domain_event.originator_id,
             originator_version=domain_event.originator_version,
-            topic=get_topic(type(domain_event)),
+            topic=topic,
             state=state.encode(),
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
-        return decode_event(stored_event.topic, stored_event.state, stored_event.originator_id, stored_event.originator_version)
+        position = getattr(stored_event, "id", None)
+        return decode_event(stored_event.topic, stored_event.state, stored_event.originator_id, stored_event.originator_version, position, self.catalogue)
 
 
-def decode_event(topic: str, state: bytes, originator_id: UUID | str, originator_version: int) -> Any:
-    """Rebuild the frozen event of a stored record."""
-    return event_from_fields(topic, json.loads(state), originator_id, originator_version)
+def decode_event(
+    topic: str, state: bytes, originator_id: UUID | str, originator_version: int, position: int | None = None,
+    catalogue: EventCatalogue = CATALOGUE,
+) -> Any:
+    """Rebuild the frozen event of a stored record, upcast to its current version."""
+    try:
+        fields = json.loads(state)
+    except (ValueError, RecursionError) as error:
+        raise UnreadableEvent(topic, "?", position, f"stored state is not JSON ({type(error).__name__})") from None
+    if not isinstance(fields, dict):
+        raise UnreadableEvent(topic, "?", position, "stored state is not a JSON object")
+    return event_from_fields(topic, fields, originator_id, originator_version, position, catalogue)
 
 
-def event_from_fields(topic: str, fields: dict[str, Any], originator_id: UUID | str, originator_version: int) -> Any:
-    """Rebuild a frozen event from its decoded fields; a topic that names no ledger event is refused."""
-    cls = resolve_topic(topic)
-    if not (isinstance(cls, type) and issubclass(cls, DomainEvent)):
-        raise TopicError(f"not a ledger event type: {topic!r}")
-    fields = dict(fields)
-    fields["originator_id"] = originator_id
-    fields["originator_version"] = originator_version
-    return cls.model_validate(fields)
+def event_from_fields(
+    topic: str, fields: dict[str, Any], originator_id: UUID | str, originator_version: int, position: int | None = None,
+    catalogue: EventCatalogue = CATALOGUE,
+) -> Any:
+    """Rebuild a frozen event from its stored fields; a topic that names none of the ledger's event types is refused."""
+    return catalogue.decode(topic, fields, originator_id, originator_version, position)

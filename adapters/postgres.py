@@ -9,7 +9,9 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Identifier, Literal
+
+from domain.catalogue import VERSION_KEY
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
@@ -71,3 +73,15 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             curs.execute(SQL("SELECT name, email FROM {} WHERE person = %s").format(self.personal_table), (person,))
             row = curs.fetchone()
         return None if row is None else (row["name"], row["email"])
+
+    def stored_types(self, after: int = 0) -> list[tuple[str, int, int, int]]:
+        """(topic, class version, how many, first position) of the events after position `after`; a missing version is 1."""
+        # A pattern, not a jsonb cast, so one malformed state cannot fail the whole check; only a key is followed by a colon.
+        pattern = f'"{VERSION_KEY}"\\s*:\\s*(-?[0-9]{{1,9}})'
+        statement = SQL(
+            "SELECT topic, COALESCE(substring(encode(state, 'escape') FROM {pattern})::bigint, 1) AS v, "
+            "count(*), min(notification_id) FROM {schema}.{table} WHERE notification_id > %s GROUP BY topic, v ORDER BY 4"
+        ).format(pattern=Literal(pattern), schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(statement, (after,))
+            return [(row["topic"], int(row["v"]), int(row["count"]), int(row["min"])) for row in curs.fetchall()]

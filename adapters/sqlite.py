@@ -8,6 +8,8 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
+from domain.catalogue import VERSION_KEY
+
 
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     """Writes events and the personal data of a batch in one transaction; refuses edits of events."""
@@ -46,3 +48,19 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             c.execute("SELECT name, email FROM personal_data WHERE person = ?", (person,))
             row = c.fetchone()
         return None if row is None else (row["name"], row["email"])
+
+    def stored_types(self, after: int = 0) -> list[tuple[str, int, int, int]]:
+        """(topic, class version, how many, first position) of the events after position `after`; a missing version is 1."""
+        version = f"CASE WHEN json_valid(CAST(state AS TEXT)) THEN COALESCE(json_extract(CAST(state AS TEXT), '$.{VERSION_KEY}'), 1) ELSE 1 END"
+        statement = (
+            f"SELECT topic, {version} AS v, COUNT(*), MIN(rowid) FROM {self.events_table_name} "
+            "WHERE rowid > ? GROUP BY topic, v ORDER BY MIN(rowid)"
+        )
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(statement, (after,))
+            return [(row[0], _whole(row[1]), int(row[2]), int(row[3])) for row in c.fetchall()]
+
+
+def _whole(value: object) -> int:
+    """A stored version as a whole number; anything else as 0, which no event type has."""
+    return value if isinstance(value, int) else 0

@@ -35,7 +35,7 @@ def _result(name: str, store: str, events: int, seconds: float) -> dict[str, Any
 def demo_write(url: str, scale: float, seed: int) -> dict[str, Any]:
     import bootstrap
     from service_layer.demo import DemoHistory, plan_history, write_demo
-    from domain.values import nuts_countries
+    from domain.nuts import nuts_countries
 
     nuts_countries()  # reference tables load once per process; not part of the write
     history = DemoHistory(seed=seed, scale=scale)

@@ -10,6 +10,7 @@ import click
 from cli import render
 from cli.context import Settings, db_option, pass_settings
 from projections import runner
+from service_layer.log_check import require_readable
 
 
 def register(ledger: click.Group) -> None:
@@ -35,6 +36,7 @@ def register(ledger: click.Group) -> None:
         entries: list[dict[str, Any]] = []
         refs: dict[str, str] = {}
         try:
+            require_readable(app.recorder)
             for page in runner.notifications(app.recorder, 0):
                 for n in page:
                     event = app.mapper.to_domain_event(n)

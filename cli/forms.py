@@ -17,6 +17,7 @@ FIELD_HELP = {
     "name": "name",
     "country": "ISO 3166 alpha-2 country code, e.g. IT",
     "region": "NUTS region code of that country, e.g. ITC4",
+    "nuts_version": "NUTS classification of the region code: 2024, or 2021 for facts effective before 2024-01-01 (default: the one the code belongs to)",
     "sectors": "a sector (repeat for several)",
     "ecosystems": "one of the 14 EU industrial ecosystems (repeat for several)",
     "year_established": "year the cluster organisation was established",

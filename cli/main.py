@@ -21,6 +21,7 @@ from cli.errors import describe
 from cli.forms import make_command
 from domain.errors import ConcurrentChange, LedgerError
 from service_layer import commands as c
+from service_layer import log_check
 from service_layer.ledger import BatchFailed, Outcome
 
 
@@ -192,6 +193,27 @@ def db_init(settings: Settings) -> None:
     store.close()
     app.close()
     click.echo(f"ready: {bootstrap.describe(url)}; stored events refuse UPDATE and DELETE")
+
+
+@db.command("check")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="output format")
+@db_option
+@pass_settings
+def db_check(settings: Settings, fmt: str) -> None:
+    """List the stored event types and versions and whether this code can read each; exit 1 if any cannot be read."""
+    app = settings.ledger()
+    try:
+        found = log_check.check(app.recorder)
+    finally:
+        app.close()
+    click.echo(render.stored_types(found, fmt))
+    unreadable = [t for t in found if not t.readable]
+    if unreadable:
+        first = unreadable[0]
+        raise click.ClickException(
+            f"{len(unreadable)} stored type(s) cannot be read by this code; first: {first.topic} version {first.version} "
+            f"at position {first.first_position}: {first.problem}"
+        )
 
 
 @ledger.command()

@@ -130,3 +130,14 @@ def demo_summary(counts: dict[str, int], url: str) -> str:
     lines = [f"wrote a demo history of {counts['events']:,} events to {url}"]
     lines += [f"  {name.replace('_', ' ')}: {value:,}" for name, value in counts.items() if name != "events"]
     return "\n".join(lines)
+
+
+def stored_types(found: Sequence[Any], fmt: str) -> str:
+    """The stored event types and versions, and whether this code reads each."""
+    if fmt == "json":
+        return json.dumps([{"topic": t.topic, "version": t.version, "events": t.count, "first_position": t.first_position,
+                            "readable": t.readable, "problem": t.problem} for t in found], indent=2)
+    if not found:
+        return "no events stored"
+    rows = [(t.topic, t.version, t.count, t.first_position, "yes" if t.readable else f"no: {t.problem}") for t in found]
+    return table(("type", "version", "events", "first position", "readable"), rows)

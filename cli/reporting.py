@@ -22,6 +22,7 @@ from projections import reports, runner
 from projections.figures import Settings as Period, published_figures
 from projections.platform import FOLD_VERSION
 from projections.reports import Sources
+from service_layer.log_check import require_readable
 
 FORMATS = ["table", "json", "csv", "markdown", "html"]
 
@@ -54,10 +55,17 @@ def period_options(f: Any) -> Any:
     return click.option("--window-days", type=click.IntRange(min=1), default=365, show_default=True, help="a profile counts as regularly updated if updated within this many days")(f)
 
 
+def _notice(line: str) -> None:
+    click.echo(line, err=True)
+
+
 def _rows(sources: Sources, as_of: datetime | None) -> dict[str, Any]:
-    behind = (sources.recorder.max_notification_id() or 0) - sources.store.position(runner.PROJECTION, FOLD_VERSION)
+    position = sources.store.position(runner.PROJECTION, FOLD_VERSION)
+    if as_of is not None or not sources.store.fed_by_consumers(runner.PROJECTION):
+        require_readable(sources.recorder, 0 if as_of is not None else position)
+    behind = (sources.recorder.max_notification_id() or 0) - position
     with render.progress(length=behind if as_of is None else 0, label="catching up", threshold=5000) as bar:
-        return reports.platform_rows(sources, as_of, progress=bar.update)
+        return reports.platform_rows(sources, as_of, progress=bar.update, notice=_notice)
 
 
 def run_report(db: str | None, start: str | None, end: str | None, as_of: str | None, window_days: int, country: str | None, charts: bool = False) -> tuple[dict[str, Any], Any]:
@@ -84,6 +92,8 @@ def render_report(report: dict[str, Any], fmt: str) -> str:
         for key, value in report["figures"].items()
     ]
     partners = ", ".join(f"{c} ({n})" for c, n in (report.get("cross_border_partners") or {}).items()) or "none"
+    regions = report.get("regions") or {}
+    by_region = f"profiles by region ({regions.get('classification')}): " + (", ".join(f"{r} ({n})" for r, n in regions.get("profiles", {}).items()) or "none")
     period = f"{report['period']['from']} to {report['period']['to']}"
     title = f"Impact {period}" + (f" for {country}" if country else "") + (f", as of {report['as_of']}" if report["as_of"] else "")
     if fmt == "csv":
@@ -96,11 +106,11 @@ def render_report(report: dict[str, Any], fmt: str) -> str:
         lines = [f"# {title}", "", "| " + " | ".join(headers) + " |", "| --- | ---: |" + (" --- |" if not country else "")]
         lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
         if country:
-            lines += ["", f"Cross-border partners: {partners}."]
+            lines += ["", f"Cross-border partners: {partners}.", "", by_region[0].upper() + by_region[1:] + "."]
         lines += ["", f"Counting rules version {report['assumptions']['rules_version']}; regularly updated = updated within {report['assumptions']['regularly_updated_window_days']} days."]
         return "\n".join(lines)
     body = render.table(headers, rows)
-    return f"{title}\n{body}" + (f"\ncross-border partners: {partners}" if country else "")
+    return f"{title}\n{body}" + (f"\ncross-border partners: {partners}\n{by_region}" if country else "")
 
 
 def _value(value: Any) -> Any:
@@ -132,10 +142,11 @@ def register(ledger: click.Group) -> None:
                 raise InvalidValue("db", bootstrap.describe(bootstrap.database_url(settings.db)),
                                    "this read model is built by Kafka consumers; rebuild it by consuming into a new schema")
             total = sources.recorder.max_notification_id() or 0
+            require_readable(sources.recorder, 0 if rebuild else sources.store.position(runner.PROJECTION, FOLD_VERSION))
             started = time.perf_counter()
             with render.progress(length=total, label="rebuilding" if rebuild else "catching up", threshold=5000) as bar:
                 job = runner.rebuild if rebuild else runner.catch_up
-                applied = job(sources.recorder, sources.mapper, sources.store, progress=bar.update)
+                applied = job(sources.recorder, sources.mapper, sources.store, progress=bar.update, notice=_notice)
             seconds = time.perf_counter() - started
         rate = f", {applied / seconds:,.0f} events/s" if applied and seconds > 0 else ""
         click.echo(f"{'rebuilt' if rebuild else 'caught up'}: applied {applied:,} events in {seconds:.1f} s{rate}")

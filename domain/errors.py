@@ -83,3 +83,15 @@ class NothingChanged(RuleBroken):
 
 class ConcurrentChange(LedgerError):
     """Another writer changed the same aggregate first."""
+
+
+class UnreadableEvent(LedgerError):
+    """A stored event this code cannot read: unknown type, newer version, or fields that do not fit."""
+
+    def __init__(self, topic: str, version: object, position: int | None, reason: str) -> None:
+        self.topic = topic
+        self.version = version
+        self.position = position
+        self.reason = reason
+        where = f" at position {position}" if position is not None else ""
+        super().__init__(f"event {topic!r} version {version!r}{where}: {reason}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, ClassVar
 
 from domain.base import Action, Aggregate, idempotent
 from domain.errors import (
@@ -29,12 +29,11 @@ from domain.values import (
     MeetingEnd,
     Members,
     PublicationKind,
-    check_region,
 )
+from domain.nuts import NutsVersion, classify
 
 
-def _check_profile_fields(country: str, region: str | None, ecosystems: tuple[str, ...]) -> None:
-    check_region(country, region)
+def _check_ecosystems(ecosystems: tuple[str, ...]) -> None:
     if not ecosystems:
         raise InvalidValue("ecosystems", list(ecosystems), "at least one ecosystem is required")
 
@@ -45,17 +44,24 @@ class ClusterOrganisation(Aggregate):
     kind = "cluster organisation"
 
     class Registered(Aggregate.Created):
+        class_version: ClassVar[int] = 2
         name: str
         country: CountryCode
         region: str | None
+        nuts_version: NutsVersion
         sectors: tuple[str, ...]
         ecosystems: tuple[Ecosystem, ...]
         year_established: int
         members: Members
 
+        @staticmethod
+        def upcast_v1_v2(fields: dict[str, Any]) -> dict[str, Any]:
+            """Version 1 checked every region against NUTS 2024, the only classification it knew."""
+            return {**fields, "nuts_version": "2024"}
+
         def apply(self, org: ClusterOrganisation) -> None:
             org.ref = self.ref
-            org.name, org.country, org.region = self.name, self.country, self.region
+            org.name, org.country, org.region, org.nuts_version = self.name, self.country, self.region, self.nuts_version
             org.sectors, org.ecosystems = self.sectors, self.ecosystems
             org.year_established, org.members = self.year_established, self.members
             org.published = False
@@ -67,14 +73,21 @@ class ClusterOrganisation(Aggregate):
             org.published = True
 
     class Updated(Aggregate.Event):
+        class_version: ClassVar[int] = 2
         changes: tuple[str, ...]
         name: str | None = None
         country: CountryCode | None = None
         region: str | None = None
+        nuts_version: NutsVersion | None = None
         sectors: tuple[str, ...] | None = None
         ecosystems: tuple[Ecosystem, ...] | None = None
         year_established: int | None = None
         members: Members | None = None
+
+        @staticmethod
+        def upcast_v1_v2(fields: dict[str, Any]) -> dict[str, Any]:
+            """Version 2 records `nuts_version` when the classification changes; in version 1 it never did (always 2024)."""
+            return dict(fields)
 
         def apply(self, org: ClusterOrganisation) -> None:
             for name in self.changes:
@@ -96,9 +109,10 @@ class ClusterOrganisation(Aggregate):
 
     @classmethod
     def register(cls, ref: str, action: Action, **fields: Any) -> ClusterOrganisation:
-        _check_profile_fields(fields["country"], fields.get("region"), fields["ecosystems"])
+        _check_ecosystems(fields["ecosystems"])
+        nuts_version = classify(fields["country"], fields.get("region"), fields.pop("nuts_version", None), action.occurred_at.date())
         _check_year(fields["year_established"], action)
-        return cls.start(cls.Registered, ref, action, **fields)
+        return cls.start(cls.Registered, ref, action, nuts_version=nuts_version, **fields)
 
     def _check_open(self) -> None:
         if self.archived:
@@ -117,9 +131,15 @@ class ClusterOrganisation(Aggregate):
         changes = {k: v for k, v in fields.items() if v is not None and getattr(self, k) != v}
         if not changes:
             raise NothingChanged(f"org: {self.ref!r}: the update changes no field")
-        country = changes.get("country", self.country)
-        region = changes.get("region", self.region)
-        _check_profile_fields(country, region, changes.get("ecosystems", self.ecosystems))
+        _check_ecosystems(changes.get("ecosystems", self.ecosystems))
+        if changes.keys() & {"country", "region", "nuts_version"}:
+            # A new place is classified anew; the classification is recorded only when it changes.
+            country, region = changes.get("country", self.country), changes.get("region", self.region)
+            nuts_version = classify(country, region, changes.pop("nuts_version", None), action.occurred_at.date())
+            if nuts_version != self.nuts_version:
+                changes["nuts_version"] = nuts_version
+            if not changes:
+                raise NothingChanged(f"org: {self.ref!r}: the update changes no field")
         if "year_established" in changes:
             _check_year(changes["year_established"], action)
         self.emit(self.Updated, action, changes=tuple(sorted(changes)), **changes)

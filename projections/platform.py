@@ -16,10 +16,10 @@ from domain.model import (
 )
 
 Row = dict[str, Any]
-FOLD_VERSION = 2
+FOLD_VERSION = 3
 """Bump when the fold changes, so stored rows are rebuilt."""
 
-_PROFILE_FIELDS = ("name", "country", "region", "sectors", "ecosystems", "year_established", "members")
+_PROFILE_FIELDS = ("name", "country", "region", "nuts_version", "sectors", "ecosystems", "year_established", "members")
 
 
 def _stamp(event: DomainEvent, position: int) -> dict[str, Any]:

@@ -9,8 +9,10 @@ from typing import Any
 
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 
+from domain.errors import LedgerError
 from projections import runner
-from projections.figures import Figures, Settings, assumptions, chart_data, compute, cross_border_partners, published_figures
+from projections.platform import FOLD_VERSION
+from projections.figures import Figures, Settings, assumptions, chart_data, compute, cross_border_partners, published_figures, regions
 from projections.platform import Row
 from projections.store import ProjectionStore
 
@@ -33,12 +35,26 @@ def events_recorded_by(sources: Sources, as_of: datetime) -> Iterator[tuple[str,
                 yield n.originator_id.hex, event, n.id
 
 
-def platform_rows(sources: Sources, as_of: datetime | None = None, progress: Callable[[int], None] = lambda n: None) -> dict[str, Row]:
+class StaleReadModel(LedgerError):
+    """A read model built by Kafka consumers with another fold version: its rows cannot be mixed with this code's."""
+
+
+def platform_rows(
+    sources: Sources, as_of: datetime | None = None, progress: Callable[[int], None] = lambda n: None,
+    notice: Callable[[str], None] = lambda line: None,
+) -> dict[str, Row]:
     """The projection's rows: caught up now, or folded from what was recorded by `as_of`."""
     if as_of is not None:
         return runner.fold_in_memory(events_recorded_by(sources, as_of))
     if not sources.store.fed_by_consumers(runner.PROJECTION):
-        runner.catch_up(sources.recorder, sources.mapper, sources.store, progress=progress)
+        runner.catch_up(sources.recorder, sources.mapper, sources.store, progress=progress, notice=notice)
+    else:
+        built_by = sources.store.tracked_version(runner.PROJECTION)
+        if built_by is not None and built_by != FOLD_VERSION:
+            raise StaleReadModel(
+                f"this read model was built by Kafka consumers with fold version {built_by}, and this code folds version {FOLD_VERSION}; "
+                "rebuild it: `ledger consume platform --db <new schema URL>`, then report from that schema"
+            )
     return sources.store.all_rows(runner.PROJECTION)
 
 
@@ -57,6 +73,7 @@ def impact(rows: dict[str, Row], settings: Settings, as_of: datetime | None, cha
     if settings.country:
         report["country"] = settings.country
         report["cross_border_partners"] = cross_border_partners(rows, settings)
+        report["regions"] = regions(rows, settings)
     return report, figures
 
 

@@ -45,14 +45,20 @@ def catch_up(
     page_size: int = PAGE_SIZE,
     progress: Callable[[int], None] = lambda n: None,
     projection: str = PROJECTION,
+    notice: Callable[[str], None] = lambda line: None,
 ) -> int:
     """Apply every notification after the stored position (up to `stop`); return how many were applied.
 
     Each page is written only if the stored position is still the one the page started from, so two
     catch-ups running at once never apply an event twice: the slower one reloads and goes on.
+    Rows built by another fold version are never mixed with new ones: the projection is rebuilt, and
+    `notice` is told so in one line.
     """
     position = store.position(projection, platform.FOLD_VERSION)
     if position == 0:
+        built_by = store.tracked_version(projection)
+        if built_by is not None and built_by != platform.FOLD_VERSION:
+            notice(f"projection {projection!r} was built by fold version {built_by}; rebuilding it from position 0 with version {platform.FOLD_VERSION}")
         store.reset(projection)
     applied = 0
     while stop is None or position < stop:

@@ -22,6 +22,10 @@ class ProjectionStore(Protocol):
         """The last notification applied; 0 if none, or if the rows were built by another fold version."""
         ...
 
+    def tracked_version(self, projection: str) -> int | None:
+        """The fold version that built the stored rows; None if nothing is tracked."""
+        ...
+
     def rows(self, projection: str, keys: Iterable[str]) -> dict[str, Row]:
         """The stored rows of `keys` (missing keys are left out)."""
         ...
@@ -69,6 +73,10 @@ class SQLiteProjectionStore:
             "SELECT version, position FROM projection_tracking WHERE projection = ?", (projection,)
         ).fetchone()
         return 0 if row is None or row[0] != version else int(row[1])
+
+    def tracked_version(self, projection: str) -> int | None:
+        row = self.connection.execute("SELECT version FROM projection_tracking WHERE projection = ?", (projection,)).fetchone()
+        return None if row is None else int(row[0])
 
     def rows(self, projection: str, keys: Iterable[str]) -> dict[str, Row]:
         found: dict[str, Row] = {}
@@ -170,6 +178,12 @@ class PostgresProjectionStore:
             self._sql("SELECT version, position FROM {} WHERE projection = %s").format(self.tracking_table), (projection,)
         ).fetchone()
         return 0 if row is None or row[0] != version else int(row[1])
+
+    def tracked_version(self, projection: str) -> int | None:
+        row = self.connection.execute(
+            self._sql("SELECT version FROM {} WHERE projection = %s").format(self.tracking_table), (projection,)
+        ).fetchone()
+        return None if row is None else int(row[0])
 
     def rows(self, projection: str, keys: Iterable[str]) -> dict[str, Row]:
         cursor = self.connection.execute(

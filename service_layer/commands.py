@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
+from domain.nuts import NutsVersion
 from domain.values import (
     ActivityKind,
     CaseSource,
@@ -32,16 +33,22 @@ class Command(BaseModel):
     actor: str | None = None
     key: str | None = Field(default=None, description="idempotency key; derived from the content when absent")
 
+    added_fields: ClassVar[frozenset[str]] = frozenset()
+    """Fields added after the command was first released: left out of keys and digests while unset, so they stay stable."""
+
     def idempotency_key(self) -> str:
         """The key that makes re-running this command a no-op."""
         if self.key:
             return self.key
-        canonical = self.model_dump_json(exclude={"actor", "key"}, round_trip=True)
-        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+        return self._digest({"actor", "key"})
 
     def content_digest(self) -> str:
         """What the action does, without who recorded it or when: a key reused for other content is refused."""
-        canonical = self.model_dump_json(exclude={"actor", "key", "occurred_at"}, round_trip=True)
+        return self._digest({"actor", "key", "occurred_at"})
+
+    def _digest(self, exclude: set[str]) -> str:
+        unset: set[str] = {name for name in self.added_fields if getattr(self, name) is None}
+        canonical = self.model_dump_json(exclude=exclude | unset, round_trip=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
@@ -49,10 +56,12 @@ class RegisterOrg(Command):
     """Register a cluster organisation's profile."""
 
     action: Literal["org.register"] = "org.register"
+    added_fields: ClassVar[frozenset[str]] = frozenset({"nuts_version"})
     org: Ref
     name: Annotated[str, Field(min_length=1)]
     country: CountryCode
     region: str | None = None
+    nuts_version: NutsVersion | None = Field(default=None, description="classification of the region code (default: the one it belongs to)")
     sectors: tuple[str, ...] = ()
     ecosystems: tuple[Ecosystem, ...]
     year_established: int
@@ -70,10 +79,12 @@ class UpdateOrg(Command):
     """Update fields of a profile (only the fields given)."""
 
     action: Literal["org.update"] = "org.update"
+    added_fields: ClassVar[frozenset[str]] = frozenset({"nuts_version"})
     org: Ref
     name: str | None = None
     country: CountryCode | None = None
     region: str | None = None
+    nuts_version: NutsVersion | None = Field(default=None, description="classification of the region code (default: the one it belongs to)")
     sectors: tuple[str, ...] | None = None
     ecosystems: tuple[Ecosystem, ...] | None = None
     year_established: int | None = None

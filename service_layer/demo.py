@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from domain.values import ECOSYSTEMS, nuts_countries, nuts_regions_of
+from domain.nuts import nuts_countries, nuts_regions_of
+from domain.values import ECOSYSTEMS
 from service_layer import commands as c
 from service_layer.ledger import Ledger
 

@@ -186,12 +186,12 @@ class Ledger(Application[UUID]):
 
 def _register_org(b: _Batch, cmd: c.RegisterOrg, action: Action) -> None:
     if b.is_new(cmd.org, ClusterOrganisation, action):
-        fields = cmd.model_dump(include={"name", "country", "region", "sectors", "ecosystems", "year_established"})
+        fields = cmd.model_dump(include={"name", "country", "region", "nuts_version", "sectors", "ecosystems", "year_established"})
         b.add(ClusterOrganisation.register(cmd.org, action, members=cmd.members, **fields))
 
 
 def _update_org(b: _Batch, cmd: c.UpdateOrg, action: Action) -> None:
-    fields = {k: getattr(cmd, k) for k in ("name", "country", "region", "sectors", "ecosystems", "year_established", "members")}
+    fields = {k: getattr(cmd, k) for k in ("name", "country", "region", "nuts_version", "sectors", "ecosystems", "year_established", "members")}
     b.get(cmd.org, ClusterOrganisation).update(action, **fields)
 
 

@@ -9,7 +9,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 import click
 from pydantic import BaseModel
 
-from domain.values import Members
+from domain.inputs import MemberChanges, MemberCounts
 from service_layer import commands as c
 
 FIELD_HELP = {
@@ -93,7 +93,7 @@ def command_options(model: type[c.Command]) -> list[click.Option]:
     for name, field in model.model_fields.items():
         if name in FIXED:
             continue
-        if _unwrap(field.annotation)[0] is Members:
+        if _unwrap(field.annotation)[0] in (MemberCounts, MemberChanges):
             options += [
                 click.Option(["--" + ("other-members" if n == "other" else n.replace("_", "-"))], type=int, help=h)
                 for n, h in MEMBER_OPTIONS.items()

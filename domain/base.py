@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ClassVar, ParamSpec, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate as LibraryAggregate
@@ -14,6 +14,7 @@ from eventsourcing.domain import CanInitAggregate, CanMutateAggregate
 from pydantic import BaseModel, ConfigDict
 
 from domain.errors import FutureDate, InvalidValue
+from domain.inputs import key_digest
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://cluster-ledger.eu/ref")
 
@@ -32,6 +33,7 @@ class Action:
     recorded_at: datetime
     key: str
     digest: str
+    given_key: str | None = None  # the key as the user typed it, for messages only; never stored
 
     def check_happened(self) -> None:
         """Refuse a fact dated after the moment it is recorded."""
@@ -42,10 +44,22 @@ class Action:
             )
 
 
+def digest_action_key(fields: dict[str, Any]) -> dict[str, Any]:
+    """Upcaster: an idempotency key stored as typed (before version 2 of every event) is read as its digest."""
+    if "action_key" not in fields:
+        return dict(fields)
+    return {**fields, "action_key": key_digest(fields["action_key"])}
+
+
 class DomainEvent(BaseModel):
-    """An immutable fact. `timestamp` is the recorded time, `occurred_at` the effective time."""
+    """An immutable fact. `timestamp` is the recorded time, `occurred_at` the effective time.
+
+    Version 2 of every event stores the digest of its idempotency key, never the key as typed.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+    class_version: ClassVar[int] = 2
+    upcast_v1_v2 = staticmethod(digest_action_key)
 
     originator_id: UUID
     originator_version: int
@@ -104,7 +118,7 @@ class Aggregate(LibraryAggregate):
         if digest is None:
             return False
         if digest != action.digest:
-            raise InvalidValue("key", action.key, f"was already used for a different action on {self.ref!r}")
+            raise InvalidValue("key", action.given_key or action.key, f"was already used for a different action on {self.ref!r}")
         return True
 
     @classmethod

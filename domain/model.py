@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, ClassVar
 
-from domain.base import Action, Aggregate, idempotent
+from domain.base import Action, Aggregate, digest_action_key, idempotent
 from domain.errors import (
     ActivityClosed,
     AlreadyPublished,
@@ -44,7 +44,8 @@ class ClusterOrganisation(Aggregate):
     kind = "cluster organisation"
 
     class Registered(Aggregate.Created):
-        class_version: ClassVar[int] = 2
+        class_version: ClassVar[int] = 3
+        upcast_v2_v3 = staticmethod(digest_action_key)
         name: str
         country: CountryCode
         region: str | None
@@ -73,7 +74,8 @@ class ClusterOrganisation(Aggregate):
             org.published = True
 
     class Updated(Aggregate.Event):
-        class_version: ClassVar[int] = 2
+        class_version: ClassVar[int] = 3
+        upcast_v2_v3 = staticmethod(digest_action_key)
         changes: tuple[str, ...]
         name: str | None = None
         country: CountryCode | None = None

@@ -74,17 +74,6 @@ CountryCode = Annotated[str, AfterValidator(_country)]
 Moment = Annotated[datetime, BeforeValidator(_utc), AfterValidator(_aware)]
 """A UTC timestamp; a bare date means midnight UTC."""
 
-def _ref(value: str) -> str:
-    ref = value.strip()
-    if not ref or len(ref) > 120 or any(c.isspace() for c in ref):
-        raise ValueError("a reference is 1 to 120 characters without spaces")
-    return ref
-
-
-Ref = Annotated[str, AfterValidator(_ref)]
-"""A platform reference such as ORG-0042: 1 to 120 characters, no spaces."""
-
-
 class Members(BaseModel):
     """How many member organisations of each type a cluster organisation has."""
 

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import date
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
+from domain.inputs import (
+    LIMITS,
+    Actor,
+    Day,
+    Key,
+    MemberChanges,
+    MemberCounts,
+    Name,
+    Note,
+    PersonRef,
+    Place,
+    Reason,
+    Ref,
+    Sector,
+    Title,
+    within_bounds,
+)
 from domain.nuts import NutsVersion
 from domain.values import (
     ActivityKind,
@@ -17,11 +33,12 @@ from domain.values import (
     Ecosystem,
     LabelLevel,
     MeetingEnd,
-    Members,
     Moment,
     PublicationKind,
-    Ref,
 )
+
+Effective = Annotated[Moment, AfterValidator(within_bounds)]
+RegionCode = Annotated[str, Field(max_length=10)]
 
 
 class Command(BaseModel):
@@ -29,9 +46,9 @@ class Command(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    occurred_at: Moment
-    actor: str | None = None
-    key: str | None = Field(default=None, description="idempotency key; derived from the content when absent")
+    occurred_at: Effective
+    actor: Actor | None = None
+    key: Key | None = Field(default=None, description="idempotency key; derived from the content when absent")
 
     added_fields: ClassVar[frozenset[str]] = frozenset()
     """Fields added after the command was first released: left out of keys and digests while unset, so they stay stable."""
@@ -58,14 +75,14 @@ class RegisterOrg(Command):
     action: Literal["org.register"] = "org.register"
     added_fields: ClassVar[frozenset[str]] = frozenset({"nuts_version"})
     org: Ref
-    name: Annotated[str, Field(min_length=1)]
+    name: Name
     country: CountryCode
-    region: str | None = None
+    region: RegionCode | None = None
     nuts_version: NutsVersion | None = Field(default=None, description="classification of the region code (default: the one it belongs to)")
-    sectors: tuple[str, ...] = ()
+    sectors: tuple[Sector, ...] = ()
     ecosystems: tuple[Ecosystem, ...]
     year_established: int
-    members: Members = Members()
+    members: MemberCounts = MemberCounts()
 
 
 class PublishOrg(Command):
@@ -81,14 +98,14 @@ class UpdateOrg(Command):
     action: Literal["org.update"] = "org.update"
     added_fields: ClassVar[frozenset[str]] = frozenset({"nuts_version"})
     org: Ref
-    name: str | None = None
+    name: Name | None = None
     country: CountryCode | None = None
-    region: str | None = None
+    region: RegionCode | None = None
     nuts_version: NutsVersion | None = Field(default=None, description="classification of the region code (default: the one it belongs to)")
-    sectors: tuple[str, ...] | None = None
+    sectors: tuple[Sector, ...] | None = None
     ecosystems: tuple[Ecosystem, ...] | None = None
     year_established: int | None = None
-    members: Members | None = None
+    members: MemberChanges | None = None
 
 
 class AwardLabel(Command):
@@ -97,7 +114,7 @@ class AwardLabel(Command):
     action: Literal["org.label"] = "org.label"
     org: Ref
     level: LabelLevel
-    valid_until: date
+    valid_until: Day
 
 
 class ArchiveOrg(Command):
@@ -105,7 +122,7 @@ class ArchiveOrg(Command):
 
     action: Literal["org.archive"] = "org.archive"
     org: Ref
-    reason: str = ""
+    reason: Reason = ""
 
 
 class ScheduleActivity(Command):
@@ -114,10 +131,10 @@ class ScheduleActivity(Command):
     action: Literal["activity.schedule"] = "activity.schedule"
     activity: Ref
     kind: ActivityKind
-    title: Annotated[str, Field(min_length=1)]
-    starts_on: date
-    ends_on: date
-    place: str | None = None
+    title: Title
+    starts_on: Day
+    ends_on: Day
+    place: Place | None = None
     online: bool = False
     target_countries: tuple[CountryCode, ...] = ()
 
@@ -134,16 +151,16 @@ class CancelActivity(Command):
 
     action: Literal["activity.cancel"] = "activity.cancel"
     activity: Ref
-    reason: str = ""
+    reason: Reason = ""
 
 
 class RegisterPerson(Command):
     """Register a person under a pseudonymous reference; name and e-mail stay out of events."""
 
     action: Literal["person.register"] = "person.register"
-    person: Ref
-    name: Annotated[str, Field(min_length=1)]
-    email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+    person: PersonRef
+    name: Name
+    email: Annotated[str, Field(max_length=LIMITS["email"], pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 
     def idempotency_key(self) -> str:
         # Personal data never enters a stored event, not even hashed.
@@ -156,7 +173,7 @@ class RegisterPerson(Command):
 class _ParticipantCommand(Command):
     activity: Ref
     org: Ref | None = None
-    person: Ref | None = None
+    person: PersonRef | None = None
 
     @model_validator(mode="after")
     def _one_participant(self) -> _ParticipantCommand:
@@ -237,7 +254,7 @@ class DeliverPitch(Command):
     pitch: Ref
     activity: Ref
     org: Ref
-    title: Annotated[str, Field(min_length=1)]
+    title: Title
 
 
 class IdentifyCase(Command):
@@ -248,7 +265,7 @@ class IdentifyCase(Command):
     orgs: Annotated[tuple[Ref, ...], Field(min_length=2)]
     source_kind: CaseSource
     source: Ref
-    title: Annotated[str, Field(min_length=1)]
+    title: Title
 
 
 class AdvanceCase(Command):
@@ -257,7 +274,7 @@ class AdvanceCase(Command):
     action: Literal["case.advance"] = "case.advance"
     case: Ref
     stage: CaseStage
-    project: str | None = None
+    project: Title | None = None
 
 
 class AbandonCase(Command):
@@ -265,7 +282,7 @@ class AbandonCase(Command):
 
     action: Literal["case.abandon"] = "case.abandon"
     case: Ref
-    reason: str = ""
+    reason: Reason = ""
 
 
 class PublishPublication(Command):
@@ -274,7 +291,7 @@ class PublishPublication(Command):
     action: Literal["publication.publish"] = "publication.publish"
     publication: Ref
     kind: PublicationKind
-    title: Annotated[str, Field(min_length=1)]
+    title: Title
     country: CountryCode | None = None
 
 
@@ -283,8 +300,8 @@ class UpdatePublication(Command):
 
     action: Literal["publication.update"] = "publication.update"
     publication: Ref
-    title: str | None = None
-    note: str = ""
+    title: Title | None = None
+    note: Note = ""
 
 
 AnyCommand = Annotated[

@@ -15,6 +15,7 @@ from eventsourcing.persistence import IntegrityError, Mapper
 from adapters.mapper import PydanticMapper
 from domain.base import Action, Aggregate, ref_id
 from domain.errors import AlreadyExists, ConcurrentChange, InvalidValue, LedgerError, NotRegistered, UnknownReference
+from domain.inputs import key_digest
 from domain.model import (
     Activity,
     BilateralMeeting,
@@ -26,6 +27,7 @@ from domain.model import (
     Publication,
     participation_ref,
 )
+from domain.values import Members
 from service_layer import commands as c
 
 A = TypeVar("A", bound=Aggregate)
@@ -146,7 +148,8 @@ class Ledger(Application[UUID]):
                 actor=command.actor or fallback_actor,
                 occurred_at=command.occurred_at,
                 recorded_at=recorded_at,
-                key=command.idempotency_key(),
+                key=key_digest(command.idempotency_key()),
+                given_key=command.key,
                 digest=command.content_digest(),
             )
             try:
@@ -187,12 +190,15 @@ class Ledger(Application[UUID]):
 def _register_org(b: _Batch, cmd: c.RegisterOrg, action: Action) -> None:
     if b.is_new(cmd.org, ClusterOrganisation, action):
         fields = cmd.model_dump(include={"name", "country", "region", "nuts_version", "sectors", "ecosystems", "year_established"})
-        b.add(ClusterOrganisation.register(cmd.org, action, members=cmd.members, **fields))
+        b.add(ClusterOrganisation.register(cmd.org, action, members=Members(**cmd.members.model_dump()), **fields))
 
 
 def _update_org(b: _Batch, cmd: c.UpdateOrg, action: Action) -> None:
-    fields = {k: getattr(cmd, k) for k in ("name", "country", "region", "nuts_version", "sectors", "ecosystems", "year_established", "members")}
-    b.get(cmd.org, ClusterOrganisation).update(action, **fields)
+    org = b.get(cmd.org, ClusterOrganisation)
+    fields = {k: getattr(cmd, k) for k in ("name", "country", "region", "nuts_version", "sectors", "ecosystems", "year_established")}
+    # Only the member types the update names change; the others keep their counts.
+    fields["members"] = None if cmd.members is None else org.members.model_copy(update=cmd.members.named())
+    org.update(action, **fields)
 
 
 def _schedule_activity(b: _Batch, cmd: c.ScheduleActivity, action: Action) -> None:

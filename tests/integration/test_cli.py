@@ -108,11 +108,11 @@ def test_repeating_a_command_without_a_time_writes_nothing(db_url: str) -> None:
 
 
 def test_a_person_registered_again_with_other_personal_data_is_refused(db_url: str) -> None:
-    first = ("person", "register", "--person", "P-9", "--name", "Ann", "--email", "ann@example.org", "--at", "2024-01-02")
+    first = ("person", "register", "--person", "P-0009", "--name", "Ann", "--email", "ann@example.org", "--at", "2024-01-02")
     assert run(*first, db=db_url).exit_code == 0
     assert run(*first, db=db_url).output.strip() == "already recorded; nothing written"
-    other = run("person", "register", "--person", "P-9", "--name", "Bob", "--email", "bob@example.org", "--at", "2024-01-02", db=db_url)
-    assert other.exit_code == 1 and "person: 'P-9': is already registered with another name or e-mail" in other.output
+    other = run("person", "register", "--person", "P-0009", "--name", "Bob", "--email", "bob@example.org", "--at", "2024-01-02", db=db_url)
+    assert other.exit_code == 1 and "person: 'P-0009': is already registered with another name or e-mail" in other.output
 
 
 def test_import_of_the_example_file_then_again(db_url: str) -> None:
@@ -175,12 +175,12 @@ def test_a_bad_database_url_is_named() -> None:
 
 
 def test_person_data_stays_out_of_the_event_file(db_url: str) -> None:
-    result = run("person", "register", "--person", "P-77", "--name", "Jan Kowalski", "--email", "jan@example.org", "--at", "2024-02-02", db=db_url)
+    result = run("person", "register", "--person", "P-0077", "--name", "Jan Kowalski", "--email", "jan@example.org", "--at", "2024-02-02", db=db_url)
     assert result.exit_code == 0
     states = [bytes(r[0]) for r in stored_rows(db_url, {"sqlite": "SELECT state FROM stored_events", "postgres": "SELECT state FROM {schema}.ledger_events"})]
     people = stored_rows(db_url, {"sqlite": "SELECT person, name, email FROM personal_data", "postgres": "SELECT person, name, email FROM {schema}.personal_data"})
     assert states and not any(b"Kowalski" in s or b"jan@example.org" in s for s in states)
-    assert people == [("P-77", "Jan Kowalski", "jan@example.org")]
+    assert people == [("P-0077", "Jan Kowalski", "jan@example.org")]
 
 
 def test_demo_writes_a_small_history_and_refuses_a_used_ledger(db_url: str) -> None:

@@ -1,0 +1,123 @@
+"""What the ledger accepts from outside: the reference grammar, free-text rules and bounds (stored events stay as written)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from datetime import date, datetime, timezone
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+REF_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,79}")
+"""A reference: ASCII letters, digits and `-_.:`, starting with a letter or digit, at most 80 characters."""
+PERSON_PATTERN = re.compile(r"P-[0-9a-f]{4,32}")
+"""A person's reference is a pseudonym: `P-` and 4 to 32 lower-case hex digits, never a name or an e-mail."""
+
+LIMITS = {"name": 200, "title": 300, "place": 200, "sector": 100, "reason": 2000, "note": 2000, "actor": 100, "key": 200, "email": 254}
+"""The longest text each kind of field accepts, in characters (after NFC normalisation)."""
+MAX_MEMBERS = 1_000_000
+"""The most member organisations of one type a profile may declare."""
+EARLIEST = date(1900, 1, 1)
+LATEST = date(2100, 12, 31)
+"""Dates (effective times, activity days, label validity) lie between these days."""
+
+_FORBIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+
+
+def _ref(value: str) -> str:
+    if "@" in value:
+        raise ValueError("looks like an e-mail address; a reference is never personal data")
+    if not REF_PATTERN.fullmatch(value):
+        raise ValueError("a reference is 1 to 80 ASCII letters, digits and - _ . : (no spaces)")
+    return value
+
+
+def _person(value: str) -> str:
+    if "@" in value:
+        raise ValueError("looks like an e-mail address; a person's reference is a pseudonym such as P-3f9c2a")
+    if not PERSON_PATTERN.fullmatch(value):
+        raise ValueError("a person's reference is P- and 4 to 32 lower-case hex digits, e.g. P-3f9c2a")
+    return value
+
+
+def clean_text(value: str, limit: int, *, optional: bool = False) -> str:
+    """NFC-normalised text without control or format characters, not blank (unless `optional` and empty), at most `limit` characters."""
+    text = unicodedata.normalize("NFC", value).strip()
+    if not text:
+        if optional and not value:
+            return ""
+        raise ValueError("must not be blank")
+    bad = next((c for c in text if unicodedata.category(c) in _FORBIDDEN_CATEGORIES), None)
+    if bad is not None:
+        raise ValueError(f"contains U+{ord(bad):04X} ({unicodedata.name(bad, 'a control or format character')}); control and format characters are not accepted")
+    if len(text) > limit:
+        raise ValueError(f"is {len(text):,} characters long; at most {limit:,} are accepted")
+    return text
+
+
+def _text(kind: str, optional: bool = False) -> AfterValidator:
+    return AfterValidator(lambda value: clean_text(value, LIMITS[kind], optional=optional))
+
+
+def _day(value: date) -> date:
+    day = value.date() if isinstance(value, datetime) else value
+    if not EARLIEST <= day <= LATEST:
+        raise ValueError(f"must lie between {EARLIEST.isoformat()} and {LATEST.isoformat()}")
+    return value
+
+
+Ref = Annotated[str, AfterValidator(_ref)]
+PersonRef = Annotated[str, AfterValidator(_person)]
+Name = Annotated[str, _text("name")]
+Title = Annotated[str, _text("title")]
+Place = Annotated[str, _text("place")]
+Sector = Annotated[str, _text("sector")]
+Reason = Annotated[str, _text("reason", optional=True)]
+Note = Annotated[str, _text("note", optional=True)]
+Actor = Annotated[str, _text("actor")]
+Key = Annotated[str, _text("key")]
+Day = Annotated[date, AfterValidator(_day)]
+Count = Annotated[int, Field(ge=0, le=MAX_MEMBERS)]
+
+
+def key_digest(key: str) -> str:
+    """What is stored for an idempotency key: itself when it already is a 32-hex digest, else the start of its SHA-256."""
+    if re.fullmatch(r"[0-9a-f]{32}", key):
+        return key
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def within_bounds(moment: datetime) -> datetime:
+    """Refuse an effective time outside the accepted days."""
+    _day(moment.astimezone(timezone.utc).date())
+    return moment
+
+
+class MemberCounts(BaseModel):
+    """Member counts as given in a registration: each 0 to MAX_MEMBERS, missing ones 0."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    smes: Count = 0
+    large_enterprises: Count = 0
+    research_organisations: Count = 0
+    universities: Count = 0
+    other: Count = 0
+
+
+class MemberChanges(BaseModel):
+    """Member counts as given in an update: only the types named change."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    smes: Count | None = None
+    large_enterprises: Count | None = None
+    research_organisations: Count | None = None
+    universities: Count | None = None
+    other: Count | None = None
+
+    def named(self) -> dict[str, int]:
+        """The counts this update names."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}

@@ -58,6 +58,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         personal_data: Sequence[tuple[str, str, str]] = (),
+        forget: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
         super()._insert_events(curs, stored_events, **kwargs)
@@ -66,6 +67,17 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 SQL("INSERT INTO {} (person, name, email) VALUES (%s, %s, %s) ON CONFLICT (person) DO NOTHING").format(self.personal_table),
                 list(personal_data),
             )
+        if forget:
+            curs.execute(SQL("DELETE FROM {} WHERE person = ANY(%s)").format(self.personal_table), (list(forget),))
+
+    def scrub_personal_data(self) -> None:
+        """Vacuum the personal-data table, so the deleted rows' space is reclaimed rather than left for later."""
+        with self.datastore.get_connection() as conn:
+            conn.autocommit = True
+            try:
+                conn.execute(SQL("VACUUM {}").format(self.personal_table))
+            finally:
+                conn.autocommit = False
 
     def personal_data(self, person: str) -> tuple[str, str] | None:
         """The name and e-mail of a person, if still held."""

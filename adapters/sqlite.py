@@ -32,15 +32,26 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         personal_data: Sequence[tuple[str, str, str]] = (),
+        forget: Sequence[str] = (),
         **kwargs: Any,
     ) -> Sequence[int] | None:
+        # Freed space is zeroed, so erased personal data leaves no trace in the file.
+        c.execute("PRAGMA secure_delete = ON")
         positions = super()._insert_events(c, stored_events, **kwargs)
         if personal_data:
             c.executemany(
                 "INSERT OR IGNORE INTO personal_data (person, name, email) VALUES (?, ?, ?)",
                 list(personal_data),
             )
+        if forget:
+            c.executemany("DELETE FROM personal_data WHERE person = ?", [(person,) for person in forget])
         return positions
+
+    def scrub_personal_data(self) -> None:
+        """Copy the write-ahead log into the file and empty it, so no old page with erased data survives there."""
+        with self.datastore.get_connection(commit=True) as conn:
+            cursor = conn.cursor()
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def personal_data(self, person: str) -> tuple[str, str] | None:
         """The name and e-mail of a person, if still held."""

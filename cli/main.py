@@ -91,7 +91,7 @@ GROUPS: dict[str, tuple[str, dict[str, type[c.Command]]]] = {
     "activity": ("Activities: matchmaking events, talks, regional events, labs, academies, missions.", {
         "schedule": c.ScheduleActivity, "hold": c.HoldActivity, "cancel": c.CancelActivity,
     }),
-    "person": ("People, known to events only by a pseudonymous reference.", {"register": c.RegisterPerson}),
+    "person": ("People, known to events only by a pseudonymous reference.", {"register": c.RegisterPerson, "forget": c.ForgetPerson}),
     "participant": ("Registrations of organisations and people for activities.", {
         "register": c.RegisterParticipant, "attend": c.AttendActivity, "cancel": c.CancelRegistration,
     }),

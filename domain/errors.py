@@ -49,6 +49,10 @@ class AlreadyPublished(RuleBroken):
     """A profile is published once; later changes are updates."""
 
 
+class AlreadyForgotten(RuleBroken):
+    """A person's personal data is erased once."""
+
+
 class ProfileArchived(RuleBroken):
     """An archived profile accepts no further change."""
 

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from domain.base import Action, Aggregate, digest_action_key, idempotent
 from domain.errors import (
     ActivityClosed,
+    AlreadyForgotten,
     AlreadyPublished,
     CaseClosed,
     InvalidValue,
@@ -237,10 +238,25 @@ class Person(Aggregate):
     class Registered(Aggregate.Created):
         def apply(self, person: Person) -> None:
             person.ref = self.ref
+            person.forgotten = False
+
+    class Forgotten(Aggregate.Event):
+        """The person's name and e-mail were erased; the event itself holds none."""
+
+        reason: str
+
+        def apply(self, person: Person) -> None:
+            person.forgotten = True
 
     @classmethod
     def register(cls, ref: str, action: Action) -> Person:
         return cls.start(cls.Registered, ref, action)
+
+    @idempotent
+    def forget(self, action: Action, reason: str) -> None:
+        if self.forgotten:
+            raise AlreadyForgotten(f"person: {self.ref!r} was already forgotten")
+        self.emit(self.Forgotten, action, reason=reason)
 
 
 def participation_ref(activity: str, participant: str) -> str:

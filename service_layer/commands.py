@@ -20,6 +20,7 @@ from domain.inputs import (
     Place,
     Reason,
     Ref,
+    RequiredReason,
     Sector,
     Title,
     within_bounds,
@@ -170,6 +171,14 @@ class RegisterPerson(Command):
         return hashlib.sha256(f"person.register:{self.person}".encode()).hexdigest()[:32]
 
 
+class ForgetPerson(Command):
+    """Erase a person's name and e-mail (the right to be forgotten); counts that included them stay."""
+
+    action: Literal["person.forget"] = "person.forget"
+    person: PersonRef
+    reason: RequiredReason
+
+
 class _ParticipantCommand(Command):
     activity: Ref
     org: Ref | None = None
@@ -314,6 +323,7 @@ AnyCommand = Annotated[
     | HoldActivity
     | CancelActivity
     | RegisterPerson
+    | ForgetPerson
     | RegisterParticipant
     | AttendActivity
     | CancelRegistration

@@ -14,7 +14,7 @@ from eventsourcing.persistence import IntegrityError, Mapper
 
 from adapters.mapper import PydanticMapper
 from domain.base import Action, Aggregate, ref_id
-from domain.errors import AlreadyExists, ConcurrentChange, InvalidValue, LedgerError, NotRegistered, UnknownReference
+from domain.errors import AlreadyExists, AlreadyForgotten, ConcurrentChange, InvalidValue, LedgerError, NotRegistered, UnknownReference
 from domain.inputs import key_digest
 from domain.model import (
     Activity,
@@ -80,6 +80,7 @@ class _Batch:
         self.app = app
         self.aggregates: dict[UUID, Aggregate | None] = {}
         self.personal_data: list[tuple[str, str, str]] = []
+        self.forgotten: list[str] = []
 
     def find(self, ref: str, cls: type[A]) -> A | None:
         aggregate_id = ref_id(ref)
@@ -164,11 +165,14 @@ class Ledger(Application[UUID]):
         if not pending and not batch.personal_data:
             return Outcome(repeated=repeated)
         try:
-            recordings = self.save(*pending, personal_data=batch.personal_data)
+            recordings = self.save(*pending, personal_data=batch.personal_data, forget=batch.forgotten)
         except IntegrityError as error:
             raise ConcurrentChange(
                 "another writer changed the same record first; nothing was written, run the command again"
             ) from error
+        if batch.forgotten:
+            # Erased rows must not survive in freed pages or write-ahead logs either.
+            getattr(self.recorder, "scrub_personal_data", lambda: None)()
         return Outcome(
             events=len(recordings),
             repeated=repeated,
@@ -213,8 +217,18 @@ def _register_person(b: _Batch, cmd: c.RegisterPerson, action: Action) -> None:
         b.personal_data.append((cmd.person, cmd.name, cmd.email))
         return
     held = getattr(b.app.recorder, "personal_data", lambda _: None)(cmd.person)
+    if held is None and b.get(cmd.person, Person).forgotten:
+        raise AlreadyForgotten(f"person: {cmd.person!r} was forgotten; a forgotten person is not registered again")
     if held is not None and held != (cmd.name, cmd.email):
         raise InvalidValue("person", cmd.person, "is already registered with another name or e-mail")
+
+
+def _forget_person(b: _Batch, cmd: c.ForgetPerson, action: Action) -> None:
+    person = b.get(cmd.person, Person)
+    if person.has_applied(action):
+        return
+    person.forget(action, cmd.reason)
+    b.forgotten.append(cmd.person)
 
 
 def _register_participant(b: _Batch, cmd: c.RegisterParticipant, action: Action) -> None:
@@ -278,6 +292,7 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.HoldActivity: lambda b, cmd, a: b.get(cmd.activity, Activity).hold(a),
     c.CancelActivity: lambda b, cmd, a: b.get(cmd.activity, Activity).cancel(a, cmd.reason),
     c.RegisterPerson: _register_person,
+    c.ForgetPerson: _forget_person,
     c.RegisterParticipant: _register_participant,
     c.AttendActivity: lambda b, cmd, a: b.participation(cmd.activity, cmd.participant).attend(a),
     c.CancelRegistration: lambda b, cmd, a: b.participation(cmd.activity, cmd.participant).cancel(a),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -28,9 +29,9 @@ def persistence_env(url: str) -> dict[str, str]:
     if parsed.scheme == "sqlite":
         path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
         if not path:
-            raise InvalidValue("db", url, "expected sqlite:///path/to/ledger.db")
+            raise InvalidValue("db", describe(url), "expected sqlite:///path/to/ledger.db")
         if path != ":memory:" and not Path(path).parent.exists():
-            raise InvalidValue("db", url, f"folder {str(Path(path).parent)!r} does not exist")
+            raise InvalidValue("db", describe(url), f"folder {str(Path(path).parent)!r} does not exist")
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "APPLICATION_RECORDER_TOPIC": "adapters.sqlite:LedgerSQLiteRecorder",
@@ -39,13 +40,17 @@ def persistence_env(url: str) -> dict[str, str]:
         }
     if parsed.scheme in ("postgresql", "postgres"):
         if not parsed.hostname or not parsed.path.strip("/"):
-            raise InvalidValue("db", url, "expected postgresql://user:password@host:port/dbname")
+            raise InvalidValue("db", describe(url), "expected postgresql://user:password@host:port/dbname")
+        try:
+            port = parsed.port or 5432
+        except ValueError:
+            raise InvalidValue("db", describe(url), "the port is not a number from 1 to 65535") from None
         env = {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
             "APPLICATION_RECORDER_TOPIC": "adapters.postgres:LedgerPostgresRecorder",
             "POSTGRES_DBNAME": unquote(parsed.path.strip("/")),
             "POSTGRES_HOST": parsed.hostname,
-            "POSTGRES_PORT": str(parsed.port or 5432),
+            "POSTGRES_PORT": str(port),
             "POSTGRES_USER": unquote(parsed.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(parsed.password or ""),
             "POSTGRES_CONNECT_TIMEOUT": "10",
@@ -56,15 +61,28 @@ def persistence_env(url: str) -> dict[str, str]:
         if schema:
             env["POSTGRES_SCHEMA"] = schema
         return env
-    raise InvalidValue("db", url, "expected sqlite:///path/to/ledger.db, postgresql://user:password@host:port/dbname or memory://")
+    raise InvalidValue("db", describe(url), "expected sqlite:///path/to/ledger.db, postgresql://user:password@host:port/dbname or memory://")
 
 
 def describe(url: str) -> str:
-    """The URL without its password, for messages."""
-    parsed = urlparse(url)
-    if parsed.password:
-        return url.replace(f":{parsed.password}@", ":***@", 1)
-    return url
+    """The URL with its password masked, for every message and log line."""
+    return re.sub(r"(://[^:/@?#]*:)[^/?#]*@", r"\1***@", url, count=1)
+
+
+def diagnose(url: str | None = None) -> str:
+    """Why the PostgreSQL server of `url` cannot be reached, in one line naming the host and port ('' if it can)."""
+    import psycopg
+
+    env = persistence_env(database_url(url))
+    if env["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
+        return ""
+    where = f"{env['POSTGRES_HOST']}:{env['POSTGRES_PORT']}"
+    try:
+        psycopg.connect(_conninfo(env), connect_timeout=5).close()
+    except psycopg.Error as error:
+        reason = " ".join(str(error).split())
+        return f"cannot connect to PostgreSQL at {where}: {reason}"
+    return ""
 
 
 def build_ledger(url: str | None = None, clock: Clock = utc_now) -> Ledger:
@@ -79,9 +97,12 @@ def build_projection_store(url: str | None = None) -> ProjectionStore:
     if env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
         return SQLiteProjectionStore(env["SQLITE_DBNAME"])
     if env["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
-        conninfo = make_conninfo(
-            host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"], dbname=env["POSTGRES_DBNAME"],
-            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"], connect_timeout=10,
-        )
-        return PostgresProjectionStore(conninfo, env.get("POSTGRES_SCHEMA", "public"))
+        return PostgresProjectionStore(_conninfo(env), env.get("POSTGRES_SCHEMA", "public"))
     raise InvalidValue("db", resolved, "projections need a sqlite:/// or postgresql:// database")
+
+
+def _conninfo(env: dict[str, str]) -> str:
+    return make_conninfo(
+        host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"], dbname=env["POSTGRES_DBNAME"],
+        user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"], connect_timeout=10,
+    )

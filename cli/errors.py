@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import ValidationError
 
+from domain.errors import shown
 from service_layer.commands import TAGS
 
 
@@ -14,16 +17,17 @@ def describe(error: ValidationError, prefix: str = "") -> list[str]:
         kind = problem["type"]
         if kind == "union_tag_invalid":
             tag = (problem.get("ctx") or {}).get("tag")
-            lines.append(f"{prefix}action: {tag!r}: unknown action (expected one of: {', '.join(TAGS)})")
+            lines.append(f"{prefix}action: {shown(tag)}: unknown action (expected one of: {', '.join(TAGS)})")
             continue
         if kind == "union_tag_not_found":
             lines.append(f"{prefix}action: missing")
             continue
         location = [str(p) for p in problem["loc"] if p not in TAGS]
-        field = ".".join(location) or "value"
+        # A key from the input may hold anything; it is quoted unless it is a plain name.
+        field = ".".join(p if re.fullmatch(r"\w+", p, re.ASCII) else shown(p) for p in location) or "value"
         message = problem["msg"].removeprefix("Value error, ")
         if kind == "missing":
             lines.append(f"{prefix}{field}: missing")
         else:
-            lines.append(f"{prefix}{field}: {problem.get('input')!r}: {message}")
+            lines.append(f"{prefix}{field}: {shown(problem.get('input'))}: {message}")
     return lines

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from cli.errors import describe
 from cli.forms import make_command
 from domain.errors import ConcurrentChange, LedgerError
 from service_layer import commands as c
-from service_layer import log_check
+from service_layer import importing, log_check
 from service_layer.ledger import BatchFailed, Outcome
 
 
@@ -39,7 +38,10 @@ class LedgerGroup(click.Group):
             raise click.ClickException("\n".join(describe(error))) from None
         except (PersistenceError, psycopg.Error, sqlite3.Error) as error:
             detail = " ".join(str(error).split())
-            raise click.ClickException(f"db: {detail}") from None
+            if "connection" in detail:  # the pool says only that it waited: say where and why
+                settings = ctx.find_object(Settings) or Settings()
+                detail = bootstrap.diagnose(settings.db) or detail
+            raise click.ClickException(f"db: {bootstrap.describe(detail)}") from None
 
 
 @click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -48,6 +50,7 @@ class LedgerGroup(click.Group):
 @click.version_option(package_name="cluster-ledger")
 def ledger() -> None:
     """Cluster Ledger: every action on the cluster collaboration platform as an immutable event."""
+    click.get_current_context().ensure_object(Settings)  # shared by every subcommand, and by error messages
 
 
 def _run(model: type[c.Command], payload: dict[str, Any]) -> None:
@@ -116,43 +119,41 @@ for _group_name, (_help, _commands) in GROUPS.items():
 
 
 @ledger.command("import")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file")
 @db_option
 @actor_option
 @pass_settings
-def import_(settings: Settings, file: Path) -> None:
+def import_(settings: Settings, file: str) -> None:
     """Import actions from a JSON Lines file: all of them, or none if any line is bad."""
+    path = Path(file)
+    if path.is_dir():
+        raise click.ClickException(f"file: {file!r}: is a folder; expected a JSON Lines file")
     try:
-        lines = file.read_text(encoding="utf-8").splitlines()
+        lines, undecodable = importing.split_lines(path.read_bytes())
     except OSError as error:
-        raise click.ClickException(f"file: {str(file)!r}: {error.strerror or error}") from None
-    except UnicodeDecodeError as error:
-        raise click.ClickException(f"file: {str(file)!r}: not UTF-8 text ({error.reason})") from None
-    commands, numbers, problems = [], [], []
+        raise click.ClickException(f"file: {file!r}: {error.strerror or error}") from None
     with render.progress(lines, "checking") as rows:
-        for number, line in enumerate(rows, start=1):
-            if not line.strip():
-                continue
-            try:
-                commands.append(c.COMMAND.validate_python(json.loads(line)))
-                numbers.append(number)
-            except json.JSONDecodeError as error:
-                problems.append(f"line {number}: malformed JSON: {error.msg} at column {error.colno}")
-            except ValidationError as error:
-                problems += describe(error, prefix=f"line {number}: ")
-    if not problems:
-        app = settings.ledger()
+        parsed = importing.parse_file(rows, describe)
+    parsed.problems += undecodable
+    if not parsed.commands and not parsed.problems:
+        raise click.ClickException(f"file: {file!r}: holds no actions (every line is blank)")
+    app = settings.ledger()
+    try:
+        # References and rules are checked too, against the state the whole file would create, before anything is written.
         try:
-            outcome = _with_retries(lambda: app.execute(commands, actor=settings.actor))
+            if parsed.problems:
+                app.execute(parsed.commands, actor=settings.actor, write=False)
+            else:
+                outcome = _with_retries(lambda: app.execute(parsed.commands, actor=settings.actor))
         except BatchFailed as error:
-            problems = [f"line {numbers[f.index]}: {f.error}" for f in error.failures]
-        finally:
-            app.close()
-    if problems:
-        for problem in problems:
-            click.echo(f"error: {problem}", err=True)
-        raise click.ClickException(f"{file}: {len(problems)} bad line(s); nothing was written")
-    click.echo(f"imported {len(commands)} actions from {file}: {outcome.events} events written, {outcome.repeated} already recorded")
+            parsed.problems += [(parsed.lines[f.index], str(f.error)) for f in error.failures]
+    finally:
+        app.close()
+    if parsed.problems:
+        for problem in importing.report(parsed.problems):
+            click.echo(f"error: {render.printable(problem)}", err=True)
+        raise click.ClickException(f"{file}: {len({n for n, _ in parsed.problems})} bad line(s); nothing was written")
+    click.echo(f"imported {len(parsed.commands)} actions from {file}: {outcome.events} events written, {outcome.repeated} already recorded")
 
 
 @ledger.command()

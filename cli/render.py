@@ -68,9 +68,16 @@ class _Rated:
         self.bar.update(n, current_item=f"{self.done / elapsed:,.0f}/s")
 
 
+def printable(text: str) -> str:
+    """Text that cannot act on a terminal: control, format and line-break characters shown as escapes (one row stays one line)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A plain fixed-width table."""
-    cells = [[str(h) for h in headers], *([("" if v is None else str(v)) for v in row] for row in rows)]
+    """A plain fixed-width table; stored text is shown escaped, never interpreted by the terminal."""
+    cells = [[str(h) for h in headers], *([("" if v is None else printable(str(v))) for v in row] for row in rows)]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))

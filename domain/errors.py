@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 
+def shown(value: object, limit: int = 60) -> str:
+    """A value as messages quote it: its repr (which escapes control characters), cut short if long."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f" ({len(value):,} characters)" if isinstance(value, str) else ""
+    return f"{text[:limit]}...{size}"
+
+
 class LedgerError(Exception):
     """A user-facing mistake: bad value, unknown reference or broken rule."""
 
@@ -14,7 +23,7 @@ class InvalidValue(LedgerError):
         self.field = field
         self.value = value
         self.reason = reason
-        super().__init__(f"{field}: {value!r}: {reason}")
+        super().__init__(f"{field}: {shown(value)}: {reason}")
 
 
 class UnknownReference(LedgerError):

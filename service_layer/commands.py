@@ -94,7 +94,7 @@ class PublishOrg(Command):
 
 
 class UpdateOrg(Command):
-    """Update fields of a profile (only the fields given)."""
+    """Update a profile: only the fields given change (of the member counts, only the types given)."""
 
     action: Literal["org.update"] = "org.update"
     added_fields: ClassVar[frozenset[str]] = frozenset({"nuts_version"})

@@ -137,8 +137,11 @@ class Ledger(Application[UUID]):
     def construct_mapper(self) -> Mapper[UUID]:
         return PydanticMapper(transcoder=self.construct_transcoder())
 
-    def execute(self, commands: Sequence[c.Command], actor: str | None = None) -> Outcome:
-        """Carry out `commands` in order and save them at once, or raise and write nothing."""
+    def execute(self, commands: Sequence[c.Command], actor: str | None = None, *, write: bool = True) -> Outcome:
+        """Carry out `commands` in order and save them at once, or raise and write nothing.
+
+        With `write=False` every command is checked against the state the batch would create, and nothing is saved.
+        """
         batch = _Batch(self)
         failures: list[CommandFailed] = []
         fallback_actor = actor or default_actor()
@@ -162,6 +165,8 @@ class Ledger(Application[UUID]):
         pending = batch.pending()
         # Each command that is not a repeat records exactly one event.
         repeated = len(commands) - sum(len(a.pending_events) for a in pending)
+        if not write:
+            return Outcome(events=len(commands) - repeated, repeated=repeated)
         if not pending and not batch.personal_data:
             return Outcome(repeated=repeated)
         try:

@@ -91,13 +91,9 @@ def _figures_table(report: dict[str, Any]) -> str:
 
 
 def _ticks(peak: int) -> list[int]:
-    """Round y-axis ticks from 0 up to at least `peak`, at most six intervals."""
-    step = 1
-    for magnitude in (10**k for k in range(0, 12)):
-        step = next((m * magnitude for m in (1, 2, 5) if math.ceil(peak / (m * magnitude)) <= 6), 0)
-        if step:
-            break
-    return list(range(0, max(step, math.ceil(peak / step) * step) + 1, step))
+    """Round y-axis ticks (steps of 1, 2 or 5 times a power of ten) from 0 up to at least `peak`, at most six steps."""
+    step = next(m * 10**k for k in range(12) for m in (1, 2, 5) if math.ceil(peak / (m * 10**k)) <= 6)
+    return list(range(0, max(1, math.ceil(peak / step)) * step + 1, step))
 
 
 def _monthly_chart(by_month: dict[str, dict[str, int]]) -> str:
@@ -158,7 +154,7 @@ def _top_caption(cut: dict[str, Any], what: str, unit: tuple[str, str]) -> str:
     if total <= limit:
         text = f"All {total:,} {what}."
     elif tie and tie["shown"] == tie["size"]:
-        text = f"Top {shown:,} of {total:,} {what}: the {tie['size']:,} with {each} tie at the cut of {limit:,}, so all of them are shown."
+        text = f"Top {shown:,} of {total:,} {what}: {tie['size']:,} {what} have {each} and straddle the cut at {limit:,}, so all of them are shown."
     elif tie:
         text = (f"Top {shown:,} of {total:,} {what}. The cut falls inside a tie: {tie['shown']:,} of the {tie['size']:,} {what} "
                 f"with {each} are shown (alphabetical order), the other {tie['size'] - tie['shown']:,} are not.")
@@ -185,7 +181,7 @@ def _evidence(report: dict[str, Any]) -> str:
             more = f"<p>and {rest:,} more, not listed here.</p>" if rest else ""
         else:
             more = f"<p>and {rest:,} more; <code>ledger trace {key} {escape(options)}</code> lists all {found['total']:,}.</p>" if rest else ""
-        heading = f'<h3 id="evidence-{key}">{escape(key.replace("_", " "))}: {found["total"]:,} events</h3>'
+        heading = f'<h3 id="evidence-{key}">{escape(key.replace("_", " "))}: {found["total"]:,} event{"" if found["total"] == 1 else "s"}</h3>'
         sections.append(f'<section data-key="{key}" data-total="{found["total"]}">{heading}{table}{more}</section>')
     intro = ("<p class=\"caption\">For each count, the events it counts, by position in the ledger (the first "
              f"{max(len(f['events']) for f in traced.values()):,} of each).</p>")
@@ -203,15 +199,17 @@ def impact_page(report: dict[str, Any]) -> str:
         everyone = {"shown": partners, "of": len(partners), "limit": len(partners), "tie": None}
         partner_html = f"<h2>Cross-border partners</h2>{_top_caption(everyone, 'partner countries', ('meeting or case', 'meetings and cases'))}{_bars(partners, 'partners-chart', '#2ca02c')}"
     pairs = charts.get("case_country_pairs", {"shown": {}, "of": 0, "limit": 0, "tie": None})
+    # The charts count the whole platform, also on a country's page.
+    everywhere = " (all countries)" if report.get("country") else ""
     return (
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
         f"<h1>{escape(title)}</h1>{_as_of(report)}<p><small>Counting rules version {escape(report['assumptions']['rules_version'])}; "
         f"regularly updated = updated within {report['assumptions']['regularly_updated_window_days']} days.</small></p>"
         f"<h2>Figures</h2>{_figures_table(report)}"
-        f"<h2>Activities held per month</h2>{_monthly_chart(charts.get('activity_by_month', {}))}"
-        f"<h2>Cooperation funnel</h2>{_bars(charts.get('funnel', {}), 'funnel-chart', '#1f77b4')}"
-        f"<h2>Cooperation cases by country pair</h2>{_top_caption(pairs, 'country pairs', ('case', 'cases')) if pairs['of'] else ''}"
+        f"<h2>Activities held per month{everywhere}</h2>{_monthly_chart(charts.get('activity_by_month', {}))}"
+        f"<h2>Cooperation funnel{everywhere}</h2>{_bars(charts.get('funnel', {}), 'funnel-chart', '#1f77b4')}"
+        f"<h2>Cooperation cases by country pair{everywhere}</h2>{_top_caption(pairs, 'country pairs', ('case', 'cases')) if pairs['of'] else ''}"
         f"{_bars(pairs['shown'], 'pairs-chart', '#ff7f0e')}"
         f"{partner_html}{_evidence(report)}</body></html>"
     )

@@ -83,7 +83,8 @@ def platform_rows_included(
                 last = Included(position, event.timestamp)
             yield key, event, position
 
-    return runner.fold_in_memory(tracked()), last
+    rows = runner.fold_in_memory(tracked())
+    return rows, last
 
 
 def _included(sources: Sources, position: int) -> Included:
@@ -106,7 +107,7 @@ def impact(
         "assumptions": assumptions(settings),
     }
     if included is not None:
-        # The report's own as-of: the last event it includes, so an auditor can ask for the same one again.
+        # What the report is as of, in the ledger's own terms: the last event it includes and when that was recorded.
         report["as_of_position"] = included.position
         report["as_of_recorded_at"] = included.recorded_at.isoformat() if included.recorded_at else None
     if charts:

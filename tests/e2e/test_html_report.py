@@ -6,7 +6,6 @@ import json
 import re
 import shutil
 import subprocess
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from html.parser import HTMLParser
@@ -16,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import ledger
-from projections.figures import months_between, top_with_ties
+from projections.figures import months_between
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -188,12 +187,17 @@ def test_the_country_pair_chart_says_what_its_cut_left_out(page: tuple[Path, str
     assert stated and int(stated.group(1).replace(",", "")) == len(bars), caption.group(1)
 
 
-def test_a_top_list_never_splits_a_tie_silently() -> None:
-    assert top_with_ties(Counter({"a": 3, "b": 2, "c": 1}), 5) == {"shown": {"a": 3, "b": 2, "c": 1}, "of": 3, "limit": 5, "tie": None}
-    clean = top_with_ties(Counter({"a": 3, "b": 2, "c": 1}), 2)
-    assert clean["shown"] == {"a": 3, "b": 2} and clean["tie"] is None
-    small_tie = top_with_ties(Counter({"a": 5, "b": 3, "c": 3, "d": 3, "e": 3, "f": 1}), 4)
-    assert small_tie["shown"] == {"a": 5, "b": 3, "c": 3, "d": 3, "e": 3} and small_tie["tie"] == {"value": 3, "size": 4, "shown": 4}
-    big_tie = top_with_ties(Counter({"a": 5, **{f"p{i:02d}": 1 for i in range(40)}}), 4)
-    assert list(big_tie["shown"]) == ["a", "p00", "p01", "p02"] and big_tie["tie"] == {"value": 1, "size": 40, "shown": 3}
-    assert big_tie["of"] == 41
+def test_a_country_page_sets_no_figure_against_platform_values_and_says_its_charts_are_platform_wide(demo: tuple[str, Path]) -> None:
+    url, folder = demo
+    path = folder / "country.html"
+    report = json.loads(cli("report", "country", "DE", "--format", "json", "--db", url))
+    cli("report", "country", "DE", "--format", "html", "--out", str(path), "--db", url)
+    dom = dump_dom(path, folder / "profile-country")
+    tables = Tables(dom).tables
+    assert tables[0].headers == ["figure", "value"] and set(tables[0].row_widths) == {0, 2}
+    assert "<h2>Cooperation funnel (all countries)</h2>" in dom
+    partners = re.search(r'<p class="caption" id="partner-countries-cut">All ([\d,]+) partner countries\.</p>', dom)
+    assert partners and int(partners.group(1)) == len(report["cross_border_partners"])
+    sections = dict(re.findall(r'<section data-key="([a-z0-9_]+)" data-total="(\d+)">', dom))
+    assert {key: int(total) for key, total in sections.items()} == {key: report["figures"][key] for key in sections}
+    assert "ledger trace" not in dom  # trace counts the whole platform, not one country

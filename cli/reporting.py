@@ -19,12 +19,13 @@ from cli import render
 from cli.context import Settings, db_option, pass_settings
 from domain.errors import InvalidValue
 from projections import reports, runner
-from projections.figures import Settings as Period, published_figures
+from projections.figures import Settings as Period, evidence_listing, published_figures
 from projections.platform import FOLD_VERSION
 from projections.reports import Sources
 from service_layer.log_check import require_readable
 
 FORMATS = ["table", "json", "csv", "markdown", "html"]
+EVIDENCE_LISTED = 50  # events per figure on the HTML page; `ledger trace KEY` lists them all
 
 
 @contextmanager
@@ -59,21 +60,25 @@ def _notice(line: str) -> None:
     click.echo(line, err=True)
 
 
-def _rows(sources: Sources, as_of: datetime | None) -> dict[str, Any]:
+def _rows(sources: Sources, as_of: datetime | None) -> tuple[dict[str, Any], reports.Included]:
     position = sources.store.position(runner.PROJECTION, FOLD_VERSION)
     if as_of is not None or not sources.store.fed_by_consumers(runner.PROJECTION):
         require_readable(sources.recorder, 0 if as_of is not None else position)
     behind = (sources.recorder.max_notification_id() or 0) - position
     with render.progress(length=behind if as_of is None else 0, label="catching up", threshold=5000) as bar:
-        return reports.platform_rows(sources, as_of, progress=bar.update, notice=_notice)
+        return reports.platform_rows_included(sources, as_of, progress=bar.update, notice=_notice)
 
 
 def run_report(db: str | None, start: str | None, end: str | None, as_of: str | None, window_days: int, country: str | None, charts: bool = False) -> tuple[dict[str, Any], Any]:
     first, last = _period(start, end)
     moment = render.parse_moment("as-of", as_of) if as_of else None
     with open_sources(db) as sources:
-        rows = _rows(sources, moment)
-    return reports.impact(rows, Period(first, last, window_days, country=country), moment, charts=charts)
+        rows, included = _rows(sources, moment)
+    report, figures = reports.impact(rows, Period(first, last, window_days, country=country), moment, charts=charts, included=included)
+    if charts:
+        # The HTML page lists the first events behind each count, so a figure can be followed to its evidence.
+        report["evidence"] = evidence_listing(figures, EVIDENCE_LISTED)
+    return report, figures
 
 
 def render_report(report: dict[str, Any], fmt: str) -> str:

@@ -308,15 +308,16 @@ def regions(rows: dict[str, Row], settings: Settings) -> dict[str, Any]:
     return {"classification": f"NUTS {CURRENT}", "level": 2, "profiles": dict(sorted(tally.items()))}
 
 
-def chart_data(rows: dict[str, Row], settings: Settings) -> dict[str, Any]:
-    """What the HTML report draws: activities held per month, the cooperation funnel, cases by country pair."""
+def chart_data(rows: dict[str, Row], settings: Settings, top: int = 20) -> dict[str, Any]:
+    """What the HTML report draws: activities held per month, the cooperation funnel, cases by country pair (the first `top`)."""
     view = _View(rows, Settings(settings.start, settings.end))
     start, end = settings.start.isoformat(), settings.end.isoformat()
-    months: dict[str, Counter[str]] = {}
+    # Every month of the period, so the time axis is even: a month without activity is a zero, not a gap.
+    months: dict[str, Counter[str]] = {month: Counter() for month in months_between(settings.start, settings.end)}
     for activity in view.activities.values():
         held = activity["held"]
         if held and start <= held["on"] <= end:
-            months.setdefault(held["on"][:7], Counter())[activity["activity_kind"]] += 1
+            months[held["on"][:7]][activity["activity_kind"]] += 1
     identified = [c for c in view.cases if start <= c["steps"][0]["on"] <= end]
     reached = lambda case, stage: any(s["status"] == stage and s["on"] <= end for s in case["steps"])  # noqa: E731
     pairs: Counter[str] = Counter()
@@ -324,12 +325,52 @@ def chart_data(rows: dict[str, Row], settings: Settings) -> dict[str, Any]:
         countries = sorted(set(case["countries"]))
         pairs.update(f"{a}-{b}" for i, a in enumerate(countries) for b in countries[i + 1 :])
     return {
-        "activity_by_month": {m: dict(sorted(months[m].items())) for m in sorted(months)},
+        "activity_by_month": {m: dict(sorted(kinds.items())) for m, kinds in months.items()},
         "funnel": {
             "meetings held": len(view.meetings_held(start, end)),
             "cases identified": len(identified),
             "agreements signed": sum(1 for case in identified if reached(case, "agreement_signed") or reached(case, "joint_project_launched")),
             "joint projects launched": sum(1 for case in identified if reached(case, "joint_project_launched")),
         },
-        "case_country_pairs": dict(sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:20]),
+        "case_country_pairs": top_with_ties(pairs, top),
+    }
+
+
+def months_between(first: date, last: date) -> list[str]:
+    """Every month from `first` to `last`, both included, as `YYYY-MM`."""
+    months, year, month = [], first.year, first.month
+    while (year, month) <= (last.year, last.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
+def top_with_ties(counts: Counter[str], limit: int) -> dict[str, Any]:
+    """The `limit` largest counts, with what the cut left out.
+
+    A tie at the cut is shown whole when that adds at most half of `limit` again; otherwise the cut falls inside
+    the tie (alphabetical order decides), and `tie` says how many of it are shown.
+    """
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    cut = min(limit, len(ranked))
+    tie: dict[str, int] | None = None
+    if 0 < cut < len(ranked) and ranked[cut][1] == ranked[cut - 1][1]:
+        value = ranked[cut - 1][1]
+        above = sum(1 for _, n in ranked if n > value)
+        size = sum(1 for _, n in ranked if n == value)
+        if above + size <= limit + limit // 2:
+            cut = above + size
+        tie = {"value": value, "size": size, "shown": cut - above}
+    return {"shown": dict(ranked[:cut]), "of": len(ranked), "limit": limit, "tie": tie}
+
+
+def evidence_listing(figures: Figures, limit: int) -> dict[str, dict[str, Any]]:
+    """For each count figure: how many events lie behind it and the first `limit` of them (position, record, event type)."""
+    return {
+        key: {
+            "total": len(figures.evidence[key]),
+            "events": [{"position": e.position, "ref": e.ref, "event": e.event} for e in figures.evidence[key][:limit]],
+        }
+        for key in figures.values
+        if key in figures.counts
     }

@@ -1,7 +1,9 @@
-"""A self-contained HTML impact page: the figures table and inline SVG charts, nothing fetched."""
+"""A self-contained HTML impact page: the figures table, inline SVG charts and the events behind each count, nothing fetched."""
 
 from __future__ import annotations
 
+import math
+from datetime import datetime, timezone
 from html import escape
 from typing import Any
 
@@ -11,13 +13,16 @@ KIND_COLOURS = {
     "matchmaking": "#1f77b4", "clusters_talk": "#ff7f0e", "clusters_meet_regions": "#2ca02c",
     "c2lab": "#d62728", "booster_academy": "#9467bd", "mission": "#8c564b",
 }
+MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:64rem;color:#222}
-h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}h3{font-size:1rem;margin:1.2rem 0 .3rem}
 table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left}
-td.num{text-align:right;font-variant-numeric:tabular-nums}.ok{color:#17803d}.miss{color:#b42318}
+th{border-bottom:2px solid #999}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+.ok{color:#17803d}.miss{color:#b42318}
 .legend span{display:inline-block;margin-right:1rem}.legend i{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem}
-small{color:#666}
+small,.caption{color:#555}.caption{margin:.2rem 0 .6rem}code{font-size:.9em}
+#evidence table{width:auto;font-size:.85rem}#evidence td{padding:.1rem .6rem}
 """
 
 
@@ -29,38 +34,101 @@ def _number(value: Any) -> str:
     return escape(str(value))
 
 
+def _moment(iso: str) -> str:
+    """An ISO timestamp as an auditor reads it (UTC, to the millisecond when it has one), inside a machine-readable <time>."""
+    moment = datetime.fromisoformat(iso)
+    zone = ""
+    if moment.tzinfo is not None:
+        moment, zone = moment.astimezone(timezone.utc), " UTC"
+    shown = moment.replace(tzinfo=None).isoformat(sep=" ", timespec="milliseconds" if moment.microsecond else "seconds")
+    return f'<time datetime="{escape(iso)}">{shown}{zone}</time>'
+
+
+def _as_of(report: dict[str, Any]) -> str:
+    """Which events the page includes: the last one's position and recorded time, after the --as-of asked for."""
+    position, recorded = report.get("as_of_position"), report.get("as_of_recorded_at")
+    if position is None:
+        included = "as of the ledger's latest event"
+    elif position == 0:
+        included = 'as of position <span id="as-of-position">0</span> (no event recorded)'
+    else:
+        included = f'as of position <span id="as-of-position">{position:,}</span>' + (f", recorded {_moment(recorded)}" if recorded else "")
+    text = f"Events recorded by {_moment(report['as_of'])}: {included}" if report.get("as_of") else included[0].upper() + included[1:]
+    return f'<p id="as-of">{text}.</p>'
+
+
+def _against(value: Any, published: Any, qualifier: str) -> str:
+    """Whether a value meets the published one under its qualifier, and the rule it was held to."""
+    tolerance = {"about": "±10%", "close to": "±5%"}.get(qualifier)
+    rule = f"within {tolerance}" if tolerance else "equal" if qualifier == "exactly" else "greater"
+    if value is None:
+        return '<span class="miss">no value</span>'
+    if meets(value, published, qualifier):
+        return f'<span class="ok">meets</span> <small>({rule})</small>'
+    if not isinstance(value, (int, float)) or not isinstance(published, (int, float)):
+        side = "differs"
+    else:
+        side = "below" if value < published else "above" if value > published else "equal"
+    return f'<span class="miss">{side}</span> <small>(not {rule})</small>'.replace("not within", "outside")
+
+
 def _figures_table(report: dict[str, Any]) -> str:
     published = {f["key"]: f for f in published_figures()["figures"]}
+    traced = report.get("evidence", {})
+    platform = not report.get("country")
     rows = []
     for key, value in report["figures"].items():
         ref = published[key]
-        ok = value is not None and meets(value, ref["value"], ref["qualifier"])
-        mark = '<span class="ok">meets</span>' if ok else '<span class="miss">below</span>'
-        rows.append(
-            f'<tr data-key="{key}"><td>{escape(key.replace("_", " "))}</td><td class="num" data-value="{escape(str(value))}">{_number(value)}</td>'
-            f"<td>{escape(ref['qualifier'])} {_number(ref['value'])}</td><td>{mark}</td></tr>"
-        )
-    return "<table id=\"figures\"><thead><tr><th>figure</th><th>value</th><th>published</th><th></th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+        name = escape(key.replace("_", " "))
+        label = f'<a href="#evidence-{key}">{name}</a>' if key in traced else name
+        cells = f'<tr data-key="{key}"><td>{label}</td><td class="num" data-value="{escape(str(value))}">{_number(value)}</td>'
+        if platform:
+            cells += f"<td>{escape(ref['qualifier'])} {_number(ref['value'])}</td><td>{_against(value, ref['value'], ref['qualifier'])}</td>"
+        rows.append(cells + "</tr>")
+    headers = '<th>figure</th><th class="num">value</th>' + ("<th>published</th><th>against published</th>" if platform else "")
+    note = "" if platform else "<p class=\"caption\">The published values are platform-wide, so a country's figures are not set against them.</p>"
+    return f'{note}<table id="figures"><thead><tr>{headers}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _ticks(peak: int) -> list[int]:
+    """Round y-axis ticks (steps of 1, 2 or 5 times a power of ten) from 0 up to at least `peak`, at most six steps."""
+    step = next(m * 10**k for k in range(12) for m in (1, 2, 5) if math.ceil(peak / (m * 10**k)) <= 6)
+    return list(range(0, max(1, math.ceil(peak / step)) * step + 1, step))
 
 
 def _monthly_chart(by_month: dict[str, dict[str, int]]) -> str:
     if not by_month:
-        return "<p>No activity held in the period.</p>"
-    width, height, pad = 900, 260, 30
-    bar = (width - 2 * pad) / len(by_month)
-    peak = max(sum(kinds.values()) for kinds in by_month.values())
-    parts = []
+        return "<p>No month in the period.</p>"
+    width, height, left, right, top, bottom = 900, 280, 48, 10, 14, 44
+    plot_w, plot_h = width - left - right, height - top - bottom
+    bar = plot_w / len(by_month)
+    ticks = _ticks(max(sum(kinds.values()) for kinds in by_month.values()))
+    scale = plot_h / ticks[-1]
+    parts = [f'<text x="12" y="{top + plot_h / 2:.0f}" font-size="11" transform="rotate(-90 12 {top + plot_h / 2:.0f})" text-anchor="middle">activities held</text>']
+    for tick in ticks:
+        y = top + plot_h - tick * scale
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="{"#888" if tick == 0 else "#e3e3e3"}"/>')
+        parts.append(f'<text class="y-tick" x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{tick:,}</text>')
+    every = 1 if len(by_month) <= 36 else 3 if len(by_month) <= 96 else 12
     for i, (month, kinds) in enumerate(by_month.items()):
-        y = height - pad
+        x, total = left + i * bar, sum(kinds.values())
+        y = top + plot_h
+        stack = []
         for kind, count in kinds.items():
-            h = (height - 2 * pad) * count / peak
+            h = count * scale
             y -= h
-            parts.append(f'<rect x="{pad + i * bar + 1:.1f}" y="{y:.1f}" width="{bar - 2:.1f}" height="{h:.1f}" fill="{KIND_COLOURS.get(kind, "#999")}"><title>{month} {kind}: {count}</title></rect>')
-        if i % 3 == 0:
-            parts.append(f'<text x="{pad + i * bar:.1f}" y="{height - 8}" font-size="11">{month}</text>')
-    parts.append(f'<text x="4" y="{pad - 8}" font-size="11">{peak} activities</text>')
+            stack.append(f'<rect x="{x + 1:.1f}" y="{y:.1f}" width="{bar - 2:.1f}" height="{h:.1f}" fill="{KIND_COLOURS.get(kind, "#999")}"><title>{month} {kind.replace("_", " ")}: {count}</title></rect>')
+        parts.append(f'<g class="month" data-month="{month}" data-total="{total}"><title>{month}: {total} held</title>{"".join(stack)}</g>')
+        year, number = month.split("-")
+        if (int(number) - 1) % every == 0:
+            parts.append(f'<text x="{x + bar / 2:.1f}" y="{top + plot_h + 14}" font-size="10" text-anchor="middle">{MONTH_NAMES[int(number) - 1]}</text>')
+        if i == 0 or number == "01":
+            parts.append(f'<text x="{x + 1:.1f}" y="{top + plot_h + 30}" font-size="11" font-weight="bold">{year}</text>')
     legend = "".join(f'<span><i style="background:{c}"></i>{k.replace("_", " ")}</span>' for k, c in KIND_COLOURS.items())
-    return f'<svg id="activity-chart" viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="activities held per month">{"".join(parts)}</svg><div class="legend">{legend}</div>'
+    first, last = next(iter(by_month)), next(reversed(by_month))
+    caption = f'<p class="caption">Every month from {first} to {last}; a month without an activity held shows as zero.</p>'
+    svg = f'<svg id="activity-chart" viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="activities held per month">{"".join(parts)}</svg>'
+    return f"{caption}{svg}<div class=\"legend\">{legend}</div>"
 
 
 def _bars(values: dict[str, int], chart_id: str, colour: str) -> str:
@@ -72,10 +140,52 @@ def _bars(values: dict[str, int], chart_id: str, colour: str) -> str:
     for i, (label, value) in enumerate(values.items()):
         w = (width - 260) * value / peak
         y = i * row
+        parts.append(f'<g class="bar" data-label="{escape(label)}" data-value="{value}">')
         parts.append(f'<text x="0" y="{y + 17}" font-size="13">{escape(label)}</text>')
         parts.append(f'<rect x="180" y="{y + 4}" width="{w:.1f}" height="{row - 8}" fill="{colour}"><title>{escape(label)}: {value}</title></rect>')
-        parts.append(f'<text x="{186 + w:.1f}" y="{y + 17}" font-size="13">{value:,}</text>')
+        parts.append(f'<text x="{186 + w:.1f}" y="{y + 17}" font-size="13">{value:,}</text></g>')
     return f'<svg id="{chart_id}" viewBox="0 0 {width} {row * len(values)}" width="100%" role="img">{"".join(parts)}</svg>'
+
+
+def _top_caption(cut: dict[str, Any], what: str, unit: tuple[str, str]) -> str:
+    """"Top N of M" for a cut-off chart, and what a tie at the cut did."""
+    shown, total, limit, tie = len(cut["shown"]), cut["of"], cut["limit"], cut.get("tie")
+    each = f"{tie['value']:,} {unit[0] if tie['value'] == 1 else unit[1]} each" if tie else ""
+    if total <= limit:
+        text = f"All {total:,} {what}."
+    elif tie and tie["shown"] == tie["size"]:
+        text = f"Top {shown:,} of {total:,} {what}: {tie['size']:,} {what} have {each} and straddle the cut at {limit:,}, so all of them are shown."
+    elif tie:
+        text = (f"Top {shown:,} of {total:,} {what}. The cut falls inside a tie: {tie['shown']:,} of the {tie['size']:,} {what} "
+                f"with {each} are shown (alphabetical order), the other {tie['size'] - tie['shown']:,} are not.")
+    else:
+        text = f"Top {shown:,} of {total:,} {what}, by number of {unit[1]}."
+    return f'<p class="caption" id="{what.replace(" ", "-")}-cut">{text}</p>'
+
+
+def _evidence(report: dict[str, Any]) -> str:
+    """The appendix: for each count, the first events behind it and how to list the rest."""
+    traced = report.get("evidence")
+    if not traced:
+        return ""
+    period = report["period"]
+    options = f"--from {period['from']} --to {period['to']}" + (f" --as-of {report['as_of']}" if report.get("as_of") else "")
+    sections = []
+    for key, found in traced.items():
+        rows = "".join(
+            f'<tr><td class="num">{e["position"]}</td><td>{escape(e["ref"])}</td><td>{escape(e["event"])}</td></tr>' for e in found["events"]
+        )
+        table = f'<table><thead><tr><th class="num">position</th><th>record</th><th>event</th></tr></thead><tbody>{rows}</tbody></table>' if rows else ""
+        rest = found["total"] - len(found["events"])
+        if report.get("country"):
+            more = f"<p>and {rest:,} more, not listed here.</p>" if rest else ""
+        else:
+            more = f"<p>and {rest:,} more; <code>ledger trace {key} {escape(options)}</code> lists all {found['total']:,}.</p>" if rest else ""
+        heading = f'<h3 id="evidence-{key}">{escape(key.replace("_", " "))}: {found["total"]:,} event{"" if found["total"] == 1 else "s"}</h3>'
+        sections.append(f'<section data-key="{key}" data-total="{found["total"]}">{heading}{table}{more}</section>')
+    intro = ("<p class=\"caption\">For each count, the events it counts, by position in the ledger (the first "
+             f"{max(len(f['events']) for f in traced.values()):,} of each).</p>")
+    return f'<div id="evidence"><h2>Appendix: the events behind each count</h2>{intro}{"".join(sections)}</div>'
 
 
 def impact_page(report: dict[str, Any]) -> str:
@@ -83,17 +193,23 @@ def impact_page(report: dict[str, Any]) -> str:
     charts = report.get("charts", {})
     period = report["period"]
     title = f"Impact {period['from']} to {period['to']}" + (f" — {report['country']}" if report.get("country") else "")
-    as_of = report["as_of"] or "now"
     partners = report.get("cross_border_partners")
-    partner_html = f"<h2>Cross-border partners</h2>{_bars(partners, 'partners-chart', '#2ca02c')}" if partners is not None else ""
+    partner_html = ""
+    if partners is not None:
+        everyone = {"shown": partners, "of": len(partners), "limit": len(partners), "tie": None}
+        partner_html = f"<h2>Cross-border partners</h2>{_top_caption(everyone, 'partner countries', ('meeting or case', 'meetings and cases'))}{_bars(partners, 'partners-chart', '#2ca02c')}"
+    pairs = charts.get("case_country_pairs", {"shown": {}, "of": 0, "limit": 0, "tie": None})
+    # The charts count the whole platform, also on a country's page.
+    everywhere = " (all countries)" if report.get("country") else ""
     return (
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
-        f"<h1>{escape(title)}</h1><p><small>As of {escape(as_of)}; counting rules version {escape(report['assumptions']['rules_version'])}; "
+        f"<h1>{escape(title)}</h1>{_as_of(report)}<p><small>Counting rules version {escape(report['assumptions']['rules_version'])}; "
         f"regularly updated = updated within {report['assumptions']['regularly_updated_window_days']} days.</small></p>"
         f"<h2>Figures</h2>{_figures_table(report)}"
-        f"<h2>Activities held per month</h2>{_monthly_chart(charts.get('activity_by_month', {}))}"
-        f"<h2>Cooperation funnel</h2>{_bars(charts.get('funnel', {}), 'funnel-chart', '#1f77b4')}"
-        f"<h2>Cooperation cases by country pair</h2>{_bars(charts.get('case_country_pairs', {}), 'pairs-chart', '#ff7f0e')}"
-        f"{partner_html}</body></html>"
+        f"<h2>Activities held per month{everywhere}</h2>{_monthly_chart(charts.get('activity_by_month', {}))}"
+        f"<h2>Cooperation funnel{everywhere}</h2>{_bars(charts.get('funnel', {}), 'funnel-chart', '#1f77b4')}"
+        f"<h2>Cooperation cases by country pair{everywhere}</h2>{_top_caption(pairs, 'country pairs', ('case', 'cases')) if pairs['of'] else ''}"
+        f"{_bars(pairs['shown'], 'pairs-chart', '#ff7f0e')}"
+        f"{partner_html}{_evidence(report)}</body></html>"
     )

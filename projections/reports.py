@@ -58,7 +58,45 @@ def platform_rows(
     return sources.store.all_rows(runner.PROJECTION)
 
 
-def impact(rows: dict[str, Row], settings: Settings, as_of: datetime | None, charts: bool = False) -> tuple[dict[str, Any], Figures]:
+@dataclass(frozen=True)
+class Included:
+    """The last event a report includes: its position in the log and the time it was recorded (none for an empty ledger)."""
+
+    position: int = 0
+    recorded_at: datetime | None = None
+
+
+def platform_rows_included(
+    sources: Sources, as_of: datetime | None = None, progress: Callable[[int], None] = lambda n: None,
+    notice: Callable[[str], None] = lambda line: None,
+) -> tuple[dict[str, Row], Included]:
+    """`platform_rows`, with the last event the rows include."""
+    if as_of is None:
+        rows = platform_rows(sources, None, progress, notice)
+        return rows, _included(sources, sources.store.position(runner.PROJECTION, FOLD_VERSION))
+    last = Included()
+
+    def tracked() -> Iterator[tuple[str, Any, int]]:
+        nonlocal last
+        for key, event, position in events_recorded_by(sources, as_of):
+            if position > last.position:
+                last = Included(position, event.timestamp)
+            yield key, event, position
+
+    rows = runner.fold_in_memory(tracked())
+    return rows, last
+
+
+def _included(sources: Sources, position: int) -> Included:
+    found = list(sources.recorder.select_notifications(start=position, limit=1)) if position else []
+    if not found or found[0].id != position:
+        return Included(position)
+    return Included(position, sources.mapper.to_domain_event(found[0]).timestamp)
+
+
+def impact(
+    rows: dict[str, Row], settings: Settings, as_of: datetime | None, charts: bool = False, included: Included | None = None,
+) -> tuple[dict[str, Any], Figures]:
     """The impact report as a JSON-ready dict, and the figures with their evidence."""
     figures = compute(rows, settings)
     published = {f["key"]: f for f in published_figures()["figures"]}
@@ -68,6 +106,10 @@ def impact(rows: dict[str, Row], settings: Settings, as_of: datetime | None, cha
         "figures": {key: figures.values[key] for key in published},
         "assumptions": assumptions(settings),
     }
+    if included is not None:
+        # What the report is as of, in the ledger's own terms: the last event it includes and when that was recorded.
+        report["as_of_position"] = included.position
+        report["as_of_recorded_at"] = included.recorded_at.isoformat() if included.recorded_at else None
     if charts:
         report["charts"] = chart_data(rows, settings)
     if settings.country:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
+from domain.errors import LedgerError
 from domain.nuts import nuts_countries, nuts_regions_of
 from domain.values import ECOSYSTEMS
 from service_layer import commands as c
@@ -367,3 +369,40 @@ def write_demo(app: Ledger, history: DemoHistory, progress: Callable[[int], None
                 counts[command.action] += 1
         progress(1)
     return {"events": events, **{k: counts[k] for k in sorted(counts)}}
+
+
+class NotADemoLedger(LedgerError):
+    """A ledger holding events the demo did not write: the demo never replaces it."""
+
+
+def other_actors(app: Ledger, page_size: int = 1000) -> Counter[str]:
+    """The events in `app` recorded by anyone but the demo, counted by actor."""
+    others: Counter[str] = Counter()
+    after = 0
+    while page := list(app.recorder.select_notifications(start=after + 1, limit=page_size)):
+        others.update(actor for n in page if (actor := app.mapper.to_domain_event(n).actor) != ACTOR)
+        after = page[-1].id
+    return others
+
+
+def discard_previous_demo(path: Path, open_ledger: Callable[[str], Ledger]) -> bool:
+    """Delete the SQLite ledger at `path` if an earlier demo wrote all of it; raise NotADemoLedger if anyone else wrote to it."""
+    if not path.exists():
+        return False
+    try:
+        app = open_ledger(f"sqlite:///{path}")
+        try:
+            others = other_actors(app)
+        finally:
+            app.close()
+    except LedgerError:
+        raise
+    except Exception as error:  # not a ledger at all (another SQLite file, or no SQLite): keep it
+        raise NotADemoLedger(f"{path} cannot be read as a ledger ({error}); not replacing it") from error
+    if others:
+        by = ", ".join(f"{actor} ({count})" for actor, count in others.most_common(3))
+        total = sum(others.values())
+        raise NotADemoLedger(f"{path} holds {total} event{'s' if total != 1 else ''} not written by the demo (by {by}); not replacing it")
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    return True

@@ -63,7 +63,7 @@ def cli(*args: str) -> str:
 
 
 def test_the_golden_ledgers_are_there() -> None:
-    assert {f"{db.parent.name}/{db.stem}" for db in LEDGERS} >= {"v1/every-event", "v1/demo-tiny", "v2/nuts"}
+    assert {f"{db.parent.name}/{db.stem}" for db in LEDGERS} >= {"v1/every-event", "v1/demo-tiny", "v2/nuts", "v3/keys-and-forget"}
     assert all((db.parent / "figures.json").exists() for db in LEDGERS)
 
 

@@ -139,7 +139,7 @@ def kafka_consume(read_model_url: str, server: str, topic: str, expected: str) -
 
     started = time.perf_counter()
     schema = bootstrap.persistence_env(read_model_url)["POSTGRES_SCHEMA"]
-    consume(ReadModel(store, schema, settings), settings, stop=stop, on_batch=on_batch, idle_exit=30)
+    consume(lambda: ReadModel(bootstrap.build_projection_store(read_model_url), schema, settings), settings, stop=stop, on_batch=on_batch, idle_exit=30)
     seconds = time.perf_counter() - started
     store.close()
     return _result("kafka-consume", "postgresql", seen["applied"], seconds)

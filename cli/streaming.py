@@ -102,7 +102,7 @@ def register(ledger: click.Group) -> None:
     @_topic_option
     @_bootstrap_option
     @click.option("--until-idle", type=float, help="stop after this many seconds without messages (default: run until stopped)")
-    @click.option("--max-records", type=click.IntRange(min=1), default=500, show_default=True, help="messages applied per transaction")
+    @click.option("--max-records", type=click.IntRange(min=1), default=2000, show_default=True, help="messages applied per transaction")
     @click.option("--dead-letters", is_flag=True, help="list the messages parked in this read model (partition, offset, reason, when) and exit")
     @db_option
     @pass_settings

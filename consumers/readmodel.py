@@ -34,7 +34,7 @@ class ConsumerSettings:
     group: str = "ledger-readmodel"
     topic: str = "ledger.events"
     projection: str = "platform"
-    max_records: int = 500
+    max_records: int = 2000
 
 
 @dataclass
@@ -90,9 +90,11 @@ class ReadModel:
         self.store.close()
 
     def _versions(self, keys: list[str]) -> dict[str, int]:
+        # One primary-key probe per key, so the cost follows the batch, not the read model (`= ANY(...)` may scan it all).
         rows = self.conn.execute(
-            SQL("SELECT aggregate_id, version FROM {} WHERE projection = %s AND aggregate_id = ANY(%s)").format(self.versions_table),
-            (self.settings.projection, keys),
+            SQL("SELECT v.aggregate_id, v.version FROM unnest(%s::text[]) AS k(id) JOIN {} AS v ON v.projection = %s AND v.aggregate_id = k.id"
+                ).format(self.versions_table),
+            (keys, self.settings.projection),
         )
         return {key: version for key, version in rows}
 
@@ -145,11 +147,12 @@ class ReadModel:
                 outcome.offsets[record.partition] = max(outcome.offsets.get(record.partition, 0), record.offset + 1)
             outcome.parked = len(parked)
             self.store.upsert_rows(cursor, projection, changed)
-            cursor.executemany(
-                SQL("INSERT INTO {} (projection, aggregate_id, version) VALUES (%s, %s, %s) "
-                    "ON CONFLICT (projection, aggregate_id) DO UPDATE SET version = GREATEST(excluded.version, {}.version)"
-                    ).format(self.versions_table, Identifier("consumer_versions")),
-                [(projection, key, versions[key]) for key in keys if key in versions],
+            written = [key for key in keys if key in versions]
+            cursor.execute(
+                SQL("INSERT INTO {} AS v (projection, aggregate_id, version) SELECT %s, id, version FROM unnest(%s::text[], %s::bigint[]) AS u(id, version) "
+                    "ON CONFLICT (projection, aggregate_id) DO UPDATE SET version = GREATEST(excluded.version, v.version)"
+                    ).format(self.versions_table),
+                (projection, written, [versions[key] for key in written]),
             )
             cursor.executemany(
                 SQL("INSERT INTO {} AS o (group_id, topic, partition, next_offset) VALUES (%s, %s, %s, %s) "

@@ -91,7 +91,8 @@ def producer(settings: RelaySettings) -> Any:
         client_id="ledger-relay",
         acks="all",
         enable_idempotence=True,
-        linger_ms=5,
+        # Pages end with a flush, which sends at once: lingering only fills the batches of a long page.
+        linger_ms=100,
         batch_size=256 * 1024,
         key_serializer=lambda key: key.encode(),
         value_serializer=lambda value: value.encode(),
@@ -106,7 +107,7 @@ def relay(
     stop: threading.Event,
     until_caught_up: bool = False,
     on_page: Callable[[int, float], None] = lambda n, rate: None,
-    idle_wait: float = 0.5,
+    idle_wait: float = 0.1,
     retry_wait: float = 2.0,
     give_up_after: float = 60.0,
 ) -> int:

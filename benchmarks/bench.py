@@ -5,7 +5,11 @@ Each measurement runs in its own process, so its peak memory is its own. Baselin
   (no domain rules, no pydantic), the floor under `demo-write`;
 - `baseline-read`: reading and decoding every event of the log without folding it, the floor under `rebuild`
   and the relay;
-- `rebuild` on PostgreSQL: the same read model built straight from the event store, compared with `kafka-consume`.
+- `rebuild` on PostgreSQL: the same read model built straight from the event store, compared with `kafka-consume`;
+- `kafka-raw-produce` and `kafka-raw-consume`: bare kafka-python sending the relay's envelopes (prepared beforehand,
+  one flush at the end) and reading them back without decoding, the ceilings over `kafka-relay` and `kafka-consume`;
+- `kafka-lag`: relay and consumer running in their own processes while a writer appends about 1,000 events/s;
+  reported as the 99th percentile of the time from an event's commit to its row in the read model.
 """
 
 from __future__ import annotations
@@ -139,10 +143,109 @@ def kafka_consume(read_model_url: str, server: str, topic: str, expected: str) -
 
     started = time.perf_counter()
     schema = bootstrap.persistence_env(read_model_url)["POSTGRES_SCHEMA"]
-    consume(ReadModel(store, schema, settings), settings, stop=stop, on_batch=on_batch, idle_exit=30)
+    consume(lambda: ReadModel(bootstrap.build_projection_store(read_model_url), schema, settings), settings, stop=stop, on_batch=on_batch, idle_exit=30)
     seconds = time.perf_counter() - started
     store.close()
     return _result("kafka-consume", "postgresql", seen["applied"], seconds)
+
+
+def kafka_raw_produce(url: str, server: str, topic: str) -> dict[str, Any]:
+    import bootstrap
+    from consumers.envelope import wrap
+    from consumers.relay import RelaySettings, ensure_topic, producer
+    from projections import runner
+
+    app = bootstrap.build_ledger(url)
+    messages = [(str(n.originator_id), wrap(n).model_dump_json()) for page in runner.notifications(app.recorder, 0) for n in page]
+    app.close()
+    settings = RelaySettings(server, topic, partitions=4)
+    ensure_topic(settings)
+    kafka = producer(settings)
+    started = time.perf_counter()
+    futures = [kafka.send(topic, key=key, value=value) for key, value in messages]
+    kafka.flush(timeout=120)
+    for future in futures:
+        future.get(timeout=60)
+    seconds = time.perf_counter() - started
+    kafka.close()
+    return _result("kafka-raw-produce", "postgresql", len(messages), seconds)
+
+
+def kafka_raw_consume(server: str, topic: str, expected: str) -> dict[str, Any]:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=server, group_id=f"bench-raw-{uuid.uuid4().hex[:6]}", enable_auto_commit=False,
+                             auto_offset_reset="earliest", allow_auto_create_topics=False, max_poll_records=5000)
+    count, started = 0, time.perf_counter()
+    while count < int(expected) and time.perf_counter() - started < 120:
+        count += sum(len(records) for records in consumer.poll(timeout_ms=500).values())
+    seconds = time.perf_counter() - started
+    consumer.close(autocommit=False)
+    return _result("kafka-raw-consume", "postgresql", count, seconds)
+
+
+def kafka_lag(store_url: str, read_model_url: str, server: str, topic: str, seconds: str) -> dict[str, Any]:
+    """Append about 1,000 events/s for `seconds` with relay and consumer running; the p99 from commit to read model."""
+    import statistics
+    from datetime import date
+
+    import bootstrap
+    from service_layer import commands as c
+
+    env = {**os.environ, "LEDGER_LOG_LEVEL": "WARNING"}
+    common = ["--bootstrap", server, "--topic", topic]
+    cli = [sys.executable, "-m", "cli.main"]
+    processes = [subprocess.Popen([*cli, "relay", "--db", store_url, *common], env=env),
+                 subprocess.Popen([*cli, "consume", "platform", "--db", read_model_url, "--group", f"lag-{uuid.uuid4().hex[:6]}", *common], env=env)]
+    app = bootstrap.build_ledger(store_url)
+    store = bootstrap.build_projection_store(read_model_url)
+    today = date.today().isoformat()
+    pending: dict[str, float] = {}
+    lags: list[float] = []
+    written, batch = 0, 50
+    try:
+        time.sleep(5)  # relay and consumer start, the topic exists
+        started = time.perf_counter()
+        while time.perf_counter() - started < float(seconds):
+            refs = [f"ORG-LAG-{uuid.uuid4().hex[:10].upper()}" for _ in range(batch)]
+            app.execute([c.RegisterOrg(org=ref, name="Lag cluster", country="DE", ecosystems=("digital",), year_established=2020,
+                                       occurred_at=today) for ref in refs], actor="bench")
+            now = time.perf_counter()
+            pending.update({_key(ref): now for ref in refs})
+            written += batch
+            _seen(store, pending, lags)
+            time.sleep(max(0.0, started + written / 1000 - time.perf_counter()))
+        rate = written / (time.perf_counter() - started)
+        deadline = time.perf_counter() + 60
+        while pending and time.perf_counter() < deadline:
+            _seen(store, pending, lags)
+            time.sleep(0.01)
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=60)
+        store.close()
+        app.close()
+    result = _result("kafka-lag", "postgresql", written, float(seconds))
+    result["events_per_s"] = round(rate)
+    result["lag_p99_ms"] = round(statistics.quantiles(lags, n=100)[98] * 1000) if len(lags) > 1 else None
+    result["lag_p50_ms"] = round(statistics.median(lags) * 1000) if lags else None
+    result["unseen"] = len(pending)
+    return result
+
+
+def _key(ref: str) -> str:
+    from domain.base import ref_id
+
+    return ref_id(ref).hex
+
+
+def _seen(store: Any, pending: dict[str, float], lags: list[float]) -> None:
+    """Move the pending rows that reached the read model into `lags`."""
+    found = store.rows("platform", list(pending))
+    now = time.perf_counter()
+    for key in found:
+        lags.append(now - pending.pop(key))
 
 
 def _store(url: str) -> str:
@@ -151,7 +254,8 @@ def _store(url: str) -> str:
 
 MEASURES = {
     "demo-write": demo_write, "baseline-insert": baseline_insert, "baseline-read": baseline_read, "rebuild": rebuild,
-    "kafka-relay": kafka_relay, "kafka-consume": kafka_consume,
+    "kafka-relay": kafka_relay, "kafka-consume": kafka_consume, "kafka-raw-produce": kafka_raw_produce,
+    "kafka-raw-consume": kafka_raw_consume, "kafka-lag": kafka_lag,
 }
 
 
@@ -171,6 +275,8 @@ def main() -> None:
     run.add_argument("--seed", type=int, default=2024, help="demo seed")
     run.add_argument("--postgres", help="postgresql:// URL to measure as well (default: $LEDGER_TEST_PG_URL if set)")
     run.add_argument("--kafka", help="Kafka bootstrap HOST:PORT to measure relay and consumer as well (default: $LEDGER_TEST_KAFKA if set)")
+    run.add_argument("--lag-seconds", type=float, default=20, help="how long the writer appends during the lag measurement")
+    run.add_argument("--kafka-only", action="store_true", help="write the demo on PostgreSQL only and measure the Kafka pipeline (skip SQLite)")
     run.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     one = sub.add_parser("one", help="one measurement (internal)")
     one.add_argument("name", choices=sorted(MEASURES))
@@ -185,7 +291,7 @@ def main() -> None:
         return
 
     folder = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
-    urls = [f"sqlite:///{folder / 'bench.db'}"]
+    urls = [] if options.kafka_only else [f"sqlite:///{folder / 'bench.db'}"]
     postgres = options.postgres or os.environ.get("LEDGER_TEST_PG_URL")
     if postgres:
         urls.append(f"{postgres}?schema=bench_{uuid.uuid4().hex[:8]}")
@@ -193,6 +299,8 @@ def main() -> None:
     for url in urls:
         store = _store(url)
         results.append(_measure("demo-write", url, str(options.scale), str(options.seed)))
+        if options.kafka_only:
+            continue
         base_url = f"sqlite:///{folder / 'baseline.db'}" if store == "sqlite" else f"{postgres}?schema=bench_{uuid.uuid4().hex[:8]}"
         results.append(_measure("baseline-insert", url, base_url))
         results.append(_measure("baseline-read", url))
@@ -204,19 +312,27 @@ def main() -> None:
         results.append(relayed)
         read_model = f"{postgres}?schema=bench_{uuid.uuid4().hex[:8]}"
         results.append(_measure("kafka-consume", read_model, server, topic, str(relayed["events"])))
+        raw_topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
+        results.append(_measure("kafka-raw-produce", urls[-1], server, raw_topic))
+        results.append(_measure("kafka-raw-consume", server, raw_topic, str(relayed["events"])))
+        lag_store = f"{postgres}?schema=bench_{uuid.uuid4().hex[:8]}"
+        lag_read_model = f"{postgres}?schema=bench_{uuid.uuid4().hex[:8]}"
+        results.append(_measure("kafka-lag", lag_store, lag_read_model, server, f"bench.lag.{uuid.uuid4().hex[:8]}", str(options.lag_seconds)))
     if options.json:
         for r in results:
             print(json.dumps(r))
         return
     baselines = {("demo-write", r["store"]): r for r in results if r["name"] == "baseline-insert"}
     baselines.update({("rebuild", r["store"]): r for r in results if r["name"] == "baseline-read"})
-    baselines.update({("kafka-consume", r["store"]): r for r in results if r["name"] == "rebuild" and r["store"] == "postgresql"})
-    baselines.update({("kafka-relay", r["store"]): r for r in results if r["name"] == "baseline-read" and r["store"] == "postgresql"})
+    baselines.update({("kafka-relay", r["store"]): r for r in results if r["name"] == "kafka-raw-produce"})
+    baselines.update({("kafka-consume", r["store"]): r for r in results if r["name"] == "kafka-raw-consume"})
     print(f"scale {options.scale}, seed {options.seed}, python {sys.version.split()[0]}, {os.cpu_count()} cores")
     print(f"{'measure':16} {'store':10} {'events':>8} {'seconds':>8} {'events/s':>9} {'peak MiB':>9}  vs baseline")
     for r in results:
         base = baselines.get((r["name"], r["store"]))
         ratio = f"{r['events_per_s'] / base['events_per_s']:.2f}x of {base['name']}" if base and base["events_per_s"] else ""
+        if r["name"] == "kafka-lag":
+            ratio = f"lag p50 {r['lag_p50_ms']} ms, p99 {r['lag_p99_ms']} ms, {r['unseen']} unseen after 60 s"
         print(f"{r['name']:16} {r['store']:10} {r['events']:>8} {r['seconds']:>8} {r['events_per_s']:>9} {r['peak_mib']:>9}  {ratio}")
 
 

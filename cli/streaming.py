@@ -68,14 +68,16 @@ def register(ledger: click.Group) -> None:
     @ledger.command()
     @_topic_option
     @_bootstrap_option
-    @click.option("--partitions", type=click.IntRange(min=1), default=4, show_default=True, help="partitions of the topic if it has to be created")
+    @click.option("--partitions", type=click.IntRange(min=1), default=4, show_default=True,
+                  help="partitions of the topic: the relay creates it so, and refuses an existing topic with another count")
+    @click.option("--replication-factor", type=click.IntRange(min=1), default=1, show_default=True, help="replicas of each partition when the relay creates the topic")
     @click.option("--until-caught-up", is_flag=True, help="stop once every recorded event is published")
-    @click.option("--page-size", type=click.IntRange(min=1), default=500, show_default=True, help="events published (and acknowledged) per page")
+    @click.option("--page-size", type=click.IntRange(min=1), default=5000, show_default=True, help="events published (and acknowledged) per page")
     @db_option
     @pass_settings
-    def relay(settings: Settings, topic: str, server: str, partitions: int, until_caught_up: bool, page_size: int) -> None:
-        """Publish ledger events to Kafka (keyed by aggregate id); runs until stopped."""
-        from consumers.relay import BrokerUnavailable, RelaySettings, relay as run_relay
+    def relay(settings: Settings, topic: str, server: str, partitions: int, replication_factor: int, until_caught_up: bool, page_size: int) -> None:
+        """Create the topic if needed and publish ledger events to it (keyed by aggregate id); runs until stopped."""
+        from consumers.relay import RelaySettings, StreamError, relay as run_relay
 
         _logging()
         app = settings.ledger()
@@ -84,9 +86,9 @@ def register(ledger: click.Group) -> None:
         started = time.perf_counter()
         try:
             with _until_signalled() as stop:
-                published = run_relay(app.recorder, store, RelaySettings(server, topic, partitions, page_size), stop=stop,
+                published = run_relay(app.recorder, store, RelaySettings(server, topic, partitions, page_size, replication_factor), stop=stop,
                                       until_caught_up=until_caught_up, on_page=lambda n, _: rate.add(n))
-        except BrokerUnavailable as error:
+        except StreamError as error:
             raise click.ClickException(str(error)) from None
         finally:
             store.close()
@@ -100,22 +102,35 @@ def register(ledger: click.Group) -> None:
     @_topic_option
     @_bootstrap_option
     @click.option("--until-idle", type=float, help="stop after this many seconds without messages (default: run until stopped)")
-    @click.option("--max-records", type=click.IntRange(min=1), default=500, show_default=True, help="messages applied per transaction")
+    @click.option("--max-records", type=click.IntRange(min=1), default=2000, show_default=True, help="messages applied per transaction")
+    @click.option("--dead-letters", is_flag=True, help="list the messages parked in this read model (partition, offset, reason, when) and exit")
     @db_option
     @pass_settings
-    def consume(settings: Settings, projection: str, group: str, topic: str, server: str, until_idle: float | None, max_records: int) -> None:
-        """Build a PostgreSQL read model from Kafka, offsets stored with each change."""
+    def consume(settings: Settings, projection: str, group: str, topic: str, server: str, until_idle: float | None, max_records: int,
+                dead_letters: bool) -> None:
+        """Build a PostgreSQL read model from Kafka, offsets stored with each change; waits for the relay to create the topic."""
         from consumers.readmodel import ConsumerSettings, ReadModel, consume as run_consumer
         from projections.store import PostgresProjectionStore
 
-        _logging()
         url = bootstrap.database_url(settings.db)
         if bootstrap.persistence_env(url)["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
             raise InvalidValue("db", url, "the Kafka read model lives in PostgreSQL: give a postgresql:// URL")
-        store = bootstrap.build_projection_store(url)
-        assert isinstance(store, PostgresProjectionStore)
         options = ConsumerSettings(server, group, topic, projection, max_records)
         schema = bootstrap.persistence_env(url).get("POSTGRES_SCHEMA", "public")
+
+        def open_read_model() -> ReadModel:
+            store = bootstrap.build_projection_store(url)
+            assert isinstance(store, PostgresProjectionStore)
+            return ReadModel(store, schema, options)
+
+        if dead_letters:
+            read_model = open_read_model()
+            try:
+                click.echo(render_dead_letters(read_model.dead_letters()))
+            finally:
+                read_model.close()
+            return
+        _logging()
         rate = _Throughput("applied")
         counts = {"duplicates": 0, "parked": 0}
 
@@ -125,12 +140,17 @@ def register(ledger: click.Group) -> None:
             counts["parked"] += outcome.parked
 
         started = time.perf_counter()
-        try:
-            with _until_signalled() as stop:
-                applied = run_consumer(ReadModel(store, schema, options), options, stop=stop, idle_exit=until_idle, on_batch=on_batch)
-        finally:
-            store.close()
+        with _until_signalled() as stop:
+            applied = run_consumer(open_read_model, options, stop=stop, idle_exit=until_idle, on_batch=on_batch)
         seconds = time.perf_counter() - started
         click.echo(f"applied {applied} events in {seconds:.1f} s ({applied / max(seconds, 1e-6):,.0f} events/s); "
                    f"dropped {counts['duplicates']} duplicates; parked {counts['parked']} messages")
 
+
+
+def render_dead_letters(parked: list[tuple[str, str, int, int, str, Any]]) -> str:
+    """One line per parked message under a header."""
+    lines = [f"{'group':20} {'topic':24} {'partition':>9} {'offset':>8}  {'parked at':25}  reason"]
+    for group, topic, partition, offset, reason, parked_at in parked:
+        lines.append(f"{group:20} {topic:24} {partition:>9} {offset:>8}  {parked_at.isoformat(timespec='seconds'):25}  {reason}")
+    return "\n".join(lines)

@@ -19,8 +19,16 @@ log = logging.getLogger("ledger.relay")
 RELAY_VERSION = 1
 
 
-class BrokerUnavailable(Exception):
+class StreamError(Exception):
+    """A problem with the Kafka stream that its operator has to resolve."""
+
+
+class BrokerUnavailable(StreamError):
     """The broker stayed out of reach for a relay that was asked to catch up and stop."""
+
+
+class TopicMismatch(StreamError):
+    """The topic exists with another partition count than the relay was given."""
 
 
 @dataclass
@@ -30,25 +38,48 @@ class RelaySettings:
     bootstrap: str
     topic: str = "ledger.events"
     partitions: int = 4
-    page_size: int = 500
+    page_size: int = 5000
+    replication_factor: int = 1
+
+
+def topic_partitions(bootstrap: str, topic: str) -> int | None:
+    """How many partitions `topic` has, or None if it does not exist; asking never creates it."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import UnknownTopicOrPartitionError
+
+    # The admin client's metadata requests never ask for auto-creation (a consumer's or producer's do, in kafka-python 3.0).
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ledger-topic-check")
+    try:
+        found = admin.describe_topics([topic])
+    except UnknownTopicOrPartitionError:
+        return None
+    finally:
+        admin.close()
+    if not found or found[0]["error_code"] == UnknownTopicOrPartitionError.errno:
+        return None
+    return len(found[0]["partitions"])
 
 
 def ensure_topic(settings: RelaySettings) -> None:
-    """Create the topic with its partitions if it does not exist."""
+    """Create the topic with its partitions and replication factor; refuse one that exists with other partitions."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="ledger-relay-admin")
-    try:
-        if settings.topic not in admin.list_topics():
-            try:
-                admin.create_topics([NewTopic(settings.topic, num_partitions=settings.partitions, replication_factor=1)])
-                log.info("created topic %s with %d partitions", settings.topic, settings.partitions)
-            except TopicAlreadyExistsError:
-                pass
-    finally:
-        admin.close()
+    if topic_partitions(settings.bootstrap, settings.topic) is None:
+        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="ledger-relay-admin")
+        try:
+            admin.create_topics([NewTopic(settings.topic, num_partitions=settings.partitions, replication_factor=settings.replication_factor)])
+            admin.wait_for_topics([settings.topic], timeout_ms=30_000)
+            log.info("created topic %s with %d partitions (replication factor %d)", settings.topic, settings.partitions, settings.replication_factor)
+        except TopicAlreadyExistsError:  # another relay created it first; its partitions are checked below
+            pass
+        finally:
+            admin.close()
+    existing = topic_partitions(settings.bootstrap, settings.topic)
+    if existing != settings.partitions:
+        raise TopicMismatch(f"topic {settings.topic!r} has {existing} partitions, not the {settings.partitions} asked for "
+                            f"(--partitions {existing} publishes to it as it is)")
 
 
 def producer(settings: RelaySettings) -> Any:
@@ -60,7 +91,9 @@ def producer(settings: RelaySettings) -> Any:
         client_id="ledger-relay",
         acks="all",
         enable_idempotence=True,
-        linger_ms=5,
+        # Pages end with a flush, which sends at once: lingering only fills the batches of a long page.
+        linger_ms=100,
+        batch_size=256 * 1024,
         key_serializer=lambda key: key.encode(),
         value_serializer=lambda value: value.encode(),
     )
@@ -74,7 +107,7 @@ def relay(
     stop: threading.Event,
     until_caught_up: bool = False,
     on_page: Callable[[int, float], None] = lambda n, rate: None,
-    idle_wait: float = 0.5,
+    idle_wait: float = 0.1,
     retry_wait: float = 2.0,
     give_up_after: float = 60.0,
 ) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.base import DomainEvent
+from domain.base import Aggregate, DomainEvent
 from domain.model import (
     Activity,
     BilateralMeeting,
@@ -20,6 +20,13 @@ FOLD_VERSION = 3
 """Bump when the fold changes, so stored rows are rebuilt."""
 
 _PROFILE_FIELDS = ("name", "country", "region", "nuts_version", "sectors", "ecosystems", "year_established", "members")
+_KINDS = {"ClusterOrganisation": "org", "Activity": "activity", "Participation": "participation", "BilateralMeeting": "meeting",
+          "Pitch": "pitch", "CooperationCase": "case", "Publication": "publication"}
+"""The row kind of each aggregate that has a row."""
+
+
+class EventDoesNotFit(ValueError):
+    """An event that cannot follow its aggregate's row: another kind's event, no creating event yet, or a second one."""
 
 
 def _stamp(event: DomainEvent, position: int) -> dict[str, Any]:
@@ -27,7 +34,11 @@ def _stamp(event: DomainEvent, position: int) -> dict[str, Any]:
 
 
 def fold(row: Row | None, event: DomainEvent, position: int) -> Row | None:
-    """The row of an aggregate after `event` (at notification `position`); None if it has no row."""
+    """The row of an aggregate after `event` (at notification `position`); None if it has no row.
+
+    Raises `EventDoesNotFit` for an event that no valid history puts after `row`.
+    """
+    _check_fits(row, event)
     stamp = _stamp(event, position)
     match event:
         case ClusterOrganisation.Registered():
@@ -37,12 +48,12 @@ def fold(row: Row | None, event: DomainEvent, position: int) -> Row | None:
         case ClusterOrganisation.Published():
             return {**_need(row), "published": stamp}
         case ClusterOrganisation.Updated():
-            assert row is not None
+            row = _need(row)
             changes = event.model_dump(mode="json", include=set(event.changes))
             version = {**stamp, "event": "ClusterOrganisation.Updated", **changes}
             return {**row, "versions": [*row["versions"], version], "updates": [*row["updates"], stamp]}
         case ClusterOrganisation.LabelAwarded():
-            assert row is not None
+            row = _need(row)
             return {**row, "labels": [*row["labels"], {**stamp, "level": event.level, "valid_until": event.valid_until.isoformat()}]}
         case ClusterOrganisation.Archived():
             return {**_need(row), "archived": stamp}
@@ -80,14 +91,26 @@ def fold(row: Row | None, event: DomainEvent, position: int) -> Row | None:
             return {"kind": "publication", "ref": event.ref, "publication_kind": event.publication_kind,
                     "country": event.country, "published": stamp, "updates": []}
         case Publication.Updated():
-            assert row is not None
+            row = _need(row)
             return {**row, "updates": [*row["updates"], stamp]}
     return row
 
 
+def _check_fits(row: Row | None, event: DomainEvent) -> None:
+    name = type(event).__qualname__
+    kind = _KINDS.get(name.split(".", 1)[0])
+    if row is None:
+        if kind is not None and not isinstance(event, Aggregate.Created):
+            raise EventDoesNotFit(f"{name} arrived before the event that creates its aggregate")
+    elif isinstance(event, Aggregate.Created):
+        raise EventDoesNotFit(f"{name} would create again an aggregate whose {row.get('kind')} row exists")
+    elif row.get("kind") != kind:
+        raise EventDoesNotFit(f"{name} does not apply to the {row.get('kind')} row of its aggregate")
+
+
 def _need(row: Row | None) -> Row:
     if row is None:
-        raise ValueError("an event arrived before the event that creates its aggregate")
+        raise EventDoesNotFit("an event arrived before the event that creates its aggregate")
     return row
 
 

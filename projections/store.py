@@ -186,8 +186,10 @@ class PostgresProjectionStore:
         return None if row is None else int(row[0])
 
     def rows(self, projection: str, keys: Iterable[str]) -> dict[str, Row]:
+        # A join on the keys probes the primary key once per key; `key = ANY(...)` may be planned as a scan of the whole table.
         cursor = self.connection.execute(
-            self._sql("SELECT key, data FROM {} WHERE projection = %s AND key = ANY(%s)").format(self.rows_table), (projection, list(keys))
+            self._sql("SELECT r.key, r.data FROM unnest(%s::text[]) AS k(key) JOIN {} AS r ON r.projection = %s AND r.key = k.key"
+                      ).format(self.rows_table), (list(keys), projection)
         )
         return {key: json.loads(data) for key, data in cursor}
 
@@ -221,10 +223,12 @@ class PostgresProjectionStore:
 
     def upsert_rows(self, cursor: Any, projection: str, rows: Mapping[str, Row]) -> None:
         """Write `rows` within the caller's transaction."""
-        cursor.executemany(
-            self._sql("INSERT INTO {} (projection, key, data) VALUES (%s, %s, %s) "
+        if not rows:
+            return
+        cursor.execute(
+            self._sql("INSERT INTO {} (projection, key, data) SELECT %s, key, data FROM unnest(%s::text[], %s::text[]) AS u(key, data) "
                       "ON CONFLICT (projection, key) DO UPDATE SET data = excluded.data").format(self.rows_table),
-            [(projection, key, encode(row)) for key, row in rows.items()],
+            (projection, list(rows), [encode(row) for row in rows.values()]),
         )
 
     def upsert_tracking(self, cursor: Any, projection: str, version: int, position: int, *, keep_highest: bool = False) -> None:

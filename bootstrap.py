@@ -14,6 +14,7 @@ from projections.store import PostgresProjectionStore, ProjectionStore, SQLitePr
 from service_layer.ledger import Clock, Ledger, utc_now
 
 DEFAULT_DB = "sqlite:///ledger.db"
+DEFAULT_LOCK_TIMEOUT = "30"
 
 
 def database_url(explicit: str | None = None) -> str:
@@ -22,7 +23,7 @@ def database_url(explicit: str | None = None) -> str:
 
 
 def persistence_env(url: str) -> dict[str, str]:
-    """eventsourcing settings for a `sqlite:///path`, `postgresql://...` or `memory://` URL."""
+    """eventsourcing settings for a `sqlite:///path`, `postgresql://...[?schema=s&lock_timeout=seconds]` or `memory://` URL."""
     parsed = urlparse(url)
     if parsed.scheme == "memory":
         return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
@@ -57,9 +58,15 @@ def persistence_env(url: str) -> dict[str, str]:
             "POSTGRES_POOL_SIZE": "2",
             "POSTGRES_MAX_OVERFLOW": "4",
         }
-        schema = parse_qs(parsed.query).get("schema", [""])[0]
+        query = parse_qs(parsed.query)
+        schema = query.get("schema", [""])[0]
         if schema:
             env["POSTGRES_SCHEMA"] = schema
+        lock_timeout = query.get("lock_timeout", [DEFAULT_LOCK_TIMEOUT])[0]
+        if not lock_timeout.isdigit() or int(lock_timeout) < 1:
+            raise InvalidValue("db", describe(url), "lock_timeout must be a whole number of seconds, at least 1")
+        # A writer waits this long for another write to finish, then gives up with a clear error.
+        env["POSTGRES_LOCK_TIMEOUT"] = lock_timeout
         return env
     raise InvalidValue("db", describe(url), "expected sqlite:///path/to/ledger.db, postgresql://user:password@host:port/dbname or memory://")
 

@@ -2,26 +2,68 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError, ProgrammingError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.utils import retry
 from psycopg import Cursor
+from psycopg.errors import LockNotAvailable
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier, Literal
 
 from domain.catalogue import VERSION_KEY
 
+T = TypeVar("T")
+
+# One INSERT of personal data carries at most this many rows or bytes, so no single message grows with the batch.
+ROWS_PER_STATEMENT = 1_000
+BYTES_PER_STATEMENT = 4 << 20
+
+
+class LedgerBusy(PersistenceError):
+    """Another write held the events table for longer than the lock timeout; nothing was written."""
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(f"another write held the ledger for more than {seconds} s; nothing was written, run the command again")
+
+
+def chunks(rows: Sequence[T], size: Callable[[T], int]) -> Iterator[Sequence[T]]:
+    """`rows` in order, cut into runs of at most ROWS_PER_STATEMENT rows and (but for one huge row) BYTES_PER_STATEMENT bytes."""
+    start, total = 0, 0
+    for end, row in enumerate(rows):
+        if end > start and (end - start == ROWS_PER_STATEMENT or total + size(row) > BYTES_PER_STATEMENT):
+            yield rows[start:end]
+            start, total = end, 0
+        total += size(row)
+    if start < len(rows):
+        yield rows[start:]
+
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
-    """Writes events and the personal data of a batch in one transaction; UPDATE, DELETE and TRUNCATE of events raise."""
+    """Writes events and the personal data of a batch in one transaction; UPDATE, DELETE and TRUNCATE of events raise.
+
+    eventsourcing writes a batch as one INSERT inside psycopg's pipeline mode, which can stall for good
+    on a large message (psycopg issue #685) while holding the events table's lock. This recorder writes
+    without pipeline mode, still in one transaction: personal data in bounded INSERTs, then events by COPY.
+    It takes the lock only for the COPY and gives up waiting for it after POSTGRES_LOCK_TIMEOUT seconds.
+    """
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
         schema, table = Identifier(datastore.schema), Identifier(events_table_name)
         guard = Identifier(f"{events_table_name}_immutable")
         self.personal_table = SQL("{}.{}").format(schema, Identifier("personal_data"))
+        self.lock_timeout_statement = SQL("SET LOCAL lock_timeout = {}").format(Literal(f"{datastore.lock_timeout}s"))
+        self.copy_events_statement = SQL(
+            "COPY {}.{} (originator_id, originator_version, topic, state) FROM STDIN (FORMAT BINARY)"
+        ).format(schema, table)
+        self.last_notification_id_statement = SQL("SELECT coalesce(max(notification_id), 0) AS id FROM {}.{}").format(schema, table)
+        self.ids_after_statement = SQL("SELECT notification_id FROM {}.{} WHERE notification_id > %s ORDER BY notification_id").format(schema, table)
+        self.insert_personal_data_statement = SQL(
+            "INSERT INTO {} (person, name, email) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) ON CONFLICT (person) DO NOTHING"
+        ).format(self.personal_table)
         self.sql_create_statements += [
             SQL("CREATE TABLE IF NOT EXISTS {} (person text PRIMARY KEY, name text NOT NULL, email text NOT NULL)").format(self.personal_table),
             SQL(
@@ -42,6 +84,11 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         ]
 
     def create_table(self) -> None:
+        # The DDL waits, with no timeout, behind a running write's lock (CREATE INDEX IF NOT EXISTS locks the
+        # table before it looks): every command would hang during a long import. So it runs only once.
+        if self._tables_in_place():
+            self.datastore.register_type_adapters()
+            return
         # Processes that start together would otherwise run this DDL at once and fail on catalog conflicts.
         with self.datastore.get_connection() as conn:
             conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"cluster-ledger-ddl:{self.datastore.schema}",))
@@ -51,6 +98,47 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 super().create_table()
             finally:
                 conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (f"cluster-ledger-ddl:{self.datastore.schema}",))
+
+    def _tables_in_place(self) -> bool:
+        """True once the DDL has run: its last object, the TRUNCATE guard, exists (all of it commits at once)."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                "SELECT EXISTS (SELECT FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s AND t.tgname = %s) AS done",
+                (self.datastore.schema, self.events_table_name, f"{self.events_table_name}_no_truncate"),
+            )
+            row = curs.fetchone()
+        return row is not None and bool(row["done"])
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            try:
+                curs.execute(self.lock_timeout_statement)
+                # Personal data first: its table needs no table lock, so the events table is locked for less time.
+                self._insert_events(curs, stored_events, **kwargs)
+                if not stored_events:
+                    return None
+                self._lock_table(curs)
+            except LockNotAvailable:
+                raise LedgerBusy(self.datastore.lock_timeout) from None
+            self._notify_channel(curs)
+            return self._copy_events(curs, stored_events)
+
+    def _copy_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]) -> list[int]:
+        """COPY the events in order (psycopg streams it in bounded pieces); their notification ids, in the same order."""
+        # Under the EXCLUSIVE lock no other transaction inserts, so every id above the current maximum is one of ours.
+        last = curs.execute(self.last_notification_id_statement).fetchone()
+        assert last is not None
+        with curs.copy(self.copy_events_statement) as copy:
+            copy.set_types([self.datastore.originator_id_type, "int8", "text", "bytea"])
+            for e in stored_events:
+                copy.write_row((e.originator_id, e.originator_version, e.topic, e.state))
+        curs.execute(self.ids_after_statement, (last["id"],))
+        notification_ids = [row["notification_id"] for row in curs.fetchall()]
+        if len(notification_ids) != len(stored_events):
+            raise ProgrammingError(f"expected {len(stored_events)} notification ids, found {len(notification_ids)}")
+        return notification_ids
 
     def _insert_events(
         self,
@@ -62,11 +150,8 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         **kwargs: Any,
     ) -> None:
         super()._insert_events(curs, stored_events, **kwargs)
-        if personal_data:
-            curs.executemany(
-                SQL("INSERT INTO {} (person, name, email) VALUES (%s, %s, %s) ON CONFLICT (person) DO NOTHING").format(self.personal_table),
-                list(personal_data),
-            )
+        for chunk in chunks(personal_data, lambda row: len(row[1]) + len(row[2])):
+            curs.execute(self.insert_personal_data_statement, [list(column) for column in zip(*chunk)])
         if forget:
             curs.execute(SQL("DELETE FROM {} WHERE person = ANY(%s)").format(self.personal_table), (list(forget),))
 

@@ -7,10 +7,21 @@ from typing import Any
 
 import click
 
+from adapters.mapper import CATALOGUE
 from cli import render
+from domain.errors import InvalidValue
 from cli.context import Settings, db_option, pass_settings
 from projections import runner
 from service_layer.log_check import require_readable
+
+
+def event_types(given: str) -> set[str]:
+    """The event type names `given` stands for: one full name, every type of that event name, or every type of that record kind."""
+    names = {topic.split(":", 1)[1] for topic in CATALOGUE.topics()}
+    found = {n for n in names if given in (n, n.split(".")[0], n.split(".")[-1])}
+    if not found:
+        raise InvalidValue("type", given, f"not an event type; one of: {', '.join(sorted(names))} (or the part before or after the dot)")
+    return found
 
 
 def register(ledger: click.Group) -> None:
@@ -24,7 +35,7 @@ def register(ledger: click.Group) -> None:
     @click.option("--actor", "who", help="only events recorded by this actor")
     @click.option("--since", help="only events recorded at or after this moment (ISO date or timestamp)")
     @click.option("--until", help="only events recorded at or before this moment (ISO date or timestamp)")
-    @click.option("--type", "kind", help="only events of this type, e.g. BilateralMeeting.Held or Held")
+    @click.option("--type", "kind", help="only events of this type: a full name (BilateralMeeting.Held), an event name (Held) or a record kind (BilateralMeeting)")
     @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="output format")
     @db_option
     @pass_settings
@@ -32,6 +43,7 @@ def register(ledger: click.Group) -> None:
         """Recorded events with position, recorded and effective time, actor, aggregate, type and summary."""
         first = render.parse_moment("since", since) if since else None
         last = render.parse_moment("until", until) if until else None
+        wanted = event_types(kind) if kind else None
         app = settings.ledger()
         entries: list[dict[str, Any]] = []
         refs: dict[str, str] = {}
@@ -48,7 +60,7 @@ def register(ledger: click.Group) -> None:
                         continue
                     if (first and event.timestamp < first) or (last and event.timestamp > last):
                         continue
-                    if kind and name != kind and name.split(".")[-1] != kind:
+                    if wanted is not None and name not in wanted:
                         continue
                     entries.append({
                         "position": n.id, "recorded_at": event.timestamp.isoformat(), "occurred_at": event.occurred_at.isoformat(),

@@ -10,8 +10,8 @@ from domain.errors import shown
 from service_layer.commands import TAGS
 
 
-def describe(error: ValidationError, prefix: str = "") -> list[str]:
-    """One readable line per problem in `error`."""
+def describe(error: ValidationError, prefix: str = "", names: dict[str, str] | None = None) -> list[str]:
+    """One readable line per problem in `error`; `names` renames fields (a command line says `at` for `occurred_at`)."""
     lines = []
     for problem in error.errors(include_url=False):
         kind = problem["type"]
@@ -22,7 +22,7 @@ def describe(error: ValidationError, prefix: str = "") -> list[str]:
         if kind == "union_tag_not_found":
             lines.append(f"{prefix}action: missing")
             continue
-        location = [str(p) for p in problem["loc"] if p not in TAGS]
+        location = [(names or {}).get(str(p), str(p)) for p in problem["loc"] if p not in TAGS]
         # A key from the input may hold anything; it is quoted unless it is a plain name.
         field = ".".join(p if re.fullmatch(r"\w+", p, re.ASCII) else shown(p) for p in location) or "value"
         message = problem["msg"].removeprefix("Value error, ")

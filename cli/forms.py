@@ -82,9 +82,7 @@ def _option(name: str, annotation: Any, required: bool) -> click.Option:
         kind = str
     if inner is bool:
         return click.Option([flag], is_flag=True, default=False, help=help_text)
-    return click.Option(
-        [flag], type=kind, multiple=multiple, required=required and not multiple, help=help_text
-    )
+    return click.Option([flag], type=kind, multiple=multiple, required=required, help=help_text)
 
 
 def command_options(model: type[c.Command]) -> list[click.Option]:

@@ -21,7 +21,7 @@ from cli.forms import make_command
 from domain.errors import ConcurrentChange, LedgerError
 from service_layer import commands as c
 from service_layer import importing, log_check
-from service_layer.ledger import BatchFailed, Outcome
+from service_layer.ledger import BatchFailed, Outcome, utc_now
 
 
 class LedgerGroup(click.Group):
@@ -55,16 +55,18 @@ def ledger() -> None:
 
 def _run(model: type[c.Command], payload: dict[str, Any]) -> None:
     settings = click.get_current_context().find_object(Settings) or Settings()
-    payload.setdefault("occurred_at", None)
-    app = settings.ledger()
-    defaulted = payload["occurred_at"] is None
+    defaulted = payload.get("occurred_at") is None
     if defaulted:
-        payload["occurred_at"] = app.clock()
+        payload["occurred_at"] = utc_now()
     try:
         command = model.model_validate(payload)
-        if defaulted and not command.key:
-            # Without --at the time is "now" on every run; the key must not change with it.
-            command = command.model_copy(update={"key": f"now-{command.content_digest()}"})
+    except ValidationError as error:
+        raise click.ClickException("\n".join(describe(error, names={"occurred_at": "at"}))) from None
+    if defaulted and not command.key:
+        # Without --at the time is "now" on every run; the key must not change with it.
+        command = command.model_copy(update={"key": f"now-{command.content_digest()}"})
+    app = settings.ledger()  # opened only for a valid command, so a mistake creates no file
+    try:
         outcome = _with_retries(lambda: app.execute([command], actor=settings.actor))
     finally:
         app.close()

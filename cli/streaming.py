@@ -26,7 +26,7 @@ def _bootstrap_option(f: Any) -> Any:
 
 
 def _topic_option(f: Any) -> Any:
-    return click.option("--topic", default="ledger.events", show_default=True, help="Kafka topic of ledger events")(f)
+    return click.option("--topic", envvar="LEDGER_TOPIC", default="ledger.events", show_default=True, help="Kafka topic of ledger events (or $LEDGER_TOPIC)")(f)
 
 
 @contextmanager

@@ -17,6 +17,8 @@ PERSON_PATTERN = re.compile(r"P-[0-9a-f]{4,32}")
 
 LIMITS = {"name": 200, "title": 300, "place": 200, "sector": 100, "reason": 2000, "note": 2000, "actor": 100, "key": 200, "email": 254}
 """The longest text each kind of field accepts, in characters (after NFC normalisation)."""
+MAX_ITEMS = {"sectors": 20, "ecosystems": 14, "target_countries": 60, "orgs": 50}
+"""The most entries each list field accepts."""
 MAX_MEMBERS = 1_000_000
 """The most member organisations of one type a profile may declare."""
 EARLIEST = date(1900, 1, 1)

@@ -50,15 +50,21 @@ MeetingEnd = Literal["cancelled", "no_show"]
 def _country(value: str) -> str:
     code = value.strip().upper()
     if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
-        raise ValueError(f"not an ISO 3166 alpha-2 country code: {value!r}")
+        raise ValueError("not an ISO 3166 alpha-2 country code")
     return code
 
 
 def _utc(value: object) -> object:
     if isinstance(value, date) and not isinstance(value, datetime):
         return datetime.combine(value, time(0), tzinfo=timezone.utc)
-    if isinstance(value, str) and len(value.strip()) == 10:
-        return datetime.combine(date.fromisoformat(value.strip()), time(0), tzinfo=timezone.utc)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if len(text) == 10:
+                return datetime.combine(date.fromisoformat(text), time(0), tzinfo=timezone.utc)
+            return datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError("expected YYYY-MM-DD or an ISO timestamp") from None
     return value
 
 

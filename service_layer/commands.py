@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, 
 
 from domain.inputs import (
     LIMITS,
+    MAX_ITEMS,
     Actor,
     Day,
     Key,
@@ -80,8 +81,8 @@ class RegisterOrg(Command):
     country: CountryCode
     region: RegionCode | None = None
     nuts_version: NutsVersion | None = Field(default=None, description="classification of the region code (default: the one it belongs to)")
-    sectors: tuple[Sector, ...] = ()
-    ecosystems: tuple[Ecosystem, ...]
+    sectors: Annotated[tuple[Sector, ...], Field(max_length=MAX_ITEMS["sectors"])] = ()
+    ecosystems: Annotated[tuple[Ecosystem, ...], Field(max_length=MAX_ITEMS["ecosystems"])]
     year_established: int
     members: MemberCounts = MemberCounts()
 
@@ -103,8 +104,8 @@ class UpdateOrg(Command):
     country: CountryCode | None = None
     region: RegionCode | None = None
     nuts_version: NutsVersion | None = Field(default=None, description="classification of the region code (default: the one it belongs to)")
-    sectors: tuple[Sector, ...] | None = None
-    ecosystems: tuple[Ecosystem, ...] | None = None
+    sectors: Annotated[tuple[Sector, ...], Field(max_length=MAX_ITEMS["sectors"])] | None = None
+    ecosystems: Annotated[tuple[Ecosystem, ...], Field(max_length=MAX_ITEMS["ecosystems"])] | None = None
     year_established: int | None = None
     members: MemberChanges | None = None
 
@@ -137,7 +138,7 @@ class ScheduleActivity(Command):
     ends_on: Day
     place: Place | None = None
     online: bool = False
-    target_countries: tuple[CountryCode, ...] = ()
+    target_countries: Annotated[tuple[CountryCode, ...], Field(max_length=MAX_ITEMS["target_countries"])] = ()
 
 
 class HoldActivity(Command):
@@ -271,7 +272,7 @@ class IdentifyCase(Command):
 
     action: Literal["case.identify"] = "case.identify"
     case: Ref
-    orgs: Annotated[tuple[Ref, ...], Field(min_length=2)]
+    orgs: Annotated[tuple[Ref, ...], Field(min_length=2, max_length=MAX_ITEMS["orgs"])]
     source_kind: CaseSource
     source: Ref
     title: Title

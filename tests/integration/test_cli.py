@@ -155,10 +155,15 @@ def test_a_bad_import_file_changes_nothing(db_url: str, name: str, expected: str
     [
         (("org", "register", "--org", "ORG-Z", "--name", "Z", "--country", "ZZ", "--ecosystems", "digital", "--year-established", "2001"), "country: 'ZZ'"),
         (("org", "publish", "--org", "ORG-NOPE"), "unknown cluster organisation: 'ORG-NOPE'"),
-        (("org", "publish", "--org", "ORG-NOPE", "--at", "yesterday"), "occurred_at: 'yesterday'"),
+        (("org", "publish", "--org", "ORG-NOPE", "--at", "yesterday"), "at: 'yesterday': expected YYYY-MM-DD or an ISO timestamp"),
         (("history", "NOTHING-HERE"), "unknown record: 'NOTHING-HERE'"),
         (("history", "NOTHING-HERE", "--as-of", "2025-01-01"), "unknown record: 'NOTHING-HERE'"),
         (("import", "/no/such/file.jsonl"), "file: '/no/such/file.jsonl'"),
+        (("import", "/tmp"), "file: '/tmp': is a folder; expected a JSON Lines file"),
+        (("import", "/dev/null"), "file: '/dev/null': holds no actions (every line is blank)"),
+        (("org", "register", "--org", "ORG-Z", "--name", "Z", "--country", "PTT", "--ecosystems", "digital", "--year-established", "2001"),
+         "Error: country: 'PTT': not an ISO 3166 alpha-2 country code"),
+        (("audit", "log", "--type", "Nope"), "type: 'Nope': not an event type"),
     ],
 )
 def test_user_mistakes_get_one_line_and_a_non_zero_exit(db_url: str, args: tuple[str, ...], expected: str) -> None:
@@ -189,3 +194,21 @@ def test_demo_writes_a_small_history_and_refuses_a_used_ledger(db_url: str) -> N
     assert "wrote a demo history of" in result.output
     again = run("demo", "--scale", "0.01", db=db_url)
     assert again.exit_code == 1 and "already holds events" in again.output
+
+
+def test_required_options_are_marked_in_help() -> None:
+    help_text = " ".join(CliRunner().invoke(ledger, ["org", "register", "--help"]).output.split())
+    assert "(repeat for several) [required]" in help_text
+    missing = CliRunner().invoke(ledger, ["org", "register", "--org", "ORG-Q", "--name", "Q", "--country", "IT", "--year-established", "2001"])
+    assert missing.exit_code == 2 and "Missing option '--ecosystems'" in missing.output
+
+
+def test_audit_log_types_are_full_names_event_names_or_record_kinds(db_url: str) -> None:
+    assert run("import", "examples/platform-actions.jsonl", db=db_url).exit_code == 0
+    counts = {}
+    for given in ("Person.Registered", "Person", "Registered"):
+        result = run("audit", "log", "--type", given, "--format", "json", db=db_url)
+        assert result.exit_code == 0, result.output
+        counts[given] = {e["type"] for e in json.loads(result.output)}
+    assert counts["Person.Registered"] == counts["Person"] == {"Person.Registered"}
+    assert {"Person.Registered", "ClusterOrganisation.Registered", "Participation.Registered"} <= counts["Registered"]

@@ -11,6 +11,7 @@ from psycopg.conninfo import make_conninfo
 from domain.errors import InvalidValue
 from projections.store import PostgresProjectionStore, ProjectionStore, SQLiteProjectionStore
 from service_layer.ledger import Clock, Ledger, utc_now
+from transparency.store import PostgresTreeStore, SQLiteTreeStore, TreeStore
 
 DEFAULT_DB = "sqlite:///ledger.db"
 
@@ -79,9 +80,26 @@ def build_projection_store(url: str | None = None) -> ProjectionStore:
     if env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
         return SQLiteProjectionStore(env["SQLITE_DBNAME"])
     if env["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
-        conninfo = make_conninfo(
-            host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"], dbname=env["POSTGRES_DBNAME"],
-            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"], connect_timeout=10,
-        )
-        return PostgresProjectionStore(conninfo, env.get("POSTGRES_SCHEMA", "public"))
+        return PostgresProjectionStore(_conninfo(env), env.get("POSTGRES_SCHEMA", "public"))
     raise InvalidValue("db", resolved, "projections need a sqlite:/// or postgresql:// database")
+
+
+def build_tree_store(url: str | None = None) -> TreeStore:
+    """The transparency log's tree beside the ledger at `url` (the ledger's tables are created first if missing)."""
+    resolved = database_url(url)
+    env = persistence_env(resolved)
+    if env["PERSISTENCE_MODULE"] not in ("eventsourcing.sqlite", "eventsourcing.postgres"):
+        raise InvalidValue("db", resolved, "the transparency log needs a sqlite:/// or postgresql:// database")
+    app = build_ledger(resolved)
+    table = app.recorder.events_table_name
+    app.close()
+    if env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
+        return SQLiteTreeStore(env["SQLITE_DBNAME"], table)
+    return PostgresTreeStore(_conninfo(env), env.get("POSTGRES_SCHEMA", "public"), table)
+
+
+def _conninfo(env: dict[str, str]) -> str:
+    return make_conninfo(
+        host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"], dbname=env["POSTGRES_DBNAME"],
+        user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"], connect_timeout=10,
+    )

@@ -108,8 +108,8 @@ def verify(store: TreeStore, checkpoint: Checkpoint | None = None, *, progress: 
     for position, detail in _tree_findings(stored, nodes):
         note(TREE_ALTERED, position, detail)
     for kind, items in kinds.items():
-        items.sort()
-        found.append(Finding(items[0][0], kind, items[0][1], len(items)))
+        items.sort(key=lambda item: item[0])  # stable: at one position, what was noted first explains the rest
+        found.append(Finding(items[0][0], kind, items[0][1], len({p for p, _ in items})))
 
     if checkpoint is not None:
         found += _against_checkpoint(checkpoint, positions, hashes, stored, store, any(f.kind == TREE_ALTERED for f in found))

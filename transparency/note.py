@@ -74,7 +74,7 @@ class Signer:
 
 
 def _key_parts(text: str, what: str) -> tuple[str, int, bytes]:
-    parts = text.strip().split("+")
+    parts = text.strip().split("+", 2)  # the base64 key may hold "+" itself
     if len(parts) != 3:
         raise BadKey(f"{what}: expected name+hash+key, got {len(parts)} '+'-separated parts")
     name, hash_hex, key = parts

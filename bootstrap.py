@@ -103,3 +103,30 @@ def _conninfo(env: dict[str, str]) -> str:
         host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"], dbname=env["POSTGRES_DBNAME"],
         user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"], connect_timeout=10,
     )
+
+
+def init_database(url: str | None = None, owner_url: str | None = None) -> str:
+    """Create the ledger's tables, guards and tree at `url`; with `owner_url`, as that role, granting the role of `url` only
+    what appending and reading need. Returns the role that owns the schema."""
+    from urllib.parse import urlparse
+
+    from adapters.postgres_roles import grant_everyday_role
+
+    resolved = database_url(url)
+    env = persistence_env(resolved)
+    builder = resolved
+    if owner_url is not None:
+        if env["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
+            raise InvalidValue("owner-url", describe(owner_url), "an owner role is for PostgreSQL; --db must be a postgresql:// URL")
+        schema = env.get("POSTGRES_SCHEMA", "public")
+        builder = owner_url if "schema=" in owner_url else f"{owner_url}{'&' if '?' in owner_url else '?'}schema={schema}"
+        if persistence_env(builder).get("POSTGRES_SCHEMA", "public") != schema:
+            raise InvalidValue("owner-url", describe(owner_url), f"names another schema than --db ({schema})")
+    build_ledger(builder).close()
+    build_projection_store(builder).close()
+    build_tree_store(builder).close()
+    owner_env = persistence_env(builder)
+    if owner_url is not None:
+        grant_everyday_role(_conninfo(owner_env), owner_env.get("POSTGRES_SCHEMA", "public"), env["POSTGRES_USER"])
+        build_ledger(resolved).close()  # the everyday role can open it
+    return owner_env.get("POSTGRES_USER", "") or urlparse(builder).username or ""

@@ -8,7 +8,7 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier, Literal
 
 from domain.catalogue import VERSION_KEY
@@ -41,7 +41,20 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             SQL("REVOKE UPDATE, DELETE ON {schema}.{table} FROM PUBLIC, CURRENT_USER").format(schema=schema, table=table),
         ]
 
+    def _owned_by_another_role(self) -> bool:
+        """Whether the events table exists and belongs to a role the connected one is not a member of."""
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            row = curs.execute(
+                "SELECT NOT pg_has_role(current_user, relowner, 'MEMBER') FROM pg_class WHERE oid = to_regclass(%s)",
+                (f'"{self.datastore.schema}"."{self.events_table_name}"',),
+            ).fetchone()
+        return bool(row and row[0])
+
     def create_table(self) -> None:
+        if self._owned_by_another_role():
+            # `ledger db init --owner-url` made these tables: this role may only append and read, so it runs no DDL.
+            self.datastore.register_type_adapters()
+            return
         # Processes that start together would otherwise run this DDL at once and fail on catalog conflicts.
         with self.datastore.get_connection() as conn:
             conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"cluster-ledger-ddl:{self.datastore.schema}",))

@@ -183,16 +183,17 @@ def db() -> None:
 
 
 @db.command("init")
+@click.option("--owner-url", help="PostgreSQL URL of the role that owns the schema; the role in --db then only reads and appends")
 @db_option
 @pass_settings
-def db_init(settings: Settings) -> None:
+def db_init(settings: Settings, owner_url: str | None) -> None:
     """Create the ledger's tables (if missing) and the guards that keep stored events immutable."""
     url = bootstrap.database_url(settings.db)
-    app = bootstrap.build_ledger(url)
-    store = bootstrap.build_projection_store(url)
-    store.close()
-    app.close()
+    owner = bootstrap.init_database(url, owner_url)
     click.echo(f"ready: {bootstrap.describe(url)}; stored events refuse UPDATE and DELETE")
+    if owner_url:
+        role = bootstrap.persistence_env(url)["POSTGRES_USER"]
+        click.echo(f"schema owned by {owner}; {role} may read and append, and cannot lift the guards")
 
 
 @db.command("check")

@@ -1,8 +1,9 @@
 module clusterledger/interop/tlog
 
-go 1.26.0
+// Go 1.19 is Debian bookworm's golang-go, which scripts/test installs where Go is missing.
+go 1.19
 
 require (
 	github.com/transparency-dev/merkle v0.0.2
-	golang.org/x/mod v0.43.0
+	golang.org/x/mod v0.17.0
 )

@@ -13,6 +13,7 @@ from transparency import audit, log
 from transparency.errors import TransparencyError
 from transparency.note import Checkpoint, Signer, Verifier, parse_signer, parse_verifier, read_checkpoint, sign_note
 from transparency.proofs import ConsistencyProof, check_consistency, check_inclusion, parse_proof
+from transparency.store import TreeStore
 
 
 def _read(path: Path, what: str) -> str:
@@ -41,6 +42,14 @@ def _write(text: str, out: Path | None) -> None:
         return
     out.write_text(text, encoding="utf-8")
     click.echo(f"wrote {out}")
+
+
+def _caught_up(store: TreeStore) -> None:
+    """Add the events the tree lacks, with a progress bar when they are many (a ledger's first use)."""
+    last = store.last_leaf()
+    behind = store.last_position() - (last.position if last else 0)
+    with render.progress(length=max(behind, 0), label="adding events to the tree", threshold=20_000) as bar:
+        log.catch_up(store, progress=bar.update)
 
 
 def register(ledger: click.Group) -> None:
@@ -73,6 +82,7 @@ def register(ledger: click.Group) -> None:
         signer = parse_signer(_read(key, "sign")) if key else None
         store = bootstrap.build_tree_store(settings.db)
         try:
+            _caught_up(store)
             cp = log.checkpoint(store, origin or (signer.name if signer else log.DEFAULT_ORIGIN))
         finally:
             store.close()
@@ -150,6 +160,7 @@ def register(ledger: click.Group) -> None:
                     cp = None
         store = bootstrap.build_tree_store(settings.db)
         try:
+            _caught_up(store)
             with render.progress(length=store.size(), label="verifying", threshold=20_000) as bar:
                 report = audit.verify(store, cp, progress=bar.update)
         finally:

@@ -32,6 +32,10 @@ class TreeStore(Protocol):
         """How many leaves the stored tree holds."""
         ...
 
+    def last_position(self) -> int:
+        """The highest position of a stored event; 0 if none."""
+        ...
+
     def last_leaf(self) -> StoredLeaf | None:
         """The tree's last leaf, if any."""
         ...
@@ -123,6 +127,10 @@ class SQLiteTreeStore:
         row = self.connection.execute("SELECT max(leaf_index) FROM tlog_leaves").fetchone()
         return 0 if row[0] is None else int(row[0]) + 1
 
+    def last_position(self) -> int:
+        row = self.connection.execute(f"SELECT max(rowid) FROM {self.events}").fetchone()
+        return 0 if row[0] is None else int(row[0])
+
     def last_leaf(self) -> StoredLeaf | None:
         row = self.connection.execute("SELECT leaf_index, position, hash FROM tlog_leaves ORDER BY leaf_index DESC LIMIT 1").fetchone()
         return None if row is None else StoredLeaf(*row)
@@ -199,6 +207,10 @@ class PostgresTreeStore:
     def size(self) -> int:
         row = self.connection.execute(self._sql("SELECT max(leaf_index) FROM {}").format(self.leaves_table)).fetchone()
         return 0 if row is None or row[0] is None else int(row[0]) + 1
+
+    def last_position(self) -> int:
+        row = self.connection.execute(self._sql("SELECT max(notification_id) FROM {}").format(self.events)).fetchone()
+        return 0 if row is None or row[0] is None else int(row[0])
 
     def last_leaf(self) -> StoredLeaf | None:
         row = self.connection.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import click
@@ -11,6 +12,7 @@ from cli import render
 from cli.context import Settings, db_option, pass_settings
 from transparency import audit, log
 from transparency.errors import TransparencyError
+from transparency.leaf import parse_leaf
 from transparency.note import Checkpoint, Signer, Verifier, parse_signer, parse_verifier, read_checkpoint, sign_note
 from transparency.proofs import ConsistencyProof, check_consistency, check_inclusion, parse_proof
 from transparency.store import TreeStore
@@ -134,7 +136,10 @@ def register(ledger: click.Group) -> None:
             click.echo(f"verified: the tree of {proof.old_size} events is a prefix of the tree of {proof.new_size} events")
         else:
             check_inclusion(proof, cp)
+            leaf = parse_leaf(base64.b64decode(proof.leaf))
             click.echo(f"verified: the event at position {proof.position} is leaf {proof.leaf_index} of the tree of {proof.tree_size} events")
+            click.echo(f"  {leaf.topic} of {leaf.aggregate_id} version {leaf.version}, recorded {leaf.recorded_at or '?'}, "
+                       f"{len(leaf.payload)} payload bytes")
         if verifier is None:
             click.echo("note: no --verifier-key given; the checkpoints' signatures were not checked", err=True)
 

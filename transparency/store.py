@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -86,6 +87,16 @@ def _int(value: Any) -> tuple[int, str]:
     return 0, f"version stored as {type(value).__name__}"
 
 
+def _canonical_id(stored: Any) -> str:
+    """A UUID in its hyphenated lower-case form, as both stores read it; anything else as its text."""
+    if stored is None:
+        return ""
+    try:
+        return str(uuid.UUID(str(stored)))
+    except ValueError:
+        return str(stored)
+
+
 def _record(position: int, aggregate: Any, version: Any, topic: Any, state: Any, stored_type: str = "") -> StoredRecord:
     notes = []
     number, problem = _int(version)
@@ -97,7 +108,7 @@ def _record(position: int, aggregate: Any, version: Any, topic: Any, state: Any,
     if payload is None:
         notes.append(f"payload stored as {stored_type or type(state).__name__}: {state!r}"[:2000])
     return StoredRecord(
-        position=position, aggregate_id="" if aggregate is None else str(aggregate), version=number,
+        position=position, aggregate_id=_canonical_id(aggregate), version=number,
         topic=topic if isinstance(topic, str) else repr(topic), state=payload, note="; ".join(notes),
     )
 

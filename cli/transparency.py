@@ -75,7 +75,7 @@ def register(ledger: click.Group) -> None:
 
     @ledger.command("checkpoint")
     @click.option("--sign", "key", type=click.Path(dir_okay=False, path_type=Path), help="signer key file from `ledger keygen`; its name is the origin")
-    @click.option("--origin", help=f"origin line of an unsigned checkpoint (default: {log.DEFAULT_ORIGIN})")
+    @click.option("--origin", help=f"origin line (default: the signer key's name, or {log.DEFAULT_ORIGIN} unsigned)")
     @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="write the checkpoint to this file instead of printing it")
     @db_option
     @pass_settings
@@ -150,6 +150,8 @@ def register(ledger: click.Group) -> None:
     @pass_settings
     def verify(settings: Settings, cp_file: Path | None, key: Path | None) -> None:
         """Re-read and re-hash every stored event; compare with the stored tree and a checkpoint; exit 1 on any divergence."""
+        if key is not None and cp_file is None:
+            raise click.UsageError("--verifier-key checks a checkpoint's signature: give --checkpoint too")
         verifier = _verifier(key)
         findings: list[str] = []
         cp = None

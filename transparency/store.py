@@ -65,6 +65,19 @@ class TreeStore(Protocol):
         ...
 
 
+def _leaf(index: Any, position: Any, digest: Any) -> StoredLeaf:
+    """A stored leaf row as read, whatever an editor of the table put in it: odd values make it fail every check."""
+    return StoredLeaf(_whole(index), _whole(position), _hash(digest))
+
+
+def _whole(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else LOWEST
+
+
+def _hash(digest: Any) -> bytes:
+    return bytes(digest) if isinstance(digest, (bytes, memoryview)) else b""
+
+
 def nodes_completed(size: int, new: Sequence[Hash], lookup: Callable[[int, int], Hash]) -> list[tuple[int, int, Hash]]:
     """The (level, index, hash) of every node that appending `new` leaf hashes to a tree of `size` leaves completes."""
     made: dict[tuple[int, int], Hash] = {}
@@ -125,6 +138,11 @@ class SQLiteTreeStore:
             "CREATE TABLE IF NOT EXISTS tlog_leaves (leaf_index INTEGER PRIMARY KEY, position INTEGER NOT NULL UNIQUE, hash BLOB NOT NULL);"
             "CREATE TABLE IF NOT EXISTS tlog_nodes (level INTEGER NOT NULL, node_index INTEGER NOT NULL, hash BLOB NOT NULL,"
             " PRIMARY KEY (level, node_index));"
+            + "".join(
+                f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+                "BEGIN SELECT RAISE(ABORT, 'the tree is append-only'); END;"
+                for table in ("tlog_leaves", "tlog_nodes") for op in ("UPDATE", "DELETE")
+            )
         )
 
     def records(self, after: int, limit: int) -> list[StoredRecord]:
@@ -144,11 +162,11 @@ class SQLiteTreeStore:
 
     def last_leaf(self) -> StoredLeaf | None:
         row = self.connection.execute("SELECT leaf_index, position, hash FROM tlog_leaves ORDER BY leaf_index DESC LIMIT 1").fetchone()
-        return None if row is None else StoredLeaf(*row)
+        return None if row is None else _leaf(*row)
 
     def leaf_at(self, position: int) -> StoredLeaf | None:
         row = self.connection.execute("SELECT leaf_index, position, hash FROM tlog_leaves WHERE position = ?", (position,)).fetchone()
-        return None if row is None else StoredLeaf(*row)
+        return None if row is None else _leaf(*row)
 
     def complete(self, level: int, index: int) -> Hash:
         if level == 0:
@@ -178,10 +196,10 @@ class SQLiteTreeStore:
         return True
 
     def leaves(self) -> list[StoredLeaf]:
-        return [StoredLeaf(*row) for row in self.connection.execute("SELECT leaf_index, position, hash FROM tlog_leaves ORDER BY leaf_index")]
+        return [_leaf(*row) for row in self.connection.execute("SELECT leaf_index, position, hash FROM tlog_leaves ORDER BY leaf_index")]
 
     def nodes(self) -> dict[tuple[int, int], Hash]:
-        return {(level, index): h for level, index, h in self.connection.execute("SELECT level, node_index, hash FROM tlog_nodes")}
+        return {(_whole(level), _whole(index)): _hash(h) for level, index, h in self.connection.execute("SELECT level, node_index, hash FROM tlog_nodes")}
 
     def close(self) -> None:
         self.connection.close()

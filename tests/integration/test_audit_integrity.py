@@ -119,3 +119,15 @@ def test_garbage_stored_bytes_never_cause_a_traceback(recorded: tuple[str, Path,
                    "UPDATE {events} SET state = '\\x00ff'::bytea WHERE {id} = 2"))
     code, lines = verify(url, cp, key)
     assert code == 1 and lines[0].startswith("position 2: payload altered"), lines
+
+
+def test_garbage_in_the_tree_tables_is_named_not_a_traceback(recorded: tuple[str, Path, Path]) -> None:
+    url, cp, key = recorded
+    garbage = on(url, "UPDATE tlog_leaves SET hash = 'text', position = 'x' WHERE leaf_index = 4; "
+                      "UPDATE tlog_nodes SET level = 'one' WHERE node_index = 0 AND level = 1",
+                 "UPDATE {schema}.tlog_leaves SET hash = '\\x01', position = 1000 WHERE leaf_index = 4; "
+                 "UPDATE {schema}.tlog_nodes SET level = 40 WHERE node_index = 0 AND level = 1")
+    tamper(url, *garbage.split("; "))
+    code, lines = verify(url, cp, key)
+    assert code == 1 and any(" tree table altered" in line for line in lines), lines
+    assert lines[-1].startswith("Error: history diverges:")

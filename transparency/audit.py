@@ -21,8 +21,10 @@ TREE_ALTERED = "tree table altered"
 LOG_SHORTER = "log shorter than the checkpoint"
 ROOT_DIFFERS = "checkpoint root differs"
 SIGNATURE_INVALID = "signature invalid"
-REORDER_CANDIDATES = 256
-"""How many other diverging positions an altered event is tried at, to tell a swap from an edit."""
+REORDER_CANDIDATES = 64
+"""How many other diverging positions (the nearest) an altered event is tried at, to tell a swap from an edit."""
+REORDER_CHECKED = 256
+"""How many diverging events are tried at other positions: a mass rewrite stays linear in time."""
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,9 @@ def verify(store: TreeStore, checkpoint: Checkpoint | None = None, *, progress: 
     for p in inserted:
         note(EVENT_INSERTED, p, f"the log has an event at position {p} that the tree never held")
     others = sorted(diverging)
-    for p, record in sorted(diverging.items()):
-        moved = _recorded_at(record, [q for q in others if q != p][:REORDER_CANDIDATES], by_position)
+    for n, (p, record) in enumerate(sorted(diverging.items())):
+        nearest = sorted((q for q in others[max(0, n - REORDER_CANDIDATES) : n + REORDER_CANDIDATES + 1] if q != p), key=lambda q: abs(q - p))
+        moved = _recorded_at(record, nearest[:REORDER_CANDIDATES], by_position) if n < REORDER_CHECKED else None
         if moved is not None:
             note(EVENTS_REORDERED, p, f"the event stored at position {p} was recorded at position {moved}")
         elif _tree_leaf_altered(by_position[p], merkle.leaf_hash(record_leaf(record)), stored, nodes):

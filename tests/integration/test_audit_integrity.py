@@ -131,3 +131,18 @@ def test_garbage_in_the_tree_tables_is_named_not_a_traceback(recorded: tuple[str
     code, lines = verify(url, cp, key)
     assert code == 1 and any(" tree table altered" in line for line in lines), lines
     assert lines[-1].startswith("Error: history diverges:")
+
+
+def test_a_payload_column_turned_to_text_is_named_on_postgres(tmp_path: Path) -> None:
+    from tests.conftest import drop_schema, fresh_postgres_url
+
+    url = fresh_postgres_url()
+    try:
+        history(url)
+        assert run("checkpoint", "--out", str(tmp_path / "cp.txt"), "--db", url)[0] == 0
+        tamper(url, "ALTER TABLE {events} ALTER COLUMN state TYPE text USING convert_from(state, 'UTF8')")
+        code, output = run("verify", "--checkpoint", str(tmp_path / "cp.txt"), "--db", url)
+        assert code == 1 and output.startswith("position 1: payload altered (6 positions): the event's leaf hash is not the one the tree "
+                                               "recorded (payload stored as str: '{\"class_version\":"), output
+    finally:
+        drop_schema(url)

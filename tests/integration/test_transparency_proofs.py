@@ -150,3 +150,18 @@ def test_a_consistency_proof_fails_after_an_early_event_was_rewritten(signed: tu
     assert (code, output) == (1, "Error: the consistency path does not lead to the old checkpoint's root hash\n")
     code, output = go_check(tlogcheck, d / "ledger.pub", d / "cp-after.txt", proof, old=d / "cp-5.txt")
     assert code == 1 and "FAIL" in output
+
+
+def test_two_followers_never_add_an_event_twice(db_url: str) -> None:
+    history(db_url)
+    first, second = bootstrap.build_tree_store(db_url), bootstrap.build_tree_store(db_url)
+    try:
+        page = first.records(-(1 << 63), 4)
+        leaves = [(r.position, bytes(32)) for r in page]
+        assert first.append(0, leaves) is True
+        assert second.append(0, leaves) is False  # it read the same page, but the tree moved: it reloads instead
+        assert log.catch_up(second, page_size=1) == 2 and log.catch_up(first) == 0
+        assert first.size() == second.size() == 6
+    finally:
+        first.close()
+        second.close()

@@ -8,6 +8,7 @@ COPY adapters adapters
 COPY projections projections
 COPY consumers consumers
 COPY cli cli
+COPY transparency transparency
 COPY benchmarks benchmarks
 RUN pip install --no-cache-dir .
 ENTRYPOINT ["ledger"]

@@ -12,6 +12,7 @@ from psycopg.conninfo import make_conninfo
 from domain.errors import InvalidValue
 from projections.store import PostgresProjectionStore, ProjectionStore, SQLiteProjectionStore
 from service_layer.ledger import Clock, Ledger, utc_now
+from transparency.store import PostgresTreeStore, SQLiteTreeStore, TreeStore
 
 DEFAULT_DB = "sqlite:///ledger.db"
 DEFAULT_LOCK_TIMEOUT = "30"
@@ -105,7 +106,21 @@ def build_projection_store(url: str | None = None) -> ProjectionStore:
         return SQLiteProjectionStore(env["SQLITE_DBNAME"])
     if env["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
         return PostgresProjectionStore(_conninfo(env), env.get("POSTGRES_SCHEMA", "public"))
-    raise InvalidValue("db", resolved, "projections need a sqlite:/// or postgresql:// database")
+    raise InvalidValue("db", describe(resolved), "projections need a sqlite:/// or postgresql:// database")
+
+
+def build_tree_store(url: str | None = None) -> TreeStore:
+    """The transparency log's tree beside the ledger at `url` (the ledger's tables are created first if missing)."""
+    resolved = database_url(url)
+    env = persistence_env(resolved)
+    if env["PERSISTENCE_MODULE"] not in ("eventsourcing.sqlite", "eventsourcing.postgres"):
+        raise InvalidValue("db", describe(resolved), "the transparency log needs a sqlite:/// or postgresql:// database")
+    app = build_ledger(resolved)
+    table = app.recorder.events_table_name
+    app.close()
+    if env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
+        return SQLiteTreeStore(env["SQLITE_DBNAME"], table)
+    return PostgresTreeStore(_conninfo(env), env.get("POSTGRES_SCHEMA", "public"), table)
 
 
 def _conninfo(env: dict[str, str]) -> str:
@@ -113,3 +128,30 @@ def _conninfo(env: dict[str, str]) -> str:
         host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"], dbname=env["POSTGRES_DBNAME"],
         user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"], connect_timeout=10,
     )
+
+
+def init_database(url: str | None = None, owner_url: str | None = None) -> str:
+    """Create the ledger's tables, guards and tree at `url`; with `owner_url`, as that role, granting the role of `url` only
+    what appending and reading need. Returns the role that owns the schema."""
+    from urllib.parse import urlparse
+
+    from adapters.postgres_roles import grant_everyday_role
+
+    resolved = database_url(url)
+    env = persistence_env(resolved)
+    builder = resolved
+    if owner_url is not None:
+        if env["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
+            raise InvalidValue("owner-url", describe(owner_url), "an owner role is for PostgreSQL; --db must be a postgresql:// URL")
+        schema = env.get("POSTGRES_SCHEMA", "public")
+        builder = owner_url if "schema=" in owner_url else f"{owner_url}{'&' if '?' in owner_url else '?'}schema={schema}"
+        if persistence_env(builder).get("POSTGRES_SCHEMA", "public") != schema:
+            raise InvalidValue("owner-url", describe(owner_url), f"names another schema than --db ({schema})")
+    build_ledger(builder).close()
+    build_projection_store(builder).close()
+    build_tree_store(builder).close()
+    owner_env = persistence_env(builder)
+    if owner_url is not None:
+        grant_everyday_role(_conninfo(owner_env), owner_env.get("POSTGRES_SCHEMA", "public"), env["POSTGRES_USER"])
+        build_ledger(resolved).close()  # the everyday role can open it
+    return owner_env.get("POSTGRES_USER", "") or urlparse(builder).username or ""

@@ -10,7 +10,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.utils import retry
 from psycopg import Cursor
 from psycopg.errors import LockNotAvailable
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier, Literal
 
 from domain.catalogue import VERSION_KEY
@@ -83,10 +83,20 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             SQL("REVOKE UPDATE, DELETE ON {schema}.{table} FROM PUBLIC, CURRENT_USER").format(schema=schema, table=table),
         ]
 
+    def _owned_by_another_role(self) -> bool:
+        """Whether the events table exists and belongs to a role the connected one is not a member of."""
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            row = curs.execute(
+                "SELECT NOT pg_has_role(current_user, relowner, 'MEMBER') FROM pg_class WHERE oid = to_regclass(%s)",
+                (f'"{self.datastore.schema}"."{self.events_table_name}"',),
+            ).fetchone()
+        return bool(row and row[0])
+
     def create_table(self) -> None:
-        # The DDL waits, with no timeout, behind a running write's lock (CREATE INDEX IF NOT EXISTS locks the
-        # table before it looks): every command would hang during a long import. So it runs only once.
-        if self._tables_in_place():
+        # `ledger db init --owner-url` made these tables: this role may only append and read, so it runs no DDL.
+        # Nor does it once the DDL has run: it waits, with no timeout, behind a running write's lock (CREATE INDEX
+        # IF NOT EXISTS locks the table before it looks), so every command would hang during a long import.
+        if self._owned_by_another_role() or self._tables_in_place():
             self.datastore.register_type_adapters()
             return
         # Processes that start together would otherwise run this DDL at once and fail on catalog conflicts.

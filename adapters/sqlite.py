@@ -24,6 +24,12 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             "BEGIN SELECT RAISE(ABORT, 'stored events are immutable'); END",
             f"CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table} "
             "BEGIN SELECT RAISE(ABORT, 'stored events are immutable'); END",
+            # REPLACE, INSERT OR REPLACE and upserts delete the row they collide with without firing DELETE triggers
+            # (unless recursive_triggers is on), so an insert that would collide with a stored event is refused first.
+            f"CREATE TRIGGER IF NOT EXISTS {table}_no_replace BEFORE INSERT ON {table} "
+            f"WHEN EXISTS (SELECT 1 FROM {table} WHERE rowid = NEW.rowid) "
+            f"OR EXISTS (SELECT 1 FROM {table} WHERE originator_id = NEW.originator_id AND originator_version = NEW.originator_version) "
+            "BEGIN SELECT RAISE(ABORT, 'stored events are immutable'); END",
         ]
 
     def _insert_events(

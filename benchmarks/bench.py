@@ -10,6 +10,7 @@ Each measurement runs in its own process, so its peak memory is its own. Baselin
   one flush at the end) and reading them back without decoding, the ceilings over `kafka-relay` and `kafka-consume`;
 - `kafka-lag`: relay and consumer running in their own processes while a writer appends about 1,000 events/s;
   reported as the 99th percentile of the time from an event's commit to its row in the read model.
+- `baseline-sha256`: plain SHA-256 over the same leaf bytes, the floor under `tlog-verify` (`ledger verify`).
 """
 
 from __future__ import annotations
@@ -106,6 +107,39 @@ def rebuild(url: str) -> dict[str, Any]:
     store.close()
     app.close()
     return _result("rebuild", _store(url), applied, seconds)
+
+
+def tlog_verify(url: str) -> dict[str, Any]:
+    """`ledger verify` without a checkpoint: every event re-read and re-hashed, the tree recomputed and compared (tree built first, untimed)."""
+    import bootstrap
+    from transparency import audit, log
+
+    store = bootstrap.build_tree_store(url)
+    log.catch_up(store)
+    started = time.perf_counter()
+    report = audit.verify(store)
+    seconds = time.perf_counter() - started
+    store.close()
+    assert report.holds, [f.line() for f in report.findings]
+    return _result("tlog-verify", _store(url), report.events, seconds)
+
+
+def baseline_sha256(url: str) -> dict[str, Any]:
+    """Plain SHA-256 over the same leaf bytes (read and encoded first, untimed), the floor under `tlog-verify`."""
+    import hashlib
+
+    import bootstrap
+    from transparency.leaf import record_leaf
+    from transparency.store import LOWEST
+
+    store = bootstrap.build_tree_store(url)
+    leaves = [record_leaf(r) for r in store.records(LOWEST, 10_000_000)]
+    store.close()
+    started = time.perf_counter()
+    for leaf in leaves:
+        hashlib.sha256(leaf).digest()
+    seconds = time.perf_counter() - started
+    return _result("baseline-sha256", _store(url), len(leaves), seconds)
 
 
 def kafka_relay(url: str, server: str, topic: str) -> dict[str, Any]:
@@ -256,6 +290,7 @@ MEASURES = {
     "demo-write": demo_write, "baseline-insert": baseline_insert, "baseline-read": baseline_read, "rebuild": rebuild,
     "kafka-relay": kafka_relay, "kafka-consume": kafka_consume, "kafka-raw-produce": kafka_raw_produce,
     "kafka-raw-consume": kafka_raw_consume, "kafka-lag": kafka_lag,
+    "tlog-verify": tlog_verify, "baseline-sha256": baseline_sha256,
 }
 
 
@@ -305,6 +340,8 @@ def main() -> None:
         results.append(_measure("baseline-insert", url, base_url))
         results.append(_measure("baseline-read", url))
         results.append(_measure("rebuild", url))
+        results.append(_measure("tlog-verify", url))
+        results.append(_measure("baseline-sha256", url))
     server = options.kafka or os.environ.get("LEDGER_TEST_KAFKA")
     if server and postgres:
         topic = f"bench.{uuid.uuid4().hex[:8]}"
@@ -326,6 +363,7 @@ def main() -> None:
     baselines.update({("rebuild", r["store"]): r for r in results if r["name"] == "baseline-read"})
     baselines.update({("kafka-relay", r["store"]): r for r in results if r["name"] == "kafka-raw-produce"})
     baselines.update({("kafka-consume", r["store"]): r for r in results if r["name"] == "kafka-raw-consume"})
+    baselines.update({("tlog-verify", r["store"]): r for r in results if r["name"] == "baseline-sha256"})
     print(f"scale {options.scale}, seed {options.seed}, python {sys.version.split()[0]}, {os.cpu_count()} cores")
     print(f"{'measure':16} {'store':10} {'events':>8} {'seconds':>8} {'events/s':>9} {'peak MiB':>9}  vs baseline")
     for r in results:

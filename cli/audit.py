@@ -76,39 +76,3 @@ def register(ledger: click.Group) -> None:
             [(e["position"], e["recorded_at"][:19], e["occurred_at"][:19], e["actor"], e["aggregate"], e["type"], e["summary"][:80]) for e in entries],
         ))
         click.echo(f"{len(entries)} events")
-
-    @audit.command("seal")
-    @db_option
-    @pass_settings
-    def seal(settings: Settings) -> None:
-        """Print the chain digest of every stored event; publish it so that any later edit can be proven."""
-        from projections.integrity import chain
-
-        app = settings.ledger()
-        try:
-            position, digest, count = chain(app.recorder)
-        finally:
-            app.close()
-        click.echo(f"position {position} ({count} events): {digest}")
-        click.echo(f"verify later with: ledger audit verify {digest} --position {position}")
-
-    @audit.command("verify")
-    @click.argument("digest")
-    @click.option("--position", type=click.IntRange(min=0), required=True, help="the position the digest was sealed at")
-    @db_option
-    @pass_settings
-    def verify(settings: Settings, digest: str, position: int) -> None:
-        """Check that the events up to a sealed position are exactly those that were sealed."""
-        from projections.integrity import chain
-
-        app = settings.ledger()
-        try:
-            last, actual, count = chain(app.recorder, until=position)
-        finally:
-            app.close()
-        if last != position:
-            raise click.ClickException(f"position: {position}: the ledger's events end at position {last}; the sealed history is not all there")
-        if actual != digest.strip().lower():
-            raise click.ClickException(f"digest: {digest!r}: the {count} events up to position {position} are not the ones that were sealed ({actual})")
-        click.echo(f"verified: {count} events up to position {position} are unchanged")
-

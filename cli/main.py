@@ -186,16 +186,17 @@ def db() -> None:
 
 
 @db.command("init")
+@click.option("--owner-url", help="PostgreSQL URL of the role that owns the schema; the role in --db then only reads and appends")
 @db_option
 @pass_settings
-def db_init(settings: Settings) -> None:
+def db_init(settings: Settings, owner_url: str | None) -> None:
     """Create the ledger's tables (if missing) and the guards that keep stored events immutable."""
     url = bootstrap.database_url(settings.db)
-    app = bootstrap.build_ledger(url)
-    store = bootstrap.build_projection_store(url)
-    store.close()
-    app.close()
+    owner = bootstrap.init_database(url, owner_url)
     click.echo(f"ready: {bootstrap.describe(url)}; stored events refuse UPDATE and DELETE")
+    if owner_url:
+        role = bootstrap.persistence_env(url)["POSTGRES_USER"]
+        click.echo(f"schema owned by {owner}; {role} may read and append, and cannot lift the guards")
 
 
 @db.command("check")
@@ -236,11 +237,12 @@ def history(settings: Settings, ref: str, as_of: str | None, fmt: str) -> None:
     click.echo(render.history(events, fmt))
 
 
-from cli import audit, reporting, streaming  # noqa: E402
+from cli import audit, reporting, streaming, transparency  # noqa: E402
 
 reporting.register(ledger)
 audit.register(ledger)
 streaming.register(ledger)
+transparency.register(ledger)
 
 
 def main() -> None:

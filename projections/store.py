@@ -162,6 +162,12 @@ class PostgresProjectionStore:
         self.schema = schema
         self.rows_table = SQL("{}.{}").format(Identifier(schema), Identifier("projection_rows"))
         self.tracking_table = SQL("{}.{}").format(Identifier(schema), Identifier("projection_tracking"))
+        made = self.connection.execute(
+            "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
+            (f'"{schema}".projection_rows', f'"{schema}".projection_tracking'),
+        ).fetchone()
+        if made is not None and made[0]:
+            return  # no DDL: the schema's owner may have made these tables for a role that only reads and writes rows
         with self.connection.transaction():
             # The same lock as the event store's DDL: concurrent CREATE ... IF NOT EXISTS can still collide.
             self.connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"cluster-ledger-ddl:{schema}",))

@@ -1,85 +1,148 @@
-"""Sealed digests prove that stored events were not altered, removed or reordered, even by someone who bypasses the guards."""
+"""`ledger verify` names the first position where stored history diverges from the recorded tree and checkpoint, and how,
+even when someone with the database's owner rights went around the guards."""
 
 from __future__ import annotations
 
-import os
-import re
-import sqlite3
+from pathlib import Path
 
-import psycopg
+import pytest
 from click.testing import CliRunner
 
-import bootstrap
 from cli.main import ledger
-from service_layer import commands as c
-from tests.builders import matchmaking_with_two_orgs
+from tests.integration.tampering import history, tamper
 
 
-def seal(url: str) -> tuple[str, int]:
-    result = CliRunner().invoke(ledger, ["audit", "seal", "--db", url])
-    assert result.exit_code == 0, result.output
-    found = re.search(r"position (\d+) \(\d+ events\): ([0-9a-f]{64})", result.stdout)
-    assert found
-    return found.group(2), int(found.group(1))
-
-
-def verify(url: str, digest: str, position: int) -> tuple[int, str]:
-    result = CliRunner().invoke(ledger, ["audit", "verify", digest, "--position", str(position), "--db", url])
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(ledger, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     return result.exit_code, result.output
 
 
-def tamper(url: str, statement: str) -> None:
-    """Edit stored events the way only someone with the database's owner rights could: around the guards."""
-    if url.startswith("sqlite:///"):
-        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-            conn.execute("DROP TRIGGER stored_events_no_update")
-            conn.execute("DROP TRIGGER stored_events_no_delete")
-            conn.execute(statement.format(table="stored_events", id="rowid"))
-        return
-    admin = os.environ["LEDGER_TEST_PG_ADMIN_URL"].rsplit("/", 1)[0] + "/" + url.split("/")[-1].split("?")[0]
-    schema = url.partition("?schema=")[2]
-    with psycopg.connect(admin) as conn:
-        conn.execute(f'ALTER TABLE "{schema}".ledger_events DISABLE TRIGGER USER')  # type: ignore[arg-type]
-        conn.execute(statement.format(table=f'"{schema}".ledger_events', id="notification_id"))  # type: ignore[arg-type]
+def on(url: str, sqlite: str, postgres: str) -> str:
+    return sqlite if url.startswith("sqlite") else postgres
 
 
-def history(url: str) -> None:
-    setup, event, a, b = matchmaking_with_two_orgs()
-    app = bootstrap.build_ledger(url)
-    app.execute(setup)
-    app.execute([c.RequestMeeting(meeting=f"{event}-M", activity=event, requester=a, partner=b, occurred_at="2024-02-10")])
-    app.close()
-
-
-def test_a_sealed_history_verifies_and_keeps_verifying_as_events_are_added(db_url: str) -> None:
+@pytest.fixture
+def recorded(db_url: str, tmp_path: Path) -> tuple[str, Path, Path]:
+    """A history of 12 events, a signed checkpoint of it, and the verifier key."""
     history(db_url)
-    digest, position = seal(db_url)
-    assert verify(db_url, digest, position) == (0, f"verified: {position} events up to position {position} are unchanged\n")
     history(db_url)
-    assert verify(db_url, digest, position)[0] == 0
-    assert seal(db_url)[0] != digest
+    assert run("keygen", "auditor.example/ledger", "--dir", str(tmp_path))[0] == 0
+    cp = tmp_path / "cp.txt"
+    assert run("checkpoint", "--sign", str(tmp_path / "auditor.example_ledger.key"), "--out", str(cp), "--db", db_url)[0] == 0
+    return db_url, cp, tmp_path / "auditor.example_ledger.pub"
 
 
-def test_an_altered_event_fails_verification(db_url: str) -> None:
-    history(db_url)
-    digest, position = seal(db_url)
-    changed = "convert_to(replace(convert_from(state, 'UTF8'), 'Milan', 'Milano'), 'UTF8')" if "postgresql" in db_url else \
-        "CAST(replace(CAST(state AS TEXT), 'Milan', 'Milano') AS BLOB)"
-    tamper(db_url, "UPDATE {table} SET state = " + changed + " WHERE {id} = 3")
-    code, output = verify(db_url, digest, position)
-    assert code == 1 and "are not the ones that were sealed" in output
+def verify(url: str, cp: Path, key: Path) -> tuple[int, list[str]]:
+    code, output = run("verify", "--checkpoint", str(cp), "--verifier-key", str(key), "--db", url)
+    return code, output.splitlines()
 
 
-def test_a_removed_event_fails_verification(db_url: str) -> None:
-    history(db_url)
-    digest, position = seal(db_url)
-    tamper(db_url, "DELETE FROM {table} WHERE {id} = 2")
-    code, output = verify(db_url, digest, position)
-    assert code == 1 and "digest" in output
+def test_an_untouched_history_verifies_and_keeps_verifying_as_events_are_added(recorded: tuple[str, Path, Path]) -> None:
+    url, cp, key = recorded
+    assert verify(url, cp, key) == (0, ["verified: 12 stored events match the tree of 12 leaves; "
+                                        "matches checkpoint auditor.example/ledger at tree size 12 (signature valid)"])
+    history(url)
+    assert verify(url, cp, key) == (0, ["verified: 18 stored events match the tree of 18 leaves; "
+                                        "matches checkpoint auditor.example/ledger at tree size 12 (signature valid)"])
 
 
-def test_a_wrong_digest_is_named(db_url: str) -> None:
-    history(db_url)
-    _, position = seal(db_url)
-    code, output = verify(db_url, "00" * 32, position)
-    assert code == 1 and output.startswith(f"Error: digest: '{'00' * 32}'")
+def test_an_untouched_demo_verifies(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    assert run("demo", "--scale", "0.01", "--db", url)[0] == 0
+    code, output = run("verify", "--db", url)
+    assert code == 0 and output.startswith("verified: 445 stored events match the tree of 445 leaves")
+
+
+ONE_BYTE = "UPDATE {events} SET state = " + "{changed} WHERE {id} = 3"
+
+
+@pytest.mark.parametrize(("case", "first"), [
+    ("one byte", "position 3: payload altered: the event's leaf hash is not the one the tree recorded"),
+    ("as text", "position 3: payload altered: the event's leaf hash is not the one the tree recorded"),
+    ("deleted", "position 4: event deleted: the tree holds leaf 3 for position 4, the log has no event there"),
+    ("inserted", "position 0: event inserted: the log has an event at position 0 that the tree never held"),
+    ("swapped", "position 3: events reordered (2 positions): the event stored at position 3 was recorded at position 5"),
+    ("tree", "position 3: tree table altered: the stored hash of leaf 2 is not the hash of the event, which its parent node still matches"),
+    ("tree node", "position 5: tree table altered: node (1, 2) is not the hash of its two children"),
+    ("tail", "position 7: log shorter than the checkpoint: the checkpoint commits to 12 events, the log holds 6; the first missing one follows position 6"),
+])
+def test_each_kind_of_tampering_is_named_at_its_first_position(recorded: tuple[str, Path, Path], case: str, first: str) -> None:
+    url, cp, key = recorded
+    statements = {
+        "one byte": [ONE_BYTE.format(changed=on(url, "CAST(replace(CAST(state AS TEXT), 'actor', 'actos') AS BLOB)",
+                                                "convert_to(replace(convert_from(state, 'UTF8'), 'actor', 'actos'), 'UTF8')"), events="{events}", id="{id}")],
+        "as text": [ONE_BYTE.format(changed=on(url, "CAST(state AS TEXT)", "'\\xff00'::bytea"), events="{events}", id="{id}")],
+        "deleted": ["DELETE FROM {events} WHERE {id} = 4"],
+        "inserted": [on(url, "INSERT INTO {events} (rowid, originator_id, originator_version, topic, state) "
+                             "SELECT 0, '00000000-0000-4000-8000-000000000000', 1, topic, state FROM {events} WHERE rowid = 1",
+                        "INSERT INTO {events} (notification_id, originator_id, originator_version, topic, state) "
+                        "SELECT 0, '00000000-0000-4000-8000-000000000000', 1, topic, state FROM {events} WHERE notification_id = 1")],
+        "swapped": ["UPDATE {events} SET {id} = -1 WHERE {id} = 3", "UPDATE {events} SET {id} = 3 WHERE {id} = 5",
+                    "UPDATE {events} SET {id} = 5 WHERE {id} = -1"],
+        "tree": [on(url, "UPDATE tlog_leaves SET hash = zeroblob(32) WHERE leaf_index = 2",
+                    "UPDATE {schema}.tlog_leaves SET hash = '\\x00'::bytea WHERE leaf_index = 2")],
+        "tree node": [on(url, "UPDATE tlog_nodes SET hash = zeroblob(32) WHERE level = 1 AND node_index = 2",
+                         "UPDATE {schema}.tlog_nodes SET hash = '\\x00'::bytea WHERE level = 1 AND node_index = 2")],
+        "tail": ["DELETE FROM {events} WHERE {id} > 6", "DELETE FROM {schema}.tlog_leaves WHERE leaf_index >= 6",
+                 "DELETE FROM {schema}.tlog_nodes WHERE (node_index + 1) * (1 << level) > 6"],
+    }[case]
+    tamper(url, *statements)
+    code, lines = verify(url, cp, key)
+    assert code == 1
+    assert lines[0].startswith(first), lines
+    if case == "as text" and url.startswith("sqlite"):
+        assert "(payload stored as text: " in lines[0]
+    assert lines[-1].startswith("Error: history diverges:")
+
+
+def test_a_rewritten_history_with_a_rebuilt_tree_differs_from_the_checkpoint(recorded: tuple[str, Path, Path]) -> None:
+    url, cp, key = recorded
+    tamper(url, "DELETE FROM {schema}.tlog_nodes", "DELETE FROM {schema}.tlog_leaves",
+           "UPDATE {events} SET originator_version = 7 WHERE {id} = 2")
+    code, lines = verify(url, cp, key)
+    assert code == 1 and lines[0].startswith("checkpoint: checkpoint root differs: the first 12 stored events hash to root "), lines
+
+
+def test_a_forged_or_foreign_checkpoint_is_named(recorded: tuple[str, Path, Path], tmp_path: Path) -> None:
+    url, cp, key = recorded
+    forged = tmp_path / "forged.txt"
+    forged.write_text(cp.read_text().replace("\n12\n", "\n11\n", 1))
+    assert verify(url, forged, key)[1][0] == "checkpoint: signature invalid: the signature by auditor.example/ledger+" + key.read_text().split("+")[1] + " does not match the checkpoint"
+    run("keygen", "other", "--dir", str(tmp_path))
+    assert verify(url, cp, tmp_path / "other.pub")[1][0].startswith("checkpoint: signature invalid: the checkpoint carries no signature by key other+")
+
+
+def test_garbage_stored_bytes_never_cause_a_traceback(recorded: tuple[str, Path, Path]) -> None:
+    url, cp, key = recorded
+    tamper(url, on(url, "UPDATE {events} SET state = NULL, originator_version = 'x', topic = x'00ff' WHERE {id} = 2",
+                   "UPDATE {events} SET state = '\\x00ff'::bytea WHERE {id} = 2"))
+    code, lines = verify(url, cp, key)
+    assert code == 1 and lines[0].startswith("position 2: payload altered"), lines
+
+
+def test_garbage_in_the_tree_tables_is_named_not_a_traceback(recorded: tuple[str, Path, Path]) -> None:
+    url, cp, key = recorded
+    garbage = on(url, "UPDATE tlog_leaves SET hash = 'text', position = 'x' WHERE leaf_index = 4; "
+                      "UPDATE tlog_nodes SET level = 'one' WHERE node_index = 0 AND level = 1",
+                 "UPDATE {schema}.tlog_leaves SET hash = '\\x01', position = 1000 WHERE leaf_index = 4; "
+                 "UPDATE {schema}.tlog_nodes SET level = 40 WHERE node_index = 0 AND level = 1")
+    tamper(url, *garbage.split("; "))
+    code, lines = verify(url, cp, key)
+    assert code == 1 and any(" tree table altered" in line for line in lines), lines
+    assert lines[-1].startswith("Error: history diverges:")
+
+
+def test_a_payload_column_turned_to_text_is_named_on_postgres(tmp_path: Path) -> None:
+    from tests.conftest import drop_schema, fresh_postgres_url
+
+    url = fresh_postgres_url()
+    try:
+        history(url)
+        assert run("checkpoint", "--out", str(tmp_path / "cp.txt"), "--db", url)[0] == 0
+        tamper(url, "ALTER TABLE {events} ALTER COLUMN state TYPE text USING convert_from(state, 'UTF8')")
+        code, output = run("verify", "--checkpoint", str(tmp_path / "cp.txt"), "--db", url)
+        assert code == 1 and output.startswith("position 1: payload altered (6 positions): the event's leaf hash is not the one the tree "
+                                               "recorded (payload stored as str: '{\"class_version\":"), output
+    finally:
+        drop_schema(url)

@@ -1,0 +1,182 @@
+"""Commands of the transparency log: keys, signed checkpoints, proofs and full verification."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import click
+
+import bootstrap
+from cli import render
+from cli.context import Settings, db_option, pass_settings
+from transparency import audit, log
+from transparency.errors import TransparencyError
+from transparency.leaf import parse_leaf
+from transparency.note import Checkpoint, Signer, Verifier, parse_signer, parse_verifier, read_checkpoint, sign_note
+from transparency.proofs import ConsistencyProof, check_consistency, check_inclusion, parse_proof
+from transparency.store import TreeStore
+
+
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise click.ClickException(f"{what}: {str(path)!r}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{what}: {str(path)!r}: not UTF-8 text") from None
+
+
+def _verifier(path: Path | None) -> Verifier | None:
+    return None if path is None else parse_verifier(_read(path, "verifier-key"))
+
+
+def _checkpoint(path: Path, verifier: Verifier | None, what: str = "checkpoint") -> Checkpoint:
+    try:
+        return read_checkpoint(_read(path, what), verifier)
+    except TransparencyError as error:
+        raise click.ClickException(f"{what}: {str(path)!r}: {error}") from None
+
+
+def _write(text: str, out: Path | None) -> None:
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    out.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {out}")
+
+
+def _caught_up(store: TreeStore) -> None:
+    """Add the events the tree lacks, with a progress bar when they are many (a ledger's first use)."""
+    last = store.last_leaf()
+    behind = store.last_position() - (last.position if last else 0)
+    with render.progress(length=max(behind, 0), label="adding events to the tree", threshold=20_000) as bar:
+        log.catch_up(store, progress=bar.update)
+
+
+def register(ledger: click.Group) -> None:
+    """Add keygen, checkpoint, prove, verify-proof and verify to the `ledger` group."""
+
+    @ledger.command()
+    @click.argument("name")
+    @click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True,
+                  help="folder to write NAME.key (signer) and NAME.pub (verifier) into")
+    def keygen(name: str, folder: Path) -> None:
+        """Write a new Ed25519 signer key and its verifier key in the signed-note formats."""
+        signer = Signer.generate(name)
+        safe = name.replace("/", "_")
+        private, public = folder / f"{safe}.key", folder / f"{safe}.pub"
+        if private.exists():
+            raise click.ClickException(f"name: {str(private)!r} already exists; keys are never overwritten")
+        private.touch(mode=0o600)
+        private.write_text(signer.encode() + "\n", encoding="utf-8")
+        public.write_text(signer.verifier.encode() + "\n", encoding="utf-8")
+        click.echo(f"signer key (keep secret): {private}\nverifier key (publish): {public}\n{signer.verifier.encode()}")
+
+    @ledger.command("checkpoint")
+    @click.option("--sign", "key", type=click.Path(dir_okay=False, path_type=Path), help="signer key file from `ledger keygen`; its name is the origin")
+    @click.option("--origin", help=f"origin line (default: the signer key's name, or {log.DEFAULT_ORIGIN} unsigned)")
+    @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="write the checkpoint to this file instead of printing it")
+    @db_option
+    @pass_settings
+    def checkpoint(settings: Settings, key: Path | None, origin: str | None, out: Path | None) -> None:
+        """Catch the tree up and print its checkpoint: origin, tree size and root hash, signed with --sign."""
+        signer = parse_signer(_read(key, "sign")) if key else None
+        store = bootstrap.build_tree_store(settings.db)
+        try:
+            _caught_up(store)
+            cp = log.checkpoint(store, origin or (signer.name if signer else log.DEFAULT_ORIGIN))
+        finally:
+            store.close()
+        _write(sign_note(cp.body(), signer) if signer else cp.body(), out)
+
+    @ledger.command()
+    @click.argument("position", type=int, required=False)
+    @click.option("--checkpoint", "cp_file", type=click.Path(dir_okay=False, path_type=Path), help="the checkpoint whose tree the event is proven in")
+    @click.option("--from", "old_file", type=click.Path(dir_okay=False, path_type=Path), help="the older checkpoint of a consistency proof")
+    @click.option("--to", "new_file", type=click.Path(dir_okay=False, path_type=Path), help="the newer checkpoint of a consistency proof")
+    @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="write the proof to this file instead of printing it")
+    @db_option
+    @pass_settings
+    def prove(settings: Settings, position: int | None, cp_file: Path | None, old_file: Path | None, new_file: Path | None, out: Path | None) -> None:
+        """Print an inclusion proof (POSITION --checkpoint) or a consistency proof (--from --to) as JSON."""
+        if position is not None and cp_file is not None and old_file is None and new_file is None:
+            cp = _checkpoint(cp_file, None)
+            store = bootstrap.build_tree_store(settings.db)
+            try:
+                proof = log.prove_inclusion(store, position, cp)
+            finally:
+                store.close()
+        elif position is None and cp_file is None and old_file is not None and new_file is not None:
+            old, new = _checkpoint(old_file, None, "from"), _checkpoint(new_file, None, "to")
+            store = bootstrap.build_tree_store(settings.db)
+            try:
+                proof = log.prove_consistency(store, old, new)
+            finally:
+                store.close()
+        else:
+            raise click.UsageError("give POSITION --checkpoint FILE for an inclusion proof, or --from FILE --to FILE for a consistency proof")
+        _write(proof.model_dump_json(indent=2) + "\n", out)
+
+    @ledger.command("verify-proof")
+    @click.argument("proof_file", metavar="PROOF", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option("--checkpoint", "cp_file", type=click.Path(dir_okay=False, path_type=Path), required=True,
+                  help="the checkpoint the proof leads to (the newer one for a consistency proof)")
+    @click.option("--old-checkpoint", "old_file", type=click.Path(dir_okay=False, path_type=Path), help="the older checkpoint of a consistency proof")
+    @click.option("--verifier-key", "key", type=click.Path(dir_okay=False, path_type=Path), help="check the checkpoints' signatures with this verifier key")
+    def verify_proof(proof_file: Path, cp_file: Path, old_file: Path | None, key: Path | None) -> None:
+        """Check a proof against checkpoints, with no database at all."""
+        verifier = _verifier(key)
+        proof = parse_proof(_read(proof_file, "proof"))
+        cp = _checkpoint(cp_file, verifier)
+        if isinstance(proof, ConsistencyProof):
+            if old_file is None:
+                raise click.UsageError("a consistency proof needs --old-checkpoint")
+            check_consistency(proof, _checkpoint(old_file, verifier, "old-checkpoint"), cp)
+            click.echo(f"verified: the tree of {proof.old_size} events is a prefix of the tree of {proof.new_size} events")
+        else:
+            check_inclusion(proof, cp)
+            leaf = parse_leaf(base64.b64decode(proof.leaf))
+            click.echo(f"verified: the event at position {proof.position} is leaf {proof.leaf_index} of the tree of {proof.tree_size} events")
+            click.echo(f"  {leaf.topic} of {leaf.aggregate_id} version {leaf.version}, recorded {leaf.recorded_at or '?'}, "
+                       f"{len(leaf.payload)} payload bytes")
+        if verifier is None:
+            click.echo("note: no --verifier-key given; the checkpoints' signatures were not checked", err=True)
+
+    @ledger.command("verify")
+    @click.option("--checkpoint", "cp_file", type=click.Path(dir_okay=False, path_type=Path), help="a checkpoint the stored history must still match")
+    @click.option("--verifier-key", "key", type=click.Path(dir_okay=False, path_type=Path), help="check the checkpoint's signature with this verifier key")
+    @db_option
+    @pass_settings
+    def verify(settings: Settings, cp_file: Path | None, key: Path | None) -> None:
+        """Re-read and re-hash every stored event; compare with the stored tree and a checkpoint; exit 1 on any divergence."""
+        if key is not None and cp_file is None:
+            raise click.UsageError("--verifier-key checks a checkpoint's signature: give --checkpoint too")
+        verifier = _verifier(key)
+        findings: list[str] = []
+        cp = None
+        if cp_file is not None:
+            text = _read(cp_file, "checkpoint")
+            try:
+                cp = read_checkpoint(text, verifier)
+            except TransparencyError as error:
+                findings.append(f"checkpoint: {error}")
+                try:
+                    cp = read_checkpoint(text)
+                except TransparencyError:
+                    cp = None
+        store = bootstrap.build_tree_store(settings.db)
+        try:
+            _caught_up(store)
+            with render.progress(length=store.size(), label="verifying", threshold=20_000) as bar:
+                report = audit.verify(store, cp, progress=bar.update)
+        finally:
+            store.close()
+        findings += [f.line() for f in report.findings]
+        if findings:
+            for line in findings:
+                click.echo(line)
+            raise click.ClickException(f"history diverges: {len(findings)} finding(s) over {report.events} stored events")
+        against = f"; matches checkpoint {cp.origin} at tree size {cp.size}" if cp else ""
+        signed = " (signature valid)" if cp and verifier else ""
+        click.echo(f"verified: {report.events} stored events match the tree of {report.tree_size} leaves{against}{signed}")

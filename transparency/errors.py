@@ -1,0 +1,21 @@
+"""Named errors of the transparency log: each says what failed to hold, in one line."""
+
+from __future__ import annotations
+
+from domain.errors import LedgerError
+
+
+class TransparencyError(LedgerError):
+    """Something about a checkpoint, key or proof does not hold."""
+
+
+class ProofFailed(TransparencyError):
+    """A proof does not lead to the root hash it claims."""
+
+
+class BadNote(TransparencyError):
+    """A checkpoint or signed note is malformed, or its signature does not verify."""
+
+
+class BadKey(TransparencyError):
+    """A signer or verifier key file is malformed."""

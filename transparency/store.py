@@ -1,0 +1,305 @@
+"""Where the tree lives: leaf and node hashes in tables beside the events, and raw reads of the events themselves."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from transparency.leaf import StoredRecord
+from transparency.merkle import Hash, node_hash
+
+LOWEST = -(1 << 63)
+"""Reads `after` this position see every stored row, even one forged at position 0 or below."""
+
+
+@dataclass(frozen=True)
+class StoredLeaf:
+    index: int
+    position: int
+    hash: bytes
+
+
+class TreeStore(Protocol):
+    """The events as stored, and the tree's leaves and complete-subtree nodes; `append` is one transaction."""
+
+    def records(self, after: int, limit: int) -> list[StoredRecord]:
+        """Up to `limit` stored events after position `after`, in position order, whatever their stored bytes."""
+        ...
+
+    def size(self) -> int:
+        """How many leaves the stored tree holds."""
+        ...
+
+    def last_position(self) -> int:
+        """The highest position of a stored event; 0 if none."""
+        ...
+
+    def last_leaf(self) -> StoredLeaf | None:
+        """The tree's last leaf, if any."""
+        ...
+
+    def leaf_at(self, position: int) -> StoredLeaf | None:
+        """The leaf of the event at `position`, if the tree holds one."""
+        ...
+
+    def complete(self, level: int, index: int) -> Hash:
+        """The stored hash of a complete subtree (level 0: a leaf hash); raises KeyError if missing."""
+        ...
+
+    def append(self, expected_size: int, leaves: Sequence[tuple[int, Hash]]) -> bool:
+        """Add `(position, leaf hash)` leaves and the nodes they complete, if the tree still has `expected_size` leaves."""
+        ...
+
+    def leaves(self) -> list[StoredLeaf]:
+        """Every stored leaf, by index."""
+        ...
+
+    def nodes(self) -> dict[tuple[int, int], Hash]:
+        """Every stored node above the leaves, by (level, index)."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+def _leaf(index: Any, position: Any, digest: Any) -> StoredLeaf:
+    """A stored leaf row as read, whatever an editor of the table put in it: odd values make it fail every check."""
+    return StoredLeaf(_whole(index), _whole(position), _hash(digest))
+
+
+def _whole(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else LOWEST
+
+
+def _hash(digest: Any) -> bytes:
+    return bytes(digest) if isinstance(digest, (bytes, memoryview)) else b""
+
+
+def nodes_completed(size: int, new: Sequence[Hash], lookup: Callable[[int, int], Hash]) -> list[tuple[int, int, Hash]]:
+    """The (level, index, hash) of every node that appending `new` leaf hashes to a tree of `size` leaves completes."""
+    made: dict[tuple[int, int], Hash] = {}
+    out = []
+    for k, current in enumerate(new):
+        level, index = 0, size + k
+        made[(0, index)] = current
+        while index & 1:
+            left = made.get((level, index - 1)) or lookup(level, index - 1)
+            current = node_hash(left, current)
+            level, index = level + 1, index >> 1
+            made[(level, index)] = current
+            out.append((level, index, current))
+    return out
+
+
+def _int(value: Any) -> tuple[int, str]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value, ""
+    return 0, f"version stored as {type(value).__name__}"
+
+
+def _canonical_id(stored: Any) -> str:
+    """A UUID in its hyphenated lower-case form, as both stores read it; anything else as its text."""
+    if stored is None:
+        return ""
+    try:
+        return str(uuid.UUID(str(stored)))
+    except ValueError:
+        return str(stored)
+
+
+def _record(position: int, aggregate: Any, version: Any, topic: Any, state: Any, stored_type: str = "") -> StoredRecord:
+    notes = []
+    number, problem = _int(version)
+    if problem:
+        notes.append(problem)
+    if isinstance(state, memoryview):
+        state = bytes(state)
+    payload: bytes | None = state if isinstance(state, bytes) and stored_type in ("", "blob") else None
+    if payload is None:
+        notes.append(f"payload stored as {stored_type or type(state).__name__}: {state!r}"[:2000])
+    return StoredRecord(
+        position=position, aggregate_id=_canonical_id(aggregate), version=number,
+        topic=topic if isinstance(topic, str) else repr(topic), state=payload, note="; ".join(notes),
+    )
+
+
+class SQLiteTreeStore:
+    """Tree tables in the ledger's SQLite file."""
+
+    def __init__(self, path: str, events_table: str = "stored_events") -> None:
+        self.connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+        # TEXT that is not UTF-8 must still be read, as bytes, so that verification can name it.
+        self.connection.text_factory = lambda raw: raw.decode("utf-8", "surrogateescape")
+        self.events = events_table
+        self.connection.executescript(
+            "CREATE TABLE IF NOT EXISTS tlog_leaves (leaf_index INTEGER PRIMARY KEY, position INTEGER NOT NULL UNIQUE, hash BLOB NOT NULL);"
+            "CREATE TABLE IF NOT EXISTS tlog_nodes (level INTEGER NOT NULL, node_index INTEGER NOT NULL, hash BLOB NOT NULL,"
+            " PRIMARY KEY (level, node_index));"
+            + "".join(
+                f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+                "BEGIN SELECT RAISE(ABORT, 'the tree is append-only'); END;"
+                for table in ("tlog_leaves", "tlog_nodes") for op in ("UPDATE", "DELETE")
+            )
+        )
+
+    def records(self, after: int, limit: int) -> list[StoredRecord]:
+        rows = self.connection.execute(
+            f"SELECT rowid, originator_id, originator_version, topic, state, typeof(state) FROM {self.events} "
+            "WHERE rowid > ? ORDER BY rowid LIMIT ?", (after, limit),
+        )
+        return [_record(*row) for row in rows]
+
+    def size(self) -> int:
+        row = self.connection.execute("SELECT max(leaf_index) FROM tlog_leaves").fetchone()
+        return 0 if row[0] is None else int(row[0]) + 1
+
+    def last_position(self) -> int:
+        row = self.connection.execute(f"SELECT max(rowid) FROM {self.events}").fetchone()
+        return 0 if row[0] is None else int(row[0])
+
+    def last_leaf(self) -> StoredLeaf | None:
+        row = self.connection.execute("SELECT leaf_index, position, hash FROM tlog_leaves ORDER BY leaf_index DESC LIMIT 1").fetchone()
+        return None if row is None else _leaf(*row)
+
+    def leaf_at(self, position: int) -> StoredLeaf | None:
+        row = self.connection.execute("SELECT leaf_index, position, hash FROM tlog_leaves WHERE position = ?", (position,)).fetchone()
+        return None if row is None else _leaf(*row)
+
+    def complete(self, level: int, index: int) -> Hash:
+        if level == 0:
+            row = self.connection.execute("SELECT hash FROM tlog_leaves WHERE leaf_index = ?", (index,)).fetchone()
+        else:
+            row = self.connection.execute("SELECT hash FROM tlog_nodes WHERE level = ? AND node_index = ?", (level, index)).fetchone()
+        if row is None or not isinstance(row[0], bytes):
+            raise KeyError((level, index))
+        return bytes(row[0])
+
+    def append(self, expected_size: int, leaves: Sequence[tuple[int, Hash]]) -> bool:
+        self.connection.execute("BEGIN IMMEDIATE")
+        try:
+            if self.size() != expected_size:
+                self.connection.execute("ROLLBACK")
+                return False
+            self.connection.executemany(
+                "INSERT INTO tlog_leaves (leaf_index, position, hash) VALUES (?, ?, ?)",
+                [(expected_size + k, position, h) for k, (position, h) in enumerate(leaves)],
+            )
+            nodes = nodes_completed(expected_size, [h for _, h in leaves], self.complete)
+            self.connection.executemany("INSERT INTO tlog_nodes (level, node_index, hash) VALUES (?, ?, ?)", nodes)
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        self.connection.execute("COMMIT")
+        return True
+
+    def leaves(self) -> list[StoredLeaf]:
+        return [_leaf(*row) for row in self.connection.execute("SELECT leaf_index, position, hash FROM tlog_leaves ORDER BY leaf_index")]
+
+    def nodes(self) -> dict[tuple[int, int], Hash]:
+        return {(_whole(level), _whole(index)): _hash(h) for level, index, h in self.connection.execute("SELECT level, node_index, hash FROM tlog_nodes")}
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class PostgresTreeStore:
+    """Tree tables in the ledger's PostgreSQL schema; created here unless the schema's owner made them (`db init --owner-url`)."""
+
+    def __init__(self, conninfo: str, schema: str = "public", events_table: str = "ledger_events") -> None:
+        import psycopg
+        from psycopg.sql import SQL, Identifier
+
+        self._sql = SQL
+        self.connection = psycopg.connect(conninfo, autocommit=True)
+        self.schema = schema
+        self.events = SQL("{}.{}").format(Identifier(schema), Identifier(events_table))
+        self.leaves_table = SQL("{}.{}").format(Identifier(schema), Identifier("tlog_leaves"))
+        self.nodes_table = SQL("{}.{}").format(Identifier(schema), Identifier("tlog_nodes"))
+        for statement in create_statements(schema):
+            table = statement[0]
+            found = self.connection.execute("SELECT to_regclass(%s)", (f'"{schema}"."{table}"',)).fetchone()
+            if found is None or found[0] is None:
+                with self.connection.transaction():
+                    self.connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"cluster-ledger-ddl:{schema}",))
+                    self.connection.execute(statement[1])
+
+    def records(self, after: int, limit: int) -> list[StoredRecord]:
+        rows = self.connection.execute(
+            self._sql("SELECT notification_id, originator_id::text, originator_version, topic, state FROM {} "
+                      "WHERE notification_id > %s ORDER BY notification_id LIMIT %s").format(self.events), (after, limit),
+        )
+        return [_record(*row) for row in rows]
+
+    def size(self) -> int:
+        row = self.connection.execute(self._sql("SELECT max(leaf_index) FROM {}").format(self.leaves_table)).fetchone()
+        return 0 if row is None or row[0] is None else int(row[0]) + 1
+
+    def last_position(self) -> int:
+        row = self.connection.execute(self._sql("SELECT max(notification_id) FROM {}").format(self.events)).fetchone()
+        return 0 if row is None or row[0] is None else int(row[0])
+
+    def last_leaf(self) -> StoredLeaf | None:
+        row = self.connection.execute(
+            self._sql("SELECT leaf_index, position, hash FROM {} ORDER BY leaf_index DESC LIMIT 1").format(self.leaves_table)
+        ).fetchone()
+        return None if row is None else StoredLeaf(row[0], row[1], bytes(row[2]))
+
+    def leaf_at(self, position: int) -> StoredLeaf | None:
+        row = self.connection.execute(
+            self._sql("SELECT leaf_index, position, hash FROM {} WHERE position = %s").format(self.leaves_table), (position,)
+        ).fetchone()
+        return None if row is None else StoredLeaf(row[0], row[1], bytes(row[2]))
+
+    def complete(self, level: int, index: int) -> Hash:
+        if level == 0:
+            row = self.connection.execute(self._sql("SELECT hash FROM {} WHERE leaf_index = %s").format(self.leaves_table), (index,)).fetchone()
+        else:
+            row = self.connection.execute(
+                self._sql("SELECT hash FROM {} WHERE level = %s AND node_index = %s").format(self.nodes_table), (level, index)
+            ).fetchone()
+        if row is None:
+            raise KeyError((level, index))
+        return bytes(row[0])
+
+    def append(self, expected_size: int, leaves: Sequence[tuple[int, Hash]]) -> bool:
+        with self.connection.transaction():
+            self.connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"cluster-ledger-tlog:{self.schema}",))
+            if self.size() != expected_size:
+                return False
+            with self.connection.cursor() as cursor:
+                cursor.executemany(
+                    self._sql("INSERT INTO {} (leaf_index, position, hash) VALUES (%s, %s, %s)").format(self.leaves_table),
+                    [(expected_size + k, position, h) for k, (position, h) in enumerate(leaves)],
+                )
+                nodes = nodes_completed(expected_size, [h for _, h in leaves], self.complete)
+                cursor.executemany(self._sql("INSERT INTO {} (level, node_index, hash) VALUES (%s, %s, %s)").format(self.nodes_table), nodes)
+        return True
+
+    def leaves(self) -> list[StoredLeaf]:
+        rows = self.connection.execute(self._sql("SELECT leaf_index, position, hash FROM {} ORDER BY leaf_index").format(self.leaves_table))
+        return [StoredLeaf(i, p, bytes(h)) for i, p, h in rows]
+
+    def nodes(self) -> dict[tuple[int, int], Hash]:
+        rows = self.connection.execute(self._sql("SELECT level, node_index, hash FROM {}").format(self.nodes_table))
+        return {(level, index): bytes(h) for level, index, h in rows}
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def create_statements(schema: str) -> list[tuple[str, Any]]:
+    """(table, CREATE statement) of the tree tables in a PostgreSQL schema."""
+    from psycopg.sql import SQL, Identifier
+
+    return [
+        ("tlog_leaves", SQL(
+            "CREATE TABLE IF NOT EXISTS {}.tlog_leaves (leaf_index bigint PRIMARY KEY, position bigint NOT NULL UNIQUE, hash bytea NOT NULL)"
+        ).format(Identifier(schema))),
+        ("tlog_nodes", SQL(
+            "CREATE TABLE IF NOT EXISTS {}.tlog_nodes (level smallint NOT NULL, node_index bigint NOT NULL, hash bytea NOT NULL, "
+            "PRIMARY KEY (level, node_index))"
+        ).format(Identifier(schema))),
+    ]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-LINKED = ("examples", "tests")
+LINKED = ("examples", "tests", "interop")
 """Repository folders the README's commands read from, linked into the fresh folder."""
 
 
@@ -110,8 +110,10 @@ def _transcript(body: list[str], first: int) -> list[Step]:
 
 _VARIABLE = [
     (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(\+00:00| UTC)?"), "<time>"),
+    (re.compile(r"/tmp/[\w.-]+/"), "<folder>/"),
     (re.compile(r"\b[0-9a-f]{32,}\b"), "<digest>"),
-    (re.compile(r"[A-Za-z0-9+/]{43}="), "<hash>"),
+    (re.compile(r"[A-Za-z0-9+/]{40,}={0,2}"), "<base64>"),
+    (re.compile(r"\+[0-9a-f]{8}\b"), "+<key hash>"),
     (re.compile(r"\b\d[\d,]*(\.\d+)? (s|events/s|MiB)\b"), r"<n> \2"),
 ]
 

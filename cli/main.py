@@ -236,11 +236,12 @@ def history(settings: Settings, ref: str, as_of: str | None, fmt: str) -> None:
     click.echo(render.history(events, fmt))
 
 
-from cli import audit, reporting, streaming  # noqa: E402
+from cli import audit, reporting, streaming, web  # noqa: E402
 
 reporting.register(ledger)
 audit.register(ledger)
 streaming.register(ledger)
+web.register(ledger)
 
 
 def main() -> None:

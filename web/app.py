@@ -178,7 +178,21 @@ def create_app(db: str | None, token: str | None = None) -> FastAPI:
         query = report_query(start, end, as_of, window_days, country)
         return page(request, "country.html", {**await run(lambda: read.country_page(reader, query)), "query": query.params()})
 
+    # Every page answers HEAD as it answers GET (uvicorn leaves the body out).
+    app.add_middleware(_HeadAsGet)
     return app
+
+
+class _HeadAsGet:
+    """Hands a HEAD request on as a GET, in a copy of its scope, so the server still knows to send no body."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "HEAD":
+            scope = dict(scope, method="GET")
+        await self.app(scope, receive, send)
 
 
 def _presents(request: Request, token: str) -> bool:

@@ -8,6 +8,7 @@ import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlencode
 
@@ -54,6 +55,7 @@ def create_app(db: str | None, token: str | None = None) -> FastAPI:
                   openapi_url="/api/openapi.json", lifespan=lifespan)
     env = Environment(loader=PackageLoader("web"), autoescape=select_autoescape(default=True, default_for_string=True))
     env.filters["number"] = _number
+    env.filters["moment"] = _moment
     env.globals["link"] = _link
     templates = Jinja2Templates(env=env)
 
@@ -214,6 +216,14 @@ def _link(path: str, **params: Any) -> str:
     """A path with its query string; parameters that are None or empty are left out."""
     given = {k: v for k, v in params.items() if v not in (None, "")}
     return path + (f"?{urlencode(given)}" if given else "")
+
+
+def _moment(iso: str | None) -> str:
+    """An ISO timestamp as an auditor reads it: UTC, to the millisecond when it has one."""
+    if not iso:
+        return ""
+    moment = datetime.fromisoformat(iso).astimezone(timezone.utc)
+    return moment.replace(tzinfo=None).isoformat(sep=" ", timespec="milliseconds" if moment.microsecond else "seconds") + " UTC"
 
 
 def _number(value: Any) -> str:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import FastAPI, Query as Param, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -76,7 +77,7 @@ def create_app(db: str | None, token: str | None = None) -> FastAPI:
                 response = JSONResponse({"error": "a token is required: send Authorization: Bearer TOKEN"}, status_code=401,
                                         headers={"WWW-Authenticate": "Bearer"})
             else:
-                response = page(request, "sign_in.html", {"next": _local(request.url.path + (f"?{request.url.query}" if request.url.query else "")), "failed": False}, 401)
+                response = page(request, "sign_in.html", {"next": _local(quote(request.url.path) + (f"?{request.url.query}" if request.url.query else "")), "failed": False}, 401)
         else:
             response = await call_next(request)
         response.headers.update(HEADERS)
@@ -208,8 +209,8 @@ def _presents(request: Request, token: str) -> bool:
 
 
 def _local(target: str) -> str:
-    """Only a path on this site, so the sign-in form cannot send a browser elsewhere."""
-    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
+    """Only a path on this site, so the sign-in form cannot send a browser elsewhere (`//host`, `/\\host`, tabs browsers drop)."""
+    return target if re.fullmatch(r"/(?![/\\])[\x21-\x7e]*", target) and "\\" not in target else "/"
 
 
 def _link(path: str, **params: Any) -> str:

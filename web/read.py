@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.persistence import Notification
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 
@@ -276,7 +278,9 @@ def audit_page(reader: Reader, given: LogFilter, after: int = 0, limit: int = PA
     require_readable(sources.recorder, after)
     entries: list[dict[str, Any]] = []
     more = False
-    for page in runner.notifications(sources.recorder, after):
+    # One record's events are found by their positions; anything else is a scan of the log from `after`.
+    pages = _record_notifications(reader, record, after) if record is not None else runner.notifications(sources.recorder, after)
+    for page in pages:
         for n in page:
             if record is not None and n.originator_id != record:
                 continue
@@ -296,3 +300,11 @@ def audit_page(reader: Reader, given: LogFilter, after: int = 0, limit: int = PA
         if more:
             break
     return {"filters": given.params(), "after": after, "events": entries, "next_after": entries[-1]["position"] if more else None}
+
+
+def _record_notifications(reader: Reader, record: UUID, after: int) -> Iterator[list[Notification]]:
+    recorder = reader.sources().recorder
+    for position in _positions(reader, record):
+        if position > after:
+            found = list(recorder.select_notifications(start=position, limit=1))
+            yield [n for n in found if n.id == position]

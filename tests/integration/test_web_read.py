@@ -49,6 +49,12 @@ def test_audit_pages_by_position_give_the_whole_log_and_a_figure_lists_its_event
                 break
             after = page["next_after"]
         assert [(e["position"], e["ref"], e["type"]) for e in seen] == [(e["position"], e["aggregate"], e["type"]) for e in log]
+        for ref in ("ORG-IT-0001", "MM-2024-MILAN-M001"):
+            by_record = read.audit_page(reader, LogFilter(record=ref), limit=2)
+            ours = [e["position"] for e in log if e["aggregate"] == ref]
+            assert [e["position"] for e in by_record["events"]] == ours[:2] and by_record["next_after"] == ours[1]
+            rest = read.audit_page(reader, LogFilter(record=ref), after=ours[1], limit=100)
+            assert [e["position"] for e in rest["events"]] == ours[2:] and rest["next_after"] is None
         figures = {f["key"]: f for f in read.figures_page(reader, Query())["figures"]}
         for key, figure in figures.items():
             if figure["is_count"]:

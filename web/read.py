@@ -25,6 +25,7 @@ from projections.figures import Figures, Settings as Period, meets, published_fi
 from projections.platform import FOLD_VERSION, Row
 from projections.reports import Included, Sources
 from service_layer.ledger import Ledger
+from service_layer import log_check
 from service_layer.log_check import require_readable
 
 PAGE_SIZE = 50
@@ -237,13 +238,22 @@ def event_page(reader: Reader, position: int) -> dict[str, Any]:
         payload: Any = json.loads(text)
     except ValueError:
         payload = None
-    require_readable(sources.recorder, position - 1)
-    event = sources.mapper.to_domain_event(stored)
+    common = {
+        "position": position, "topic": stored.topic, "version": stored.originator_version, "stored_state": text, "payload": payload,
+        "originator_id": stored.originator_id.hex if isinstance(stored.originator_id, UUID) else str(stored.originator_id),
+    }
+    unreadable = log_check.problem(stored.topic, stored.state)
+    if unreadable is not None:
+        # Shown as stored, with the reason, rather than refused: an auditor still sees what is there.
+        decoded: dict[str, Any] = {"ref": None, "type": None, "occurred_at": None, "recorded_at": None, "actor": None, "details": None}
+    else:
+        event = sources.mapper.to_domain_event(stored)
+        decoded = {
+            "ref": reader.ref(event.originator_id), "type": event_type(event), "occurred_at": event.occurred_at.isoformat(),
+            "recorded_at": event.timestamp.isoformat(), "actor": event.actor, "details": event_details(event),
+        }
     return {
-        "position": position, "topic": stored.topic, "originator_id": stored.originator_id.hex if isinstance(stored.originator_id, UUID) else str(stored.originator_id),
-        "version": stored.originator_version, "ref": reader.ref(event.originator_id), "type": event_type(event),
-        "occurred_at": event.occurred_at.isoformat(), "recorded_at": event.timestamp.isoformat(), "actor": event.actor,
-        "details": event_details(event), "stored_state": text, "payload": payload,
+        **common, **decoded, "unreadable": unreadable,
         # The place for an inclusion proof against a signed checkpoint, once a transparency log exists.
         "proof": None, "proof_note": PROOF_NOTE,
     }

@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
+from eventsourcing.persistence import StoredEvent
 
+import bootstrap
 from cli.main import ledger
+from domain.base import ref_id
+from domain.errors import UnreadableEvent
 from web import read
 from web.read import LogFilter, Query, Reader
 
@@ -59,5 +64,29 @@ def test_audit_pages_by_position_give_the_whole_log_and_a_figure_lists_its_event
         for key, figure in figures.items():
             if figure["is_count"]:
                 assert read.figure_page(reader, key, Query())["total"] == figure["value"], key
+    finally:
+        reader.close()
+
+
+def test_an_event_this_code_cannot_read_is_shown_as_stored_and_reports_refuse_to_replay_it(db_url: str) -> None:
+    imported(db_url)
+    fields = {"class_version": 7, "timestamp": "2024-05-01T10:00:00+00:00", "occurred_at": "2024-05-01T00:00:00+00:00",
+              "actor": "<b>newer</b>", "action_key": "k", "action_digest": "d", "changes": []}
+    app = bootstrap.build_ledger(db_url)
+    try:
+        app.recorder.insert_events([StoredEvent(originator_id=ref_id("ORG-IT-0001"), originator_version=9,
+                                                topic="domain.model:ClusterOrganisation.Updated", state=json.dumps(fields).encode())])
+        position = app.recorder.max_notification_id() or 0
+    finally:
+        app.close()
+    reader = Reader(db_url)
+    try:
+        shown = read.event_page(reader, position)
+        assert shown["unreadable"] and "newer version" in shown["unreadable"] and shown["payload"] == fields and shown["type"] is None
+        assert read.event_page(reader, 1)["unreadable"] is None
+        with pytest.raises(UnreadableEvent):
+            read.figures_page(reader, Query(as_of="2030-01-01"))
+        with pytest.raises(UnreadableEvent):
+            read.audit_page(reader, LogFilter())
     finally:
         reader.close()

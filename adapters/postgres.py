@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
+from uuid import UUID
 
 from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError, ProgrammingError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
@@ -192,3 +193,11 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(statement, (after,))
             return [(row["topic"], int(row["v"]), int(row["count"]), int(row["min"])) for row in curs.fetchall()]
+
+    def positions(self, originator_id: UUID) -> list[int]:
+        """The log positions of one aggregate's events, oldest version first."""
+        statement = SQL("SELECT notification_id FROM {schema}.{table} WHERE originator_id = %s ORDER BY originator_version").format(
+            schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(statement, (originator_id,))
+            return [int(row["notification_id"]) for row in curs.fetchall()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
@@ -76,6 +77,12 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         with self.datastore.transaction(commit=False) as c:
             c.execute(statement, (after,))
             return [(row[0], _whole(row[1]), int(row[2]), int(row[3])) for row in c.fetchall()]
+
+    def positions(self, originator_id: UUID) -> list[int]:
+        """The log positions of one aggregate's events, oldest version first."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT rowid FROM {self.events_table_name} WHERE originator_id = ? ORDER BY originator_version", (originator_id.hex,))
+            return [int(row[0]) for row in c.fetchall()]
 
 
 def _whole(value: object) -> int:

@@ -53,6 +53,11 @@ def _version(state: bytes) -> int:
     return value if isinstance(value, int) else 0
 
 
+def problem(topic: str, state: bytes, catalogue: EventCatalogue = CATALOGUE) -> str | None:
+    """Why this code cannot read one stored event, or None if it can."""
+    return catalogue.readable(topic, _version(state))
+
+
 def check(recorder: ApplicationRecorder, after: int = 0, catalogue: EventCatalogue = CATALOGUE) -> list[StoredType]:
     """Every stored (type, version) after `after`, oldest first, with the reason this code cannot read it, if any."""
     return [StoredType(topic, version, count, first, catalogue.readable(topic, version)) for topic, version, count, first in stored_types(recorder, after)]

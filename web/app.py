@@ -1,0 +1,237 @@
+"""The auditor's browser view: read-only pages and a JSON API over the same data, each handler a thin call into web.read."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, quote, urlencode
+
+from fastapi import FastAPI, Query as Param, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from domain.errors import LedgerError, UnknownReference
+from web import read
+from web.read import LogFilter, NotFound, Query, Reader
+
+T = TypeVar("T")
+SAFE_METHODS = ("GET", "HEAD")
+COOKIE = "ledger_session"
+SIGN_IN = "/sign-in"
+HEADERS = {
+    # No page runs a script; stored text that slipped through escaping still could not act.
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def session_value(token: str) -> str:
+    """The sign-in cookie's value: derived from the token, so the token itself is never stored in the browser."""
+    return hmac.new(token.encode(), b"ledger web session", hashlib.sha256).hexdigest()
+
+
+def create_app(db: str | None, token: str | None = None) -> FastAPI:
+    """The web app for the ledger at `db`; with `token`, every request must present it."""
+    reader = Reader(db)
+    # One thread owns the database connections (SQLite's are bound to their thread); requests queue for it.
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-read")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await asyncio.get_running_loop().run_in_executor(worker, reader.close)
+        worker.shutdown()
+
+    app = FastAPI(title="Cluster Ledger: auditor's browser view", version="1", docs_url=None, redoc_url=None,
+                  openapi_url="/api/openapi.json", lifespan=lifespan)
+    env = Environment(loader=PackageLoader("web"), autoescape=select_autoescape(default=True, default_for_string=True))
+    env.filters["number"] = _number
+    env.filters["moment"] = _moment
+    env.globals["link"] = _link
+    templates = Jinja2Templates(env=env)
+
+    async def run(job: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(worker, job)
+
+    def page(request: Request, template: str, data: dict[str, Any], status: int = 200) -> HTMLResponse:
+        return templates.TemplateResponse(request, template, {"data": data, "signed_in": token is not None}, status_code=status)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        signing_in = token is not None and request.url.path == SIGN_IN
+        if request.method not in SAFE_METHODS and not (signing_in and request.method == "POST"):
+            response: Response = JSONResponse({"error": "this view is read-only: only GET and HEAD are allowed"}, status_code=405,
+                                              headers={"Allow": "GET, HEAD"})
+        elif token is not None and not signing_in and not _presents(request, token):
+            if request.url.path.startswith("/api/"):
+                response = JSONResponse({"error": "a token is required: send Authorization: Bearer TOKEN"}, status_code=401,
+                                        headers={"WWW-Authenticate": "Bearer"})
+            else:
+                response = page(request, "sign_in.html", {"next": _local(quote(request.url.path) + (f"?{request.url.query}" if request.url.query else "")), "failed": False}, 401)
+        else:
+            response = await call_next(request)
+        response.headers.update(HEADERS)
+        return response
+
+    @app.exception_handler(LedgerError)
+    async def refused(request: Request, error: LedgerError) -> Response:
+        status = 404 if isinstance(error, (NotFound, UnknownReference)) else 400
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": str(error)}, status_code=status)
+        return page(request, "error.html", {"error": str(error), "status": status}, status)
+
+    if token is not None:
+        @app.get(SIGN_IN, include_in_schema=False)
+        async def sign_in_form(request: Request, next: str = "/") -> Response:
+            return page(request, "sign_in.html", {"next": _local(next), "failed": False})
+
+        @app.post(SIGN_IN, include_in_schema=False)
+        async def sign_in(request: Request) -> Response:
+            """The one route that takes a POST: the token travels in the body, never in an address, a log or a Referer."""
+            body = await request.body()
+            form = parse_qs(body[:4096].decode("utf-8", errors="replace"))
+            given, target = form.get("token", [""])[0], _local(form.get("next", ["/"])[0])
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return page(request, "sign_in.html", {"next": target, "failed": True}, 401)
+            response = RedirectResponse(target, status_code=303)
+            response.set_cookie(COOKIE, session_value(token), httponly=True, samesite="strict", path="/")
+            return response
+
+    def report_query(start: str | None, end: str | None, as_of: str | None, window_days: int, country: str | None = None) -> Query:
+        return Query(start or None, end or None, as_of or None, window_days, country or None)
+
+    @app.get("/api/figures", summary="The 20 figures for a period, beside their published values")
+    async def api_figures(start: str | None = Param(None, alias="from"), end: str | None = Param(None, alias="to"),
+                          as_of: str | None = None, window_days: int = 365) -> dict[str, Any]:
+        query = report_query(start, end, as_of, window_days)
+        return await run(lambda: read.figures_page(reader, query))
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def figures(request: Request, start: str | None = Param(None, alias="from"), end: str | None = Param(None, alias="to"),
+                      as_of: str | None = None, window_days: int = 365) -> Response:
+        query = report_query(start, end, as_of, window_days)
+        return page(request, "figures.html", {**await run(lambda: read.figures_page(reader, query)), "query": query.params()})
+
+    @app.get("/api/figures/{key}", summary="The events behind one figure, a page at a time (after = last position of the previous page)")
+    async def api_figure(key: str, start: str | None = Param(None, alias="from"), end: str | None = Param(None, alias="to"),
+                         as_of: str | None = None, window_days: int = 365, country: str | None = None, after: int = 0,
+                         limit: int = Param(read.PAGE_SIZE, ge=1, le=1000)) -> dict[str, Any]:
+        query = report_query(start, end, as_of, window_days, country)
+        return await run(lambda: read.figure_page(reader, key, query, after, limit))
+
+    @app.get("/figures/{key}", response_class=HTMLResponse, include_in_schema=False)
+    async def figure(request: Request, key: str, start: str | None = Param(None, alias="from"), end: str | None = Param(None, alias="to"),
+                     as_of: str | None = None, window_days: int = 365, country: str | None = None, after: int = 0) -> Response:
+        query = report_query(start, end, as_of, window_days, country)
+        return page(request, "figure.html", {**await run(lambda: read.figure_page(reader, key, query, after)), "query": query.params()})
+
+    @app.get("/api/records/{ref:path}", summary="One record's whole history, and its state as of a moment")
+    async def api_record(ref: str, as_of: str | None = None) -> dict[str, Any]:
+        return await run(lambda: read.record_page(reader, ref, as_of or None))
+
+    @app.get("/records/{ref:path}", response_class=HTMLResponse, include_in_schema=False)
+    async def record(request: Request, ref: str, as_of: str | None = None) -> Response:
+        return page(request, "record.html", await run(lambda: read.record_page(reader, ref, as_of or None)))
+
+    @app.get("/api/events/{position}", summary="One stored event: its payload as stored and its position; proof is null until a transparency log exists")
+    async def api_event(position: int) -> dict[str, Any]:
+        return await run(lambda: read.event_page(reader, position))
+
+    @app.get("/events/{position}", response_class=HTMLResponse, include_in_schema=False)
+    async def event(request: Request, position: int) -> Response:
+        return page(request, "event.html", await run(lambda: read.event_page(reader, position)))
+
+    @app.get("/api/audit", summary="The audit log, filtered, a page at a time by position (after = last position of the previous page)")
+    async def api_audit(actor: str | None = None, type: str | None = None, record: str | None = None, since: str | None = None,
+                        until: str | None = None, after: int = Param(0, ge=0), limit: int = Param(read.PAGE_SIZE, ge=1, le=1000)) -> dict[str, Any]:
+        given = LogFilter(actor or None, type or None, record or None, since or None, until or None)
+        return await run(lambda: read.audit_page(reader, given, after, limit))
+
+    @app.get("/audit", response_class=HTMLResponse, include_in_schema=False)
+    async def audit(request: Request, actor: str | None = None, type: str | None = None, record: str | None = None, since: str | None = None,
+                    until: str | None = None, after: int = Param(0, ge=0)) -> Response:
+        given = LogFilter(actor or None, type or None, record or None, since or None, until or None)
+        return page(request, "audit.html", await run(lambda: read.audit_page(reader, given, after)))
+
+    @app.get("/api/countries/{country}", summary="A country fact sheet: its figures, regions and cross-border partners")
+    async def api_country(country: str, start: str | None = Param(None, alias="from"), end: str | None = Param(None, alias="to"),
+                          as_of: str | None = None, window_days: int = 365) -> dict[str, Any]:
+        query = report_query(start, end, as_of, window_days, country)
+        return await run(lambda: read.country_page(reader, query))
+
+    @app.get("/countries", response_class=HTMLResponse, include_in_schema=False)
+    async def countries(request: Request, country: str | None = None) -> Response:
+        if country:
+            return RedirectResponse(_link(f"/countries/{read.country_code(country)}"), status_code=303)
+        return page(request, "countries.html", {})
+
+    @app.get("/countries/{country}", response_class=HTMLResponse, include_in_schema=False)
+    async def country(request: Request, country: str, start: str | None = Param(None, alias="from"), end: str | None = Param(None, alias="to"),
+                      as_of: str | None = None, window_days: int = 365) -> Response:
+        query = report_query(start, end, as_of, window_days, country)
+        return page(request, "country.html", {**await run(lambda: read.country_page(reader, query)), "query": query.params()})
+
+    # Every page answers HEAD as it answers GET (uvicorn leaves the body out).
+    app.add_middleware(_HeadAsGet)
+    return app
+
+
+class _HeadAsGet:
+    """Hands a HEAD request on as a GET, in a copy of its scope, so the server still knows to send no body."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "HEAD":
+            scope = dict(scope, method="GET")
+        await self.app(scope, receive, send)
+
+
+def _presents(request: Request, token: str) -> bool:
+    """Whether the request carries the token: as a bearer header, or as the sign-in cookie."""
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+        return True
+    cookie = request.cookies.get(COOKIE, "")
+    return hmac.compare_digest(cookie.encode(), session_value(token).encode())
+
+
+def _local(target: str) -> str:
+    """Only a path on this site, so the sign-in form cannot send a browser elsewhere (`//host`, `/\\host`, tabs browsers drop)."""
+    return target if re.fullmatch(r"/(?![/\\])[\x21-\x7e]*", target) and "\\" not in target else "/"
+
+
+def _link(path: str, **params: Any) -> str:
+    """A path with its query string; parameters that are None or empty are left out."""
+    given = {k: v for k, v in params.items() if v not in (None, "")}
+    return path + (f"?{urlencode(given)}" if given else "")
+
+
+def _moment(iso: str | None) -> str:
+    """An ISO timestamp as an auditor reads it: UTC, to the millisecond when it has one."""
+    if not iso:
+        return ""
+    moment = datetime.fromisoformat(iso).astimezone(timezone.utc)
+    return moment.replace(tzinfo=None).isoformat(sep=" ", timespec="milliseconds" if moment.microsecond else "seconds") + " UTC"
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return "—" if value is None else str(value)
+    if isinstance(value, float):
+        return f"{value:.1%}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)

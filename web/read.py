@@ -1,0 +1,320 @@
+"""What each page of the auditor's browser view shows, as JSON-ready dicts built from the report and projection functions."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Notification
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import to_jsonable_python
+
+import bootstrap
+from cli.audit import event_types
+from cli.render import event_details, event_type, parse_moment, summary
+from domain.base import ref_id
+from domain.errors import InvalidValue, LedgerError
+from domain.values import CountryCode
+from projections import reports, runner
+from projections.figures import Figures, Settings as Period, meets, published_figures
+from projections.platform import FOLD_VERSION, Row
+from projections.reports import Included, Sources
+from service_layer.ledger import Ledger
+from service_layer import log_check
+from service_layer.log_check import require_readable
+
+PAGE_SIZE = 50
+PROOF_NOTE = "no transparency log in this ledger yet"
+_COUNTRY: TypeAdapter[str] = TypeAdapter(CountryCode)
+
+
+class NotFound(LedgerError):
+    """A page asked for something the ledger does not hold."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """The period, moment and country a report page is asked for, as given in the address."""
+
+    start: str | None = None
+    end: str | None = None
+    as_of: str | None = None
+    window_days: int = 365
+    country: str | None = None
+
+    def period(self) -> Period:
+        default_start, default_end = reports.default_period()
+        first = parse_moment("from", self.start).date() if self.start else default_start
+        last = parse_moment("to", self.end).date() if self.end else default_end
+        if last < first:
+            raise InvalidValue("to", last.isoformat(), f"is before from ({first.isoformat()})")
+        if self.window_days < 1:
+            raise InvalidValue("window_days", str(self.window_days), "must be at least 1")
+        return Period(first, last, self.window_days, country=country_code(self.country) if self.country else None)
+
+    def moment(self) -> datetime | None:
+        return parse_moment("as-of", self.as_of) if self.as_of else None
+
+    def params(self) -> dict[str, str]:
+        """The query as address parameters, for links to the next page."""
+        given = {"from": self.start, "to": self.end, "as_of": self.as_of, "country": self.country}
+        if self.window_days != 365:
+            given["window_days"] = str(self.window_days)
+        return {k: v for k, v in given.items() if v}
+
+
+def country_code(given: str) -> str:
+    try:
+        return _COUNTRY.validate_python(given)
+    except ValidationError:
+        raise InvalidValue("country", given, "not an ISO 3166 alpha-2 country code") from None
+
+
+@dataclass
+class Reader:
+    """The ledger and projection store of one web app; used from one thread only, opened on first use."""
+
+    db: str | None
+    _ledger: Ledger | None = None
+    _sources: Sources | None = None
+    _rows: OrderedDict[tuple[Any, ...], tuple[dict[str, Row], Included]] = field(default_factory=OrderedDict)
+    _refs: dict[UUID, str] = field(default_factory=dict)
+
+    def sources(self) -> Sources:
+        if self._sources is None:
+            self._ledger = bootstrap.build_ledger(self.db)
+            self._sources = Sources(self._ledger.recorder, self._ledger.mapper, bootstrap.build_projection_store(self.db))
+        return self._sources
+
+    def ledger(self) -> Ledger:
+        self.sources()
+        assert self._ledger is not None
+        return self._ledger
+
+    def close(self) -> None:
+        if self._sources is not None:
+            self._sources.store.close()
+        if self._ledger is not None:
+            self._ledger.close()
+        self._sources = self._ledger = None
+
+    def rows(self, as_of: datetime | None) -> tuple[dict[str, Row], Included]:
+        """The projection's rows now or as of a moment; the last few are kept until the log grows."""
+        sources = self.sources()
+        key = (as_of, sources.recorder.max_notification_id() or 0)
+        if key not in self._rows:
+            position = sources.store.position(runner.PROJECTION, FOLD_VERSION)
+            if as_of is not None or not sources.store.fed_by_consumers(runner.PROJECTION):
+                require_readable(sources.recorder, 0 if as_of is not None else position)
+            self._rows[key] = reports.platform_rows_included(sources, as_of)
+            while len(self._rows) > 8:
+                self._rows.popitem(last=False)
+        self._rows.move_to_end(key)
+        return self._rows[key]
+
+    def ref(self, originator_id: UUID) -> str:
+        """The platform reference of an aggregate (from its first event), or its id if it has none."""
+        if originator_id not in self._refs:
+            first = self.ledger().events.get(originator_id, lte=1)
+            found = next(iter(first), None)
+            self._refs[originator_id] = getattr(found, "ref", None) or originator_id.hex
+        return self._refs[originator_id]
+
+
+def report(reader: Reader, query: Query) -> tuple[dict[str, Any], Figures]:
+    """The impact report (or country sheet) of `query`, as `ledger report impact --format json` gives it."""
+    period, moment = query.period(), query.moment()
+    rows, included = reader.rows(moment)
+    return reports.impact(rows, period, moment, included=included)
+
+
+def figures_page(reader: Reader, query: Query) -> dict[str, Any]:
+    """Page 1: every figure beside its published value."""
+    found, figures = report(reader, query)
+    published = {f["key"]: f for f in published_figures()["figures"]}
+    listed = []
+    for key, value in found["figures"].items():
+        ref = published[key]
+        listed.append({
+            "key": key, "label": ref.get("label") or key.replace("_", " "), "value": value, "is_count": key in figures.counts,
+            "events": len(figures.evidence[key]),
+            "published": None if query.country else {"qualifier": ref["qualifier"], "value": ref["value"]},
+            "meets": None if query.country or value is None else meets(value, ref["value"], ref["qualifier"]),
+        })
+    page = {k: v for k, v in found.items() if k != "figures"}
+    page["figures"] = listed
+    return page
+
+
+def country_page(reader: Reader, query: Query) -> dict[str, Any]:
+    """Page 6: a country fact sheet, as `ledger report country CC` gives it."""
+    if not query.country:
+        raise InvalidValue("country", "", "not an ISO 3166 alpha-2 country code")
+    return figures_page(reader, query)
+
+
+def figure_page(reader: Reader, key: str, query: Query, after: int = 0, limit: int = PAGE_SIZE) -> dict[str, Any]:
+    """Page 2: the events behind one figure, `limit` at a time after position `after`."""
+    keys = [f["key"] for f in published_figures()["figures"]]
+    if key not in keys:
+        raise NotFound(f"figure: {key!r} is not a figure; one of: {', '.join(keys)}")
+    found, figures = report(reader, query)
+    evidence = sorted(figures.evidence[key], key=lambda e: e.position)
+    rest = [e for e in evidence if e.position > after]
+    shown = rest[:limit]
+    # A page never ends inside a run of one position, so the next page's cursor loses nothing.
+    while shown and len(rest) > len(shown) and rest[len(shown)].position == shown[-1].position:
+        shown.append(rest[len(shown)])
+    events = []
+    for e in shown:
+        stored = _event_at(reader, e.position)
+        events.append({
+            "position": e.position, "ref": e.ref, "type": e.event, "value": to_jsonable_python(e.value),
+            "occurred_at": stored.occurred_at.isoformat() if stored is not None else None,
+            "recorded_at": stored.timestamp.isoformat() if stored is not None else None,
+        })
+    return {
+        "figure": key, "value": found["figures"][key], "is_count": key in figures.counts, "total": len(evidence),
+        "period": found["period"], "as_of": found["as_of"], "as_of_position": found.get("as_of_position"), "country": found.get("country"),
+        "after": after, "events": events, "next_after": shown[-1].position if len(rest) > len(shown) else None,
+    }
+
+
+def _event_at(reader: Reader, position: int) -> Any:
+    sources = reader.sources()
+    found = list(sources.recorder.select_notifications(start=position, limit=1))
+    if not found or found[0].id != position:
+        return None
+    return sources.mapper.to_domain_event(found[0])
+
+
+def record_page(reader: Reader, ref: str, as_of: str | None = None) -> dict[str, Any]:
+    """Page 3: one record's whole history, each event marked as recorded by `as_of` or not, and its state then."""
+    ledger = reader.ledger()
+    until = parse_moment("as-of", as_of) if as_of else None
+    events = ledger.aggregate_events(ref)
+    originator_id = events[0].originator_id
+    positions = _positions(reader, originator_id)
+    history = []
+    for e, position in zip(events, positions):
+        history.append({
+            "position": position, "version": e.originator_version, "type": event_type(e),
+            "occurred_at": e.occurred_at.isoformat(), "recorded_at": e.timestamp.isoformat(), "actor": e.actor,
+            "details": event_details(e), "summary": summary(e), "recorded_by_as_of": until is None or e.timestamp <= until,
+        })
+    known = [h for h in history if h["recorded_by_as_of"]]
+    state = None
+    if known:
+        aggregate = ledger.repository.get(originator_id, version=known[-1]["version"])
+        state = {k: v for k, v in to_jsonable_python(vars(aggregate), fallback=str).items() if not k.startswith("_") and k != "action_keys"}
+    return {
+        "ref": getattr(events[0], "ref", ref), "id": originator_id.hex, "kind": type(events[0]).__qualname__.split(".")[0],
+        "as_of": until.isoformat() if until else None, "version": known[-1]["version"] if known else 0, "state": state, "events": history,
+    }
+
+
+def _positions(reader: Reader, originator_id: UUID) -> list[int]:
+    recorder = reader.sources().recorder
+    query = getattr(recorder, "positions", None)
+    if query is not None:
+        return list(query(originator_id))
+    return [n.id for page in runner.notifications(recorder, 0) for n in page if n.originator_id == originator_id]
+
+
+def event_page(reader: Reader, position: int) -> dict[str, Any]:
+    """Page 4: one stored event, its payload as stored and its position; a proof of inclusion is left for the transparency log."""
+    sources = reader.sources()
+    found = list(sources.recorder.select_notifications(start=position, limit=1)) if position > 0 else []
+    if not found or found[0].id != position:
+        raise NotFound(f"position: {position} holds no event")
+    stored = found[0]
+    text = stored.state.decode("utf-8", errors="replace")
+    try:
+        payload: Any = json.loads(text)
+    except ValueError:
+        payload = None
+    common = {
+        "position": position, "topic": stored.topic, "version": stored.originator_version, "stored_state": text, "payload": payload,
+        "originator_id": stored.originator_id.hex if isinstance(stored.originator_id, UUID) else str(stored.originator_id),
+    }
+    unreadable = log_check.problem(stored.topic, stored.state)
+    if unreadable is not None:
+        # Shown as stored, with the reason, rather than refused: an auditor still sees what is there.
+        decoded: dict[str, Any] = {"ref": None, "type": None, "occurred_at": None, "recorded_at": None, "actor": None, "details": None}
+    else:
+        event = sources.mapper.to_domain_event(stored)
+        decoded = {
+            "ref": reader.ref(event.originator_id), "type": event_type(event), "occurred_at": event.occurred_at.isoformat(),
+            "recorded_at": event.timestamp.isoformat(), "actor": event.actor, "details": event_details(event),
+        }
+    return {
+        **common, **decoded, "unreadable": unreadable,
+        # The place for an inclusion proof against a signed checkpoint, once a transparency log exists.
+        "proof": None, "proof_note": PROOF_NOTE,
+    }
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """The audit log's filters: actor, event type, record and recorded-time range."""
+
+    actor: str | None = None
+    type: str | None = None
+    record: str | None = None
+    since: str | None = None
+    until: str | None = None
+
+    def params(self) -> dict[str, str]:
+        return {k: v for k, v in vars(self).items() if v}
+
+
+def audit_page(reader: Reader, given: LogFilter, after: int = 0, limit: int = PAGE_SIZE) -> dict[str, Any]:
+    """Page 5: recorded events after position `after` that pass the filters, `limit` at a time (keyset pagination)."""
+    first = parse_moment("since", given.since) if given.since else None
+    last = parse_moment("until", given.until) if given.until else None
+    wanted = event_types(given.type) if given.type else None
+    record: UUID | None = None
+    if given.record:
+        try:
+            record = UUID(given.record)
+        except ValueError:
+            record = ref_id(given.record)
+    sources = reader.sources()
+    require_readable(sources.recorder, after)
+    entries: list[dict[str, Any]] = []
+    more = False
+    # One record's events are found by their positions; anything else is a scan of the log from `after`.
+    pages = _record_notifications(reader, record, after) if record is not None else runner.notifications(sources.recorder, after)
+    for page in pages:
+        for n in page:
+            if record is not None and n.originator_id != record:
+                continue
+            event = sources.mapper.to_domain_event(n)
+            if (given.actor and event.actor != given.actor) or (first and event.timestamp < first) or (last and event.timestamp > last):
+                continue
+            name = event_type(event)
+            if wanted is not None and name not in wanted:
+                continue
+            if len(entries) == limit:
+                more = True
+                break
+            entries.append({
+                "position": n.id, "recorded_at": event.timestamp.isoformat(), "occurred_at": event.occurred_at.isoformat(),
+                "actor": event.actor, "ref": reader.ref(n.originator_id), "type": name, "summary": summary(event),
+            })
+        if more:
+            break
+    return {"filters": given.params(), "after": after, "events": entries, "next_after": entries[-1]["position"] if more else None}
+
+
+def _record_notifications(reader: Reader, record: UUID, after: int) -> Iterator[list[Notification]]:
+    recorder = reader.sources().recorder
+    for position in _positions(reader, record):
+        if position > after:
+            found = list(recorder.select_notifications(start=position, limit=1))
+            yield [n for n in found if n.id == position]

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
+from importlib import resources
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote, urlencode
 
@@ -20,6 +21,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from domain.errors import LedgerError, UnknownReference
 from web import read
+
+PROOF_SCRIPT = resources.files("web").joinpath("static", "proof.js").read_text(encoding="utf-8")
 from web.read import LogFilter, NotFound, Query, Reader
 
 T = TypeVar("T")
@@ -28,7 +31,7 @@ COOKIE = "ledger_session"
 SIGN_IN = "/sign-in"
 HEADERS = {
     # No page runs a script; stored text that slipped through escaping still could not act.
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
@@ -143,7 +146,12 @@ def create_app(db: str | None, token: str | None = None) -> FastAPI:
     async def record(request: Request, ref: str, as_of: str | None = None) -> Response:
         return page(request, "record.html", await run(lambda: read.record_page(reader, ref, as_of or None)))
 
-    @app.get("/api/events/{position}", summary="One stored event: its payload as stored and its position; proof is null until a transparency log exists")
+    @app.get("/static/proof.js", include_in_schema=False)
+    async def proof_script() -> Response:
+        # The one script of the app: the event page's in-browser proof check (no inline scripts: the CSP forbids them).
+        return Response(PROOF_SCRIPT, media_type="text/javascript")
+
+    @app.get("/api/events/{position}", summary="One stored event: its payload as stored, its position, and its inclusion proof against the whole tree's checkpoint")
     async def api_event(position: int) -> dict[str, Any]:
         return await run(lambda: read.event_page(reader, position))
 

@@ -157,11 +157,35 @@ def test_an_auditor_clicks_from_a_figure_to_its_events_to_a_record_to_an_event(p
     page.wait_for_selector("#payload")
     position = int(page.locator("#event-position").inner_text())
     assert page.locator("#event").inner_text().startswith("type\nBilateralMeeting.Held")
-    assert page.locator("#proof-note").inner_text() == "no transparency log in this ledger yet."
     stored = api(served, f"/api/events/{position}")
-    assert stored["proof"] is None and stored["proof_note"] == "no transparency log in this ledger yet"
     assert stored["type"] == "BilateralMeeting.Held" and stored["ref"] == "MM-2024-MILAN-M001"
     assert json.loads(page.locator("#payload").inner_text()) == stored["payload"]
+    # The proof: this browser's own SHA-256 recomputes the leaf hash and the root.
+    proof = stored["proof"]
+    assert proof["position"] == position and page.locator("#proof-root").inner_text() == proof["root"]
+    page.click("#check-proof")
+    page.wait_for_function("document.getElementById('proof-result').textContent.length > 0")
+    assert page.locator("#proof-result").inner_text() == f"The proof holds: this browser computed root {proof['root']}."
+
+
+def test_the_in_browser_proof_check_fails_on_an_altered_path(page: Page, served: Served) -> None:
+    page.goto("/events/5")
+    page.wait_for_selector("#check-proof")
+    first = page.locator("#proof-path code").first
+    altered = "A" + first.inner_text()[1:] if not first.inner_text().startswith("A") else "B" + first.inner_text()[1:]
+    page.evaluate("(text) => { document.querySelector('#proof-path code').textContent = text; }", altered)
+    page.click("#check-proof")
+    page.wait_for_function("document.getElementById('proof-result').textContent.length > 0")
+    result = page.locator("#proof-result").inner_text()
+    assert result.startswith("The proof does not hold: this browser computed root"), result
+    # The same check in Python (transparency.merkle, RFC 9162): the server's proof itself holds.
+    from base64 import b64decode
+
+    from transparency import merkle
+
+    proof = api(served, "/api/events/5")["proof"]
+    merkle.verify_inclusion(b64decode(proof["leaf_hash"]), proof["leaf_index"], proof["tree_size"],
+                            [b64decode(p) for p in proof["path"]], b64decode(proof["root"]))
 
 
 def test_the_event_count_on_a_figure_page_equals_the_figure(page: Page, served: Served) -> None:
@@ -211,7 +235,7 @@ def test_a_stored_script_renders_as_text_and_never_runs(page: Page, served: Serv
     for path in ("/records/ORG-FR-0099", "/audit?record=ORG-FR-0099", "/events/" + str(api(served, "/api/audit?record=ORG-FR-0099")["events"][0]["position"]),
                  f"/records/{quote(SCRIPT_NAME, safe='')}", f"/audit?actor={quote(SCRIPT_NAME)}"):
         page.goto(path)
-        assert page.locator("script").count() == 0, path
+        assert page.locator("script:not([src='/static/proof.js'])").count() == 0, path  # only the event page's proof check
         if path.startswith("/records/ORG"):
             assert page.locator("#state dd").get_by_text(SCRIPT_NAME, exact=True).count() == 1
         if path.startswith("/audit?record"):

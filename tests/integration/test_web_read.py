@@ -37,7 +37,7 @@ def test_a_records_history_names_the_log_position_of_each_event(db_url: str) -> 
             for entry in page["events"]:
                 stored = read.event_page(reader, entry["position"])
                 assert (stored["ref"], stored["version"], stored["type"]) == (ref, entry["version"], entry["type"])
-                assert stored["proof"] is None and json.loads(stored["stored_state"]) == stored["payload"]
+                assert stored["proof"]["position"] == entry["position"] and json.loads(stored["stored_state"]) == stored["payload"]
     finally:
         reader.close()
 

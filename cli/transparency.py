@@ -52,6 +52,10 @@ def _caught_up(store: TreeStore) -> None:
     behind = store.last_position() - (last.position if last else 0)
     with render.progress(length=max(behind, 0), label="adding events to the tree", threshold=20_000) as bar:
         log.catch_up(store, progress=bar.update)
+    if store.size() == 0:
+        # A Kafka read model's schema, or a ledger before its first event: an empty tree proves nothing.
+        click.echo("note: this database holds no stored events (an empty ledger, or a read model built by Kafka consumers); "
+                   "the tree is empty", err=True)
 
 
 def register(ledger: click.Group) -> None:

@@ -146,3 +146,15 @@ def test_a_payload_column_turned_to_text_is_named_on_postgres(tmp_path: Path) ->
                                                "recorded (payload stored as str: '{\"class_version\":"), output
     finally:
         drop_schema(url)
+
+
+def test_an_empty_ledger_or_read_model_is_said_to_hold_no_events(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import ledger
+
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    for command in (["verify"], ["checkpoint"]):
+        result = CliRunner().invoke(ledger, [*command, "--db", url])
+        assert result.exit_code == 0, result.output
+        assert "note: this database holds no stored events" in result.stderr

@@ -121,7 +121,11 @@ def register(ledger: click.Group) -> None:
         def open_read_model() -> ReadModel:
             store = bootstrap.build_projection_store(url)
             assert isinstance(store, PostgresProjectionStore)
-            return ReadModel(store, schema, options)
+            try:
+                return ReadModel(store, schema, options)
+            except BaseException:
+                store.close()
+                raise
 
         if dead_letters:
             read_model = open_read_model()

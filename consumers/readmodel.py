@@ -15,6 +15,7 @@ from psycopg.sql import SQL, Identifier
 from consumers.envelope import ENVELOPE, Envelope
 from consumers.relay import topic_partitions
 from projections import platform
+from projections.reports import StaleReadModel
 from projections.store import PostgresProjectionStore
 
 log = logging.getLogger("ledger.consumer")
@@ -70,6 +71,13 @@ class ReadModel:
                 "partition integer NOT NULL, message_offset bigint NOT NULL, message_key bytea, message_value bytea, "
                 "error text NOT NULL, parked_at timestamptz NOT NULL DEFAULT now(), UNIQUE (group_id, topic, partition, message_offset))"
             ).format(self.dead_table))
+        built_by = store.tracked_version(settings.projection)
+        if built_by is not None and built_by != platform.FOLD_VERSION:
+            # Rows of two folds are never mixed: a new fold needs a read model of its own, consumed from the start.
+            raise StaleReadModel(
+                f"db: this read model was built with fold version {built_by}, and this code folds version {platform.FOLD_VERSION}; "
+                "consume into a new schema (`ledger consume platform --db <new schema URL>`) and point reports there"
+            )
 
     def stored_offsets(self) -> dict[int, int]:
         """The next offset to read, per partition, for this group and topic."""

@@ -120,3 +120,20 @@ def test_the_check_reads_only_what_a_catch_up_would_replay(db_url: str) -> None:
     append_raw(db_url, "domain.model:ClusterOrganisation.Merged", {**STAMP})
     code, output = invoke("project", "--db", db_url)
     assert code == 1 and "unknown event type" in output
+
+
+def test_a_consumer_refuses_a_read_model_of_an_older_fold() -> None:
+    from tests.conftest import drop_schema, fresh_postgres_url
+
+    url = fresh_postgres_url()
+    store = bootstrap.build_projection_store(url)
+    try:
+        store.write(runner.PROJECTION, FOLD_VERSION - 1, {"x": {"kind": "org", "ref": "X"}}, 5)
+    finally:
+        store.close()
+    try:
+        result = CliRunner().invoke(ledger, ["consume", "platform", "--db", url, "--bootstrap", "127.0.0.1:1", "--until-idle", "1"])
+        assert result.exit_code == 1, result.output
+        assert f"built with fold version {FOLD_VERSION - 1}" in result.output and "consume into a new schema" in result.output
+    finally:
+        drop_schema(url)

@@ -110,7 +110,7 @@ def _transcript(body: list[str], first: int) -> list[Step]:
 
 _VARIABLE = [
     (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(\+00:00| UTC)?"), "<time>"),
-    (re.compile(r"/tmp/[\w.-]+/"), "<folder>/"),
+    (re.compile(r"/tmp/\S*/"), "<folder>/"),
     (re.compile(r"\b[0-9a-f]{32,}\b"), "<digest>"),
     (re.compile(r"[A-Za-z0-9+/]{40,}={0,2}"), "<base64>"),
     (re.compile(r"\+[0-9a-f]{8}\b"), "+<key hash>"),

@@ -122,9 +122,11 @@ def rebuild_in_bulk(
         upto = min(upto, stop)
     if upto == 0:
         return 0
-    current = {topic: (cls, version_of(cls)) for topic, cls in catalogue.topics().items()}
+    # Stored at the current version: read with no upcast (the catalogue's upcast would change nothing).
+    current = {topic: (version_of(cls), platform.field_fold(cls)) for topic, cls in catalogue.topics().items()}
     pending: list[tuple[str, str]] = []
     applied = 0
+    loads = orjson.loads
     key: str | None = None
     row: Row | None = None
     for event_key, position, topic, state in scan.by_aggregate(recorder, upto):
@@ -135,10 +137,18 @@ def rebuild_in_bulk(
                     store.put_rows(projection, pending)
                     pending = []
             key, row = event_key, None
-        cls, fields = _upcast(catalogue, current, topic, state, position)
-        row = platform.fold_fields(row, cls, fields, position)
+        try:
+            fields = loads(state)
+            version, fold = current[topic]
+            stored_version = fields.pop(VERSION_KEY)
+            if stored_version != version or type(stored_version) is not int:
+                raise LookupError
+        except (ValueError, RecursionError, LookupError, TypeError, AttributeError):
+            cls, fields = _upcast(catalogue, topic, state, position)
+            fold = platform.field_fold(cls)
+        row = fold(row, fields, position)
         applied += 1
-        if applied % PAGE_SIZE == 0:
+        if not applied % PAGE_SIZE:
             progress(PAGE_SIZE)
     if row is not None:
         pending.append((key, encode_fast(row)))  # type: ignore[arg-type]
@@ -148,9 +158,7 @@ def rebuild_in_bulk(
     return applied
 
 
-def _upcast(
-    catalogue: EventCatalogue, current: dict[str, tuple[type[Any], int]], topic: str, state: bytes, position: int,
-) -> tuple[type[Any], dict[str, Any]]:
+def _upcast(catalogue: EventCatalogue, topic: str, state: bytes, position: int) -> tuple[type[Any], dict[str, Any]]:
     """The class and current fields of a stored event: read as `adapters.mapper.decode_event` reads it, not validated."""
     try:
         fields = orjson.loads(state)
@@ -158,10 +166,6 @@ def _upcast(
         raise UnreadableEvent(topic, "?", position, f"stored state is not JSON ({type(error).__name__})") from None
     if not isinstance(fields, dict):
         raise UnreadableEvent(topic, "?", position, "stored state is not a JSON object")
-    known = current.get(topic)
-    if known is not None and fields.get(VERSION_KEY) == known[1] and type(fields[VERSION_KEY]) is int:
-        del fields[VERSION_KEY]  # already the current version: nothing to upcast
-        return known[0], fields
     return catalogue.upcast(topic, fields, position)
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
+from uuid import UUID
 
-from eventsourcing.persistence import ApplicationRecorder
+from eventsourcing.persistence import ApplicationRecorder, StoredEvent
 
 FETCH = 5_000
 """Rows fetched at a time: memory stays bounded whatever the length of the log."""
@@ -41,6 +42,45 @@ def by_aggregate(recorder: ApplicationRecorder, upto: int) -> Iterator[StoredRow
             yield originator_id.hex, position, topic, state
     else:
         raise TypeError(f"cannot scan the events of a {type(recorder).__name__}")
+
+
+IDS_PER_QUERY = 500
+
+
+def events_of(recorder: ApplicationRecorder, ids: Collection[UUID]) -> dict[UUID, list[StoredEvent]] | None:
+    """The stored events of every aggregate in `ids`, oldest first, read in a few queries (aggregates with no event are
+    left out); None if the recorder cannot be read this way."""
+    kind = _kind(recorder)
+    if kind is None:
+        return None
+    found: dict[UUID, list[StoredEvent]] = {}
+    wanted = list(ids)
+    table = recorder.events_table_name  # type: ignore[attr-defined]
+    for start in range(0, len(wanted), IDS_PER_QUERY):
+        chunk = wanted[start : start + IDS_PER_QUERY]
+        if kind == "sqlite":
+            marks = ",".join("?" * len(chunk))
+            statement = (f"SELECT originator_id, originator_version, topic, state FROM {table} "
+                         f"WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version")
+            rows: Any = _sqlite_rows(recorder, statement, tuple(i.hex for i in chunk))
+        else:
+            from psycopg.sql import SQL, Identifier
+
+            query = SQL("SELECT originator_id, originator_version, topic, state FROM {}.{} "
+                        "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+                        ).format(Identifier(recorder.datastore.schema), Identifier(table))  # type: ignore[attr-defined]
+            rows = _postgres_select(recorder, query, (chunk,))
+        for originator_id, version, topic, state in rows:
+            aggregate_id = originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
+            found.setdefault(aggregate_id, []).append(StoredEvent(aggregate_id, version, topic, bytes(state)))
+    return found
+
+
+def _postgres_select(recorder: Any, statement: Any, params: tuple[Any, ...]) -> list[Any]:
+    from psycopg.rows import tuple_row
+
+    with recorder.datastore.get_connection() as connection, connection.cursor(row_factory=tuple_row) as cursor:
+        return cursor.execute(statement, params).fetchall()
 
 
 def _kind(recorder: ApplicationRecorder) -> str | None:

@@ -169,6 +169,25 @@ def _upcast(catalogue: EventCatalogue, topic: str, state: bytes, position: int) 
     return catalogue.upcast(topic, fields, position)
 
 
+def fold_in_bulk(recorder: ApplicationRecorder, upto: int, catalogue: EventCatalogue = CATALOGUE) -> dict[str, Row]:
+    """`fold_in_memory` of every event up to position `upto`, read and folded as `rebuild_in_bulk` does (tested equal)."""
+    rows: dict[str, Row] = {}
+    if upto <= 0:
+        return rows
+    key: str | None = None
+    row: Row | None = None
+    for event_key, position, topic, state in scan.by_aggregate(recorder, upto):
+        if event_key != key:
+            if row is not None:
+                rows[key] = row  # type: ignore[index]
+            key, row = event_key, None
+        cls, fields = _upcast(catalogue, topic, state, position)
+        row = platform.field_fold(cls)(row, fields, position)
+    if row is not None:
+        rows[key] = row  # type: ignore[index]
+    return rows
+
+
 def fold_in_memory(events: Iterable[tuple[str, Any, int]]) -> dict[str, Row]:
     """The projection's rows built without a store (for reports as of a past moment)."""
     rows: dict[str, Row] = {}

@@ -103,7 +103,7 @@ class SQLiteProjectionStore:
         return found
 
     def all_rows(self, projection: str) -> dict[str, Row]:
-        return {key: json.loads(data) for key, data in self.raw_rows(projection)}
+        return {key: orjson.loads(data) for key, data in self.raw_rows(projection)}
 
     def raw_rows(self, projection: str) -> list[tuple[str, str]]:
         return list(
@@ -214,7 +214,7 @@ class PostgresProjectionStore:
         return {key: json.loads(data) for key, data in cursor}
 
     def all_rows(self, projection: str) -> dict[str, Row]:
-        return {key: json.loads(data) for key, data in self.raw_rows(projection)}
+        return {key: orjson.loads(data) for key, data in self.raw_rows(projection)}
 
     def raw_rows(self, projection: str) -> list[tuple[str, str]]:
         cursor = self.connection.execute(

@@ -71,3 +71,27 @@ def test_the_bulk_rebuild_stops_where_asked(tmp_path: Path) -> None:
     finally:
         store.close()
         app.close()
+
+
+def test_an_as_of_fold_read_in_bulk_equals_the_clear_one(db_url: str) -> None:
+    from datetime import timedelta
+
+    from projections import reports
+
+    demo = DemoHistory(seed=11, scale=0.01)
+    app = bootstrap.build_ledger(db_url, clock=demo.clock)
+    write_demo(app, demo)
+    store = bootstrap.build_projection_store(db_url)
+    try:
+        sources = reports.Sources(app.recorder, app.mapper, store)
+        stamps = [app.mapper.to_domain_event(n).timestamp for n in app.recorder.select_notifications(start=1, limit=100_000)]
+        cuts = [stamps[0] - timedelta(days=1), stamps[0], stamps[len(stamps) // 3], stamps[len(stamps) // 2] + timedelta(seconds=1), stamps[-1]]
+        for as_of in cuts:
+            clear = runner.fold_in_memory(reports.events_recorded_by(sources, as_of))
+            rows, included = reports.platform_rows_included(sources, as_of)
+            assert rows == clear, as_of
+            expected = [i + 1 for i, stamp in enumerate(stamps) if stamp <= as_of]
+            assert included.position == (expected[-1] if expected else 0)
+    finally:
+        store.close()
+        app.close()

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -599,6 +600,7 @@ def main() -> None:
         with psycopg.connect(postgres, autocommit=True) as conn:
             for schema in schemas:
                 conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(schema)))
+    shutil.rmtree(folder, ignore_errors=True)
     rows = table(results)
     if options.json:
         for r in rows:

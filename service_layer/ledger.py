@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import getpass
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -157,6 +159,11 @@ class Ledger(Application[UUID]):
 
         With `write=False` every command is checked against the state the batch would create, and nothing is saved.
         """
+        # Everything a batch builds lives until it is saved; the cyclic collector would only walk it again and again.
+        with _collector_paused():
+            return self._execute(commands, actor, write)
+
+    def _execute(self, commands: Sequence[c.Command], actor: str | None, write: bool) -> Outcome:
         batch = _Batch(self)
         batch.preload(ref for command in commands for ref in refs_named(command))
         failures: list[CommandFailed] = []
@@ -233,6 +240,17 @@ def refs_named(command: c.Command) -> Iterator[str]:
     elif isinstance(command, c.RequestMeeting):
         yield participation_ref(command.activity, command.requester)
         yield participation_ref(command.activity, command.partner)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _register_org(b: _Batch, cmd: c.RegisterOrg, action: Action) -> None:

@@ -83,12 +83,14 @@ class _Batch:
     def __init__(self, app: Ledger) -> None:
         self.app = app
         self.aggregates: dict[UUID, Aggregate | None] = {}
+        self.loaded: dict[UUID, Aggregate | None] = {}
+        """Aggregates preloaded but not used yet (None: the ref has no events)."""
         self.personal_data: list[tuple[str, str, str]] = []
         self.forgotten: list[str] = []
 
     def preload(self, refs: Iterable[str]) -> None:
         """Load the aggregates of `refs` in a few queries; a ref with no events is then known to be new, with no lookup."""
-        ids = {ref_id(ref) for ref in refs} - self.aggregates.keys()
+        ids = {ref_id(ref) for ref in refs} - self.aggregates.keys() - self.loaded.keys()
         stored = scan.events_of(self.app.recorder, ids) if ids else None
         if stored is None:
             return  # nothing to load, or a store read one aggregate at a time, when first used
@@ -97,11 +99,14 @@ class _Batch:
             aggregate = None
             for event in stored.get(aggregate_id, ()):
                 aggregate = to_event(event).mutate(aggregate)
-            self.aggregates[aggregate_id] = aggregate
+            self.loaded[aggregate_id] = aggregate
 
     def find(self, ref: str, cls: type[A]) -> A | None:
         aggregate_id = ref_id(ref)
-        if aggregate_id not in self.aggregates:
+        if aggregate_id not in self.aggregates and aggregate_id in self.loaded:
+            # Taken over on first use, so a batch saves its aggregates in the order its commands first touch them.
+            self.aggregates[aggregate_id] = self.loaded.pop(aggregate_id)
+        elif aggregate_id not in self.aggregates:
             try:
                 self.aggregates[aggregate_id] = self.app.repository.get(aggregate_id)
             except AggregateNotFoundError:

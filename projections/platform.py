@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from domain.base import Aggregate, DomainEvent
@@ -117,3 +119,108 @@ def _need(row: Row | None) -> Row:
 def _step(row: Row | None, stamp: dict[str, Any], **fields: Any) -> Row:
     row = _need(row)
     return {**row, "steps": [*row["steps"], {**stamp, **fields}]}
+
+
+# The fast twin of `fold`, for rebuilds: the same rows from an event's stored (upcast, already validated) fields,
+# without building the pydantic event. tests/integration/test_fast_rebuild.py proves the two equal.
+
+FieldFold = Callable[[Row | None, dict[str, Any], int], Row | None]
+
+
+def fold_fields(row: Row | None, cls: type[DomainEvent], fields: dict[str, Any], position: int) -> Row | None:
+    """`fold` on the stored fields of an event of class `cls` (brought to its current version), not on the event."""
+    return field_fold(cls)(row, fields, position)
+
+
+@functools.cache
+def field_fold(cls: type[DomainEvent]) -> FieldFold:
+    """`fold_fields` for events of `cls`, with what depends only on the class worked out once."""
+    name = cls.__qualname__
+    kind = _KINDS.get(name.split(".", 1)[0])
+    created = issubclass(cls, Aggregate.Created)
+    build = _FIELD_FOLDS.get(name)
+    known = frozenset(cls.model_fields)
+
+    def fold_one(row: Row | None, fields: dict[str, Any], position: int) -> Row | None:
+        if row is None:
+            if kind is not None and not created:
+                raise EventDoesNotFit(f"{name} arrived before the event that creates its aggregate")
+        elif created:
+            raise EventDoesNotFit(f"{name} would create again an aggregate whose {row.get('kind')} row exists")
+        elif row["kind"] != kind:
+            raise EventDoesNotFit(f"{name} does not apply to the {row.get('kind')} row of its aggregate")
+        if build is None:
+            return row
+        # Stored datetimes are ISO 8601, so their first ten characters are the date `occurred_at.date()` gives.
+        return build(row, fields, {"on": fields["occurred_at"][:10], "pos": position}, known)
+
+    return fold_one
+
+
+def _org_registered(row: Row | None, f: dict[str, Any], stamp: dict[str, Any], known: frozenset[str]) -> Row:
+    profile = {key: f[key] for key in _PROFILE_FIELDS}
+    return {"kind": "org", "ref": f["ref"], "registered": stamp, "published": None, "archived": None,
+            "versions": [{**stamp, "event": "ClusterOrganisation.Registered", **profile}], "updates": [], "labels": []}
+
+
+def _org_updated(row: Row | None, f: dict[str, Any], stamp: dict[str, Any], known: frozenset[str]) -> Row:
+    row = _need(row)
+    changes = {key: f.get(key) for key in f["changes"] if key in known}
+    return {**row, "versions": [*row["versions"], {**stamp, "event": "ClusterOrganisation.Updated", **changes}],
+            "updates": [*row["updates"], stamp]}
+
+
+def _org_labelled(row: Row | None, f: dict[str, Any], stamp: dict[str, Any], known: frozenset[str]) -> Row:
+    row = _need(row)
+    return {**row, "labels": [*row["labels"], {**stamp, "level": f["level"], "valid_until": f["valid_until"]}]}
+
+
+def _stamped(field: str) -> Callable[..., Row]:
+    return lambda row, f, stamp, known: {**_need(row), field: stamp}
+
+
+def _status(status: str) -> Callable[..., Row]:
+    return lambda row, f, stamp, known: _step(row, stamp, status=status)
+
+
+def _status_from(field: str) -> Callable[..., Row]:
+    return lambda row, f, stamp, known: _step(row, stamp, status=f[field])
+
+
+_FIELD_FOLDS: dict[str, Callable[[Row | None, dict[str, Any], dict[str, Any], frozenset[str]], Row]] = {
+    "ClusterOrganisation.Registered": _org_registered,
+    "ClusterOrganisation.Published": _stamped("published"),
+    "ClusterOrganisation.Updated": _org_updated,
+    "ClusterOrganisation.LabelAwarded": _org_labelled,
+    "ClusterOrganisation.Archived": _stamped("archived"),
+    "Activity.Scheduled": lambda row, f, stamp, known: {
+        "kind": "activity", "ref": f["ref"], "activity_kind": f["activity_kind"], "title": f["title"], "starts_on": f["starts_on"],
+        "ends_on": f["ends_on"], "target_countries": list(f["target_countries"]), "scheduled": stamp, "held": None, "cancelled": None},
+    "Activity.Held": _stamped("held"),
+    "Activity.Cancelled": _stamped("cancelled"),
+    "Participation.Registered": lambda row, f, stamp, known: {
+        "kind": "participation", "ref": f["ref"], "activity": f["activity"], "participant": f["participant"],
+        "participant_kind": f["participant_kind"], "steps": [{**stamp, "status": "registered"}]},
+    "Participation.Reregistered": _status("registered"),
+    "Participation.Attended": _status("attended"),
+    "Participation.Cancelled": _status("cancelled"),
+    "BilateralMeeting.Requested": lambda row, f, stamp, known: {
+        "kind": "meeting", "ref": f["ref"], "activity": f["activity"], "requester": f["requester"], "partner": f["partner"],
+        "steps": [{**stamp, "status": "requested"}]},
+    "BilateralMeeting.Accepted": _status("accepted"),
+    "BilateralMeeting.Declined": _status("declined"),
+    "BilateralMeeting.Held": _status("held"),
+    "BilateralMeeting.Cancelled": _status_from("outcome"),
+    "Pitch.Delivered": lambda row, f, stamp, known: {
+        "kind": "pitch", "ref": f["ref"], "activity": f["activity"], "org": f["org"], "delivered": stamp},
+    "CooperationCase.Identified": lambda row, f, stamp, known: {
+        "kind": "case", "ref": f["ref"], "orgs": list(f["orgs"]), "countries": list(f["countries"]), "source_kind": f["source_kind"],
+        "source": f["source"], "steps": [{**stamp, "status": "identified"}]},
+    "CooperationCase.Advanced": _status_from("stage"),
+    "CooperationCase.Abandoned": _status("abandoned"),
+    "Publication.Published": lambda row, f, stamp, known: {
+        "kind": "publication", "ref": f["ref"], "publication_kind": f["publication_kind"], "country": f["country"],
+        "published": stamp, "updates": []},
+    "Publication.Updated": lambda row, f, stamp, known: {**_need(row), "updates": [*_need(row)["updates"], stamp]},
+}
+"""How each event class changes a row, from its stored fields: the cases of `fold`, one per class."""

@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+import orjson
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 
+from adapters import scan
+from adapters.mapper import CATALOGUE
 from domain.errors import LedgerError
 from projections import runner
 from projections.platform import FOLD_VERSION
@@ -27,12 +30,38 @@ class Sources:
 
 
 def events_recorded_by(sources: Sources, as_of: datetime) -> Iterator[tuple[str, Any, int]]:
-    """`(key, event, position)` for every event recorded at or before `as_of`."""
+    """`(key, event, position)` for every event recorded at or before `as_of`.
+
+    Positions follow recording order, so the scan stops at the first event recorded later.
+    """
     for page in runner.notifications(sources.recorder, 0):
         for n in page:
             event = sources.mapper.to_domain_event(n)
-            if event.timestamp <= as_of:
-                yield n.originator_id.hex, event, n.id
+            if event.timestamp > as_of:
+                return
+            yield n.originator_id.hex, event, n.id
+
+
+def last_recorded_by(sources: Sources, as_of: datetime) -> Included:
+    """The last event recorded at or before `as_of`, found by a binary search on positions (they follow recording order)."""
+    low, high = 0, sources.recorder.max_notification_id() or 0
+    found = Included()
+    while low < high:
+        middle = (low + high + 1) // 2
+        page = list(sources.recorder.select_notifications(start=middle, limit=1))
+        if not page or page[0].id > high:  # no event between middle and high (positions may have gaps)
+            high = middle - 1
+            continue
+        recorded = _recorded_at(page[0].state)
+        if recorded <= as_of:
+            low, found = page[0].id, Included(page[0].id, recorded)
+        else:
+            high = middle - 1
+    return found
+
+
+def _recorded_at(state: bytes) -> datetime:
+    return datetime.fromisoformat(orjson.loads(state)["timestamp"])
 
 
 class StaleReadModel(LedgerError):
@@ -45,7 +74,7 @@ def platform_rows(
 ) -> dict[str, Row]:
     """The projection's rows: caught up now, or folded from what was recorded by `as_of`."""
     if as_of is not None:
-        return runner.fold_in_memory(events_recorded_by(sources, as_of))
+        return platform_rows_included(sources, as_of)[0]
     if not sources.store.fed_by_consumers(runner.PROJECTION):
         runner.catch_up(sources.recorder, sources.mapper, sources.store, progress=progress, notice=notice)
     else:
@@ -74,6 +103,9 @@ def platform_rows_included(
     if as_of is None:
         rows = platform_rows(sources, None, progress, notice)
         return rows, _included(sources, sources.store.position(runner.PROJECTION, FOLD_VERSION))
+    if scan.can_scan(sources.recorder):
+        last = last_recorded_by(sources, as_of)
+        return runner.fold_in_bulk(sources.recorder, last.position, getattr(sources.mapper, "catalogue", CATALOGUE)), last
     last = Included()
 
     def tracked() -> Iterator[tuple[str, Any, int]]:

@@ -1,18 +1,25 @@
-"""Catches a projection up with the ledger's notification log, one page per transaction."""
+"""Catches a projection up with the ledger's notification log, one page per transaction; rebuilds it in bulk."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import orjson
 from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
 
+from adapters import scan
+from adapters.mapper import CATALOGUE
+from domain.catalogue import VERSION_KEY, EventCatalogue, version_of
+from domain.errors import UnreadableEvent
 from projections import platform
 from projections.platform import Row
-from projections.store import ProjectionStore
+from projections.store import ProjectionStore, encode_fast
 
 PROJECTION = "platform"
 PAGE_SIZE = 1000
+REBUILD_CHUNK = 20_000
+"""Rows a rebuild writes per transaction."""
 
 
 def notifications(recorder: ApplicationRecorder, after: int, page_size: int = PAGE_SIZE) -> Iterator[list[Notification]]:
@@ -79,9 +86,106 @@ def catch_up(
 
 
 def rebuild(recorder: ApplicationRecorder, mapper: Mapper[Any], store: ProjectionStore, **options: Any) -> int:
-    """Drop the projection and build it again from position 0."""
+    """Drop the projection and build it again from position 0: in bulk where the events can be scanned, else page by page."""
+    if not scan.can_scan(recorder):
+        return rebuild_by_pages(recorder, mapper, store, **options)
+    return rebuild_in_bulk(recorder, store, catalogue=getattr(mapper, "catalogue", CATALOGUE), **options)
+
+
+def rebuild_by_pages(recorder: ApplicationRecorder, mapper: Mapper[Any], store: ProjectionStore, **options: Any) -> int:
+    """The clear rebuild: drop the projection and catch it up from position 0, one page of decoded events at a time."""
     store.reset(options.get("projection", PROJECTION))
     return catch_up(recorder, mapper, store, **options)
+
+
+def rebuild_in_bulk(
+    recorder: ApplicationRecorder,
+    store: ProjectionStore,
+    *,
+    catalogue: EventCatalogue = CATALOGUE,
+    stop: int | None = None,
+    progress: Callable[[int], None] = lambda n: None,
+    projection: str = PROJECTION,
+    chunk: int = REBUILD_CHUNK,
+    **_: Any,
+) -> int:
+    """`rebuild_by_pages`, fast: the same rows (tests/integration/test_fast_rebuild.py), in a fraction of the time.
+
+    Events are read aggregate by aggregate, so each row is complete when the next aggregate starts and is written
+    once; stored fields are upcast by the catalogue but not validated again (they were when written), and folded by
+    `platform.fold_fields`. Rows go out in transactions of `chunk` rows; the last one also writes the tracking position.
+    Memory holds one aggregate and one chunk, whatever the length of the log.
+    """
+    store.reset(projection)
+    upto = recorder.max_notification_id() or 0
+    if stop is not None:
+        upto = min(upto, stop)
+    if upto == 0:
+        return 0
+    # Stored at the current version: read with no upcast (the catalogue's upcast would change nothing).
+    current = {topic: (version_of(cls), platform.field_fold(cls)) for topic, cls in catalogue.topics().items()}
+    pending: list[tuple[str, str]] = []
+    applied = 0
+    loads = orjson.loads
+    key: str | None = None
+    row: Row | None = None
+    for event_key, position, topic, state in scan.by_aggregate(recorder, upto):
+        if event_key != key:
+            if row is not None:
+                pending.append((key, encode_fast(row)))  # type: ignore[arg-type]
+                if len(pending) >= chunk:
+                    store.put_rows(projection, pending)
+                    pending = []
+            key, row = event_key, None
+        try:
+            fields = loads(state)
+            version, fold = current[topic]
+            stored_version = fields.pop(VERSION_KEY)
+            if stored_version != version or type(stored_version) is not int:
+                raise LookupError
+        except (ValueError, RecursionError, LookupError, TypeError, AttributeError):
+            cls, fields = _upcast(catalogue, topic, state, position)
+            fold = platform.field_fold(cls)
+        row = fold(row, fields, position)
+        applied += 1
+        if not applied % PAGE_SIZE:
+            progress(PAGE_SIZE)
+    if row is not None:
+        pending.append((key, encode_fast(row)))  # type: ignore[arg-type]
+    store.put_rows(projection, pending)
+    store.write(projection, platform.FOLD_VERSION, {}, upto)
+    progress(applied % PAGE_SIZE)
+    return applied
+
+
+def _upcast(catalogue: EventCatalogue, topic: str, state: bytes, position: int) -> tuple[type[Any], dict[str, Any]]:
+    """The class and current fields of a stored event: read as `adapters.mapper.decode_event` reads it, not validated."""
+    try:
+        fields = orjson.loads(state)
+    except (ValueError, RecursionError) as error:
+        raise UnreadableEvent(topic, "?", position, f"stored state is not JSON ({type(error).__name__})") from None
+    if not isinstance(fields, dict):
+        raise UnreadableEvent(topic, "?", position, "stored state is not a JSON object")
+    return catalogue.upcast(topic, fields, position)
+
+
+def fold_in_bulk(recorder: ApplicationRecorder, upto: int, catalogue: EventCatalogue = CATALOGUE) -> dict[str, Row]:
+    """`fold_in_memory` of every event up to position `upto`, read and folded as `rebuild_in_bulk` does (tested equal)."""
+    rows: dict[str, Row] = {}
+    if upto <= 0:
+        return rows
+    key: str | None = None
+    row: Row | None = None
+    for event_key, position, topic, state in scan.by_aggregate(recorder, upto):
+        if event_key != key:
+            if row is not None:
+                rows[key] = row  # type: ignore[index]
+            key, row = event_key, None
+        cls, fields = _upcast(catalogue, topic, state, position)
+        row = platform.field_fold(cls)(row, fields, position)
+    if row is not None:
+        rows[key] = row  # type: ignore[index]
+    return rows
 
 
 def fold_in_memory(events: Iterable[tuple[str, Any, int]]) -> dict[str, Row]:

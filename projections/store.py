@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
+
+import orjson
 
 from projections.platform import Row
 
@@ -13,6 +15,11 @@ from projections.platform import Row
 def encode(row: Row) -> str:
     """The canonical text of a row: equal rows give equal bytes."""
     return json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def encode_fast(row: Row) -> str:
+    """`encode` by orjson, for rebuilds (the same text: tests/unit/test_row_encoding.py)."""
+    return orjson.dumps(row, option=orjson.OPT_SORT_KEYS).decode()
 
 
 class ProjectionStore(Protocol):
@@ -41,6 +48,11 @@ class ProjectionStore(Protocol):
     def write(self, projection: str, version: int, rows: Mapping[str, Row], position: int, expected: int | None = None) -> bool:
         """Write `rows` and the tracking `position` in one transaction; with `expected`, only if the
         stored position is still that (another catch-up may have moved it): returns False otherwise."""
+        ...
+
+    def put_rows(self, projection: str, rows: Sequence[tuple[str, str]]) -> None:
+        """Write already encoded `(key, text)` rows in one transaction without moving the tracking position
+        (a rebuild writes its rows in large chunks, then the position with the last)."""
         ...
 
     def reset(self, projection: str) -> None:
@@ -91,7 +103,9 @@ class SQLiteProjectionStore:
         return found
 
     def all_rows(self, projection: str) -> dict[str, Row]:
-        return {key: json.loads(data) for key, data in self.raw_rows(projection)}
+        # Decoded as the cursor goes, so the rows' text is never all held at once beside the rows.
+        cursor = self.connection.execute("SELECT key, data FROM projection_rows WHERE projection = ? ORDER BY key", (projection,))
+        return {key: orjson.loads(data) for key, data in cursor}
 
     def raw_rows(self, projection: str) -> list[tuple[str, str]]:
         return list(
@@ -119,6 +133,14 @@ class SQLiteProjectionStore:
                 (projection, version, position),
             )
         return True
+
+    def put_rows(self, projection: str, rows: Sequence[tuple[str, str]]) -> None:
+        with _transaction(self.connection):
+            self.connection.executemany(
+                "INSERT INTO projection_rows (projection, key, data) VALUES (?, ?, ?) "
+                "ON CONFLICT (projection, key) DO UPDATE SET data = excluded.data",
+                [(projection, key, data) for key, data in rows],
+            )
 
     def reset(self, projection: str) -> None:
         with _transaction(self.connection):
@@ -200,7 +222,13 @@ class PostgresProjectionStore:
         return {key: json.loads(data) for key, data in cursor}
 
     def all_rows(self, projection: str) -> dict[str, Row]:
-        return {key: json.loads(data) for key, data in self.raw_rows(projection)}
+        # A server-side cursor decoded as it goes, so the rows' text is never all held at once beside the rows.
+        with self.connection.transaction(), self.connection.cursor(name="projection_all_rows") as cursor:
+            cursor.itersize = 5_000
+            cursor.execute(
+                self._sql("SELECT key, data FROM {} WHERE projection = %s ORDER BY key COLLATE \"C\"").format(self.rows_table), (projection,)
+            )
+            return {key: orjson.loads(data) for key, data in cursor}
 
     def raw_rows(self, projection: str) -> list[tuple[str, str]]:
         cursor = self.connection.execute(
@@ -236,6 +264,21 @@ class PostgresProjectionStore:
                       "ON CONFLICT (projection, key) DO UPDATE SET data = excluded.data").format(self.rows_table),
             (projection, list(rows), [encode(row) for row in rows.values()]),
         )
+
+    def put_rows(self, projection: str, rows: Sequence[tuple[str, str]]) -> None:
+        if not rows:
+            return
+        # COPY into a scratch table, then one upsert: arrays of JSON text cost psycopg a regex escape per element.
+        with self.connection.transaction(), self.connection.cursor() as cursor:
+            cursor.execute("CREATE TEMPORARY TABLE IF NOT EXISTS projection_rows_in (key text, data text) ON COMMIT DELETE ROWS")
+            with cursor.copy("COPY projection_rows_in (key, data) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(
+                self._sql("INSERT INTO {} (projection, key, data) SELECT %s, key, data FROM projection_rows_in "
+                          "ON CONFLICT (projection, key) DO UPDATE SET data = excluded.data").format(self.rows_table),
+                (projection,),
+            )
 
     def upsert_tracking(self, cursor: Any, projection: str, version: int, position: int, *, keep_highest: bool = False) -> None:
         """Write the tracking position within the caller's transaction."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import gc
 import getpass
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -12,6 +15,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Mapper
 
+from adapters import scan
 from adapters.mapper import PydanticMapper
 from domain.base import Action, Aggregate, ref_id
 from domain.errors import AlreadyExists, AlreadyForgotten, ConcurrentChange, InvalidValue, LedgerError, NotRegistered, UnknownReference
@@ -79,12 +83,30 @@ class _Batch:
     def __init__(self, app: Ledger) -> None:
         self.app = app
         self.aggregates: dict[UUID, Aggregate | None] = {}
+        self.loaded: dict[UUID, Aggregate | None] = {}
+        """Aggregates preloaded but not used yet (None: the ref has no events)."""
         self.personal_data: list[tuple[str, str, str]] = []
         self.forgotten: list[str] = []
 
+    def preload(self, refs: Iterable[str]) -> None:
+        """Load the aggregates of `refs` in a few queries; a ref with no events is then known to be new, with no lookup."""
+        ids = {ref_id(ref) for ref in refs} - self.aggregates.keys() - self.loaded.keys()
+        stored = scan.events_of(self.app.recorder, ids) if ids else None
+        if stored is None:
+            return  # nothing to load, or a store read one aggregate at a time, when first used
+        to_event = self.app.mapper.to_domain_event
+        for aggregate_id in ids:
+            aggregate = None
+            for event in stored.get(aggregate_id, ()):
+                aggregate = to_event(event).mutate(aggregate)
+            self.loaded[aggregate_id] = aggregate
+
     def find(self, ref: str, cls: type[A]) -> A | None:
         aggregate_id = ref_id(ref)
-        if aggregate_id not in self.aggregates:
+        if aggregate_id not in self.aggregates and aggregate_id in self.loaded:
+            # Taken over on first use, so a batch saves its aggregates in the order its commands first touch them.
+            self.aggregates[aggregate_id] = self.loaded.pop(aggregate_id)
+        elif aggregate_id not in self.aggregates:
             try:
                 self.aggregates[aggregate_id] = self.app.repository.get(aggregate_id)
             except AggregateNotFoundError:
@@ -142,7 +164,13 @@ class Ledger(Application[UUID]):
 
         With `write=False` every command is checked against the state the batch would create, and nothing is saved.
         """
+        # Everything a batch builds lives until it is saved; the cyclic collector would only walk it again and again.
+        with _collector_paused():
+            return self._execute(commands, actor, write)
+
+    def _execute(self, commands: Sequence[c.Command], actor: str | None, write: bool) -> Outcome:
         batch = _Batch(self)
+        batch.preload(ref for command in commands for ref in refs_named(command))
         failures: list[CommandFailed] = []
         fallback_actor = actor or default_actor()
         # One batch is one transaction, so all its events share one recorded time.
@@ -194,6 +222,40 @@ class Ledger(Application[UUID]):
         if not events:
             raise UnknownReference("record", ref_or_id)
         return [e for e in events if until is None or e.timestamp <= until]
+
+
+_REF_FIELDS = ("org", "activity", "person", "meeting", "pitch", "case", "publication", "source")
+
+
+@functools.cache
+def _ref_fields(command_type: type[c.Command]) -> tuple[str, ...]:
+    return tuple(name for name in _REF_FIELDS if name in command_type.model_fields)
+
+
+def refs_named(command: c.Command) -> Iterator[str]:
+    """The refs a command names (and the participations it implies), so a batch can load them at once."""
+    for name in _ref_fields(type(command)):
+        value = getattr(command, name)
+        if isinstance(value, str):
+            yield value
+    if isinstance(command, c.IdentifyCase):
+        yield from command.orgs
+    if isinstance(command, (c.RegisterParticipant, c.AttendActivity, c.CancelRegistration)):
+        yield participation_ref(command.activity, command.participant)
+    elif isinstance(command, c.RequestMeeting):
+        yield participation_ref(command.activity, command.requester)
+        yield participation_ref(command.activity, command.partner)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _register_org(b: _Batch, cmd: c.RegisterOrg, action: Action) -> None:

@@ -1,0 +1,41 @@
+"""The benchmark runs end to end at a tiny size and reports every measure with its baselines (no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import postgres_url
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPECTED = {"ledger-write", "baseline-insert", "import", "raw-scan-json", "raw-scan-orjson", "baseline-read", "rebuild-by-pages",
+            "rebuild", "report-impact", "report-as-of"}
+
+
+def test_the_benchmark_reports_every_measure_with_its_ratios(tmp_path: Path) -> None:
+    env = {**os.environ, "LEDGER_TEST_PG_URL": postgres_url()}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench", "run", "--size", "400", "--no-kafka", "--results", str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    [written] = list(tmp_path.glob("*-400.json"))
+    rows = json.loads(written.read_text())["results"]
+    found = {(r["name"], r["store"]) for r in rows}
+    assert {(name, "sqlite") for name in EXPECTED | {"raw-insert"}} <= found
+    assert {(name, "postgresql") for name in EXPECTED | {"raw-copy", "raw-executemany"}} <= found
+    for r in rows:
+        assert r["events"] > 0 and r["seconds"] >= 0 and r["events_per_s"] > 0 and 10 < r["peak_mib"] < 4096, r
+        assert r["events"] == (200 if r["name"] == "report-as-of" else 400), r
+    by_name = {(r["name"], r["store"]): r for r in rows}
+    for store in ("sqlite", "postgresql"):
+        ratios = by_name[("rebuild", store)]["ratios"]
+        assert [ratio.split("x ")[1] for ratio in ratios] == ["raw-scan-json", "raw-scan-orjson"]
+        assert all(float(ratio.split("x ")[0]) > 0 for ratio in ratios)
+        assert "≥150k/s" in by_name[("rebuild", store)]["targets"]
+        assert len(by_name[("ledger-write", store)]["ratios"]) == 2
+    markdown = written.with_suffix(".md").read_text()
+    assert markdown.count("\n| ") == len(rows) + 1 and "scripts/benchmark --size 400" in markdown

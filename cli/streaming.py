@@ -57,9 +57,22 @@ class _Throughput:
             self.window, self.since = 0, now
 
 
+class _OneLine(logging.Filter):
+    """kafka-python logs some of its own socket errors with a traceback (on a closing connection); keep each to one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("kafka") and record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            record.msg, record.args = f"{record.getMessage()} ({type(error).__name__}: {error})", ()
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def _logging() -> None:
     logging.basicConfig(level=os.environ.get("LEDGER_LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_OneLine())
 
 
 def register(ledger: click.Group) -> None:

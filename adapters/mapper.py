@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, cast
 from uuid import UUID
 
@@ -48,13 +49,18 @@ def decode_event(
     catalogue: EventCatalogue = CATALOGUE,
 ) -> Any:
     """Rebuild the frozen event of a stored record, upcast to its current version."""
+    return event_from_fields(topic, stored_fields(topic, state, position), originator_id, originator_version, position, catalogue)
+
+
+def stored_fields(topic: str, state: bytes, position: int | None = None, loads: Callable[[bytes], Any] = json.loads) -> dict[str, Any]:
+    """The fields of a stored state (`loads` may be a faster JSON decoder); UnreadableEvent unless it is a JSON object."""
     try:
-        fields = json.loads(state)
+        fields = loads(state)
     except (ValueError, RecursionError) as error:
         raise UnreadableEvent(topic, "?", position, f"stored state is not JSON ({type(error).__name__})") from None
     if not isinstance(fields, dict):
         raise UnreadableEvent(topic, "?", position, "stored state is not a JSON object")
-    return event_from_fields(topic, fields, originator_id, originator_version, position, catalogue)
+    return fields
 
 
 def event_from_fields(

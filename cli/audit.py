@@ -9,19 +9,9 @@ import click
 
 from adapters.mapper import CATALOGUE
 from cli import render
-from domain.errors import InvalidValue
 from cli.context import Settings, db_option, pass_settings
 from projections import runner
 from service_layer.log_check import require_readable
-
-
-def event_types(given: str) -> set[str]:
-    """The event type names `given` stands for: one full name, every type of that event name, or every type of that record kind."""
-    names = {topic.split(":", 1)[1] for topic in CATALOGUE.topics()}
-    found = {n for n in names if given in (n, n.split(".")[0], n.split(".")[-1])}
-    if not found:
-        raise InvalidValue("type", given, f"not an event type; one of: {', '.join(sorted(names))} (or the part before or after the dot)")
-    return found
 
 
 def register(ledger: click.Group) -> None:
@@ -43,7 +33,7 @@ def register(ledger: click.Group) -> None:
         """Recorded events with position, recorded and effective time, actor, aggregate, type and summary."""
         first = render.parse_moment("since", since) if since else None
         last = render.parse_moment("until", until) if until else None
-        wanted = event_types(kind) if kind else None
+        wanted = CATALOGUE.type_names(kind) if kind else None
         app = settings.ledger()
         entries: list[dict[str, Any]] = []
         refs: dict[str, str] = {}

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from domain.base import Aggregate, DomainEvent
-from domain.errors import UnreadableEvent
+from domain.errors import InvalidValue, UnreadableEvent
 
 VERSION_KEY = "class_version"
 """The stored field that holds an event's class version (eventsourcing's name for it); absent means 1."""
@@ -64,6 +64,14 @@ class EventCatalogue:
     def aliases(self) -> dict[str, str]:
         """Old topic -> current topic."""
         return dict(self._aliases)
+
+    def type_names(self, given: str) -> set[str]:
+        """The event type names `given` stands for: one full name, every type of that event name, or every type of that record kind."""
+        names = {topic.split(":", 1)[1] for topic in self._classes}
+        found = {n for n in names if given in (n, n.split(".")[0], n.split(".")[-1])}
+        if not found:
+            raise InvalidValue("type", given, f"not an event type; one of: {', '.join(sorted(names))} (or the part before or after the dot)")
+        return found
 
     def current_topic(self, topic: str) -> str | None:
         """The current topic of a stored topic (itself, or what its alias points to); None if unknown."""

@@ -9,9 +9,8 @@ import orjson
 from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
 
 from adapters import scan
-from adapters.mapper import CATALOGUE
+from adapters.mapper import CATALOGUE, stored_fields
 from domain.catalogue import VERSION_KEY, EventCatalogue, version_of
-from domain.errors import UnreadableEvent
 from projections import platform
 from projections.platform import Row
 from projections.store import ProjectionStore, encode_fast
@@ -159,14 +158,8 @@ def rebuild_in_bulk(
 
 
 def _upcast(catalogue: EventCatalogue, topic: str, state: bytes, position: int) -> tuple[type[Any], dict[str, Any]]:
-    """The class and current fields of a stored event: read as `adapters.mapper.decode_event` reads it, not validated."""
-    try:
-        fields = orjson.loads(state)
-    except (ValueError, RecursionError) as error:
-        raise UnreadableEvent(topic, "?", position, f"stored state is not JSON ({type(error).__name__})") from None
-    if not isinstance(fields, dict):
-        raise UnreadableEvent(topic, "?", position, "stored state is not a JSON object")
-    return catalogue.upcast(topic, fields, position)
+    """The class and current fields of a stored event: read as the mapper reads it (with orjson), not validated."""
+    return catalogue.upcast(topic, stored_fields(topic, state, position, orjson.loads), position)
 
 
 def fold_in_bulk(recorder: ApplicationRecorder, upto: int, catalogue: EventCatalogue = CATALOGUE) -> dict[str, Row]:

@@ -15,7 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 
 import bootstrap
-from cli.audit import event_types
+from adapters.mapper import CATALOGUE
 from cli.render import event_details, event_type, parse_moment, summary
 from domain.base import ref_id
 from domain.errors import InvalidValue, LedgerError
@@ -303,7 +303,7 @@ def audit_page(reader: Reader, given: LogFilter, after: int = 0, limit: int = PA
     """Page 5: recorded events after position `after` that pass the filters, `limit` at a time (keyset pagination)."""
     first = parse_moment("since", given.since) if given.since else None
     last = parse_moment("until", given.until) if given.until else None
-    wanted = event_types(given.type) if given.type else None
+    wanted = CATALOGUE.type_names(given.type) if given.type else None
     record: UUID | None = None
     if given.record:
         try:

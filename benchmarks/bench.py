@@ -469,6 +469,107 @@ def report(url: str, as_of: str) -> dict[str, Any]:
     return _result("report-as-of" if as_of == "middle" else "report-impact", _store(url), events, seconds)
 
 
+PAGE_REPEATS = 5
+"""Each page is asked for once cold, then this many times; the median of those is its warm time."""
+
+
+def web_pages(url: str) -> dict[str, Any]:
+    """`ledger serve` on the ledger at `url`: the time of each page of the browser view, cold and warm, over HTTP.
+
+    The transparency tree is caught up first (timed apart), as `ledger checkpoint` would leave it; the projection is
+    caught up by the first figures page, which is what its cold time shows.
+    """
+    import socket
+    import statistics
+    import urllib.parse
+    import urllib.request
+
+    import bootstrap
+    from projections import runner
+    from projections.platform import FOLD_VERSION
+    from transparency import log
+
+    app = bootstrap.build_ledger(url)
+    total = app.recorder.max_notification_id() or 0
+    middle = next(iter(app.recorder.select_notifications(start=max(1, total // 2), limit=1)))
+    as_of = json.loads(middle.state)["timestamp"]
+    store = bootstrap.build_projection_store(url)
+    # Up to date, as the reporting job leaves it: the first page then shows reading, not building, the projection.
+    if store.position(runner.PROJECTION, FOLD_VERSION) == 0:
+        runner.rebuild(app.recorder, app.mapper, store)
+    store.close()
+    app.close()
+    tree = bootstrap.build_tree_store(url)
+    started = time.perf_counter()
+    log.catch_up(tree)
+    tree_seconds = time.perf_counter() - started
+    tree.close()
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--db", url, "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def get(path: str) -> tuple[float, bytes]:
+        began = time.perf_counter()
+        with urllib.request.urlopen(base + path, timeout=600) as answer:
+            body = answer.read()
+        return time.perf_counter() - began, body
+
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(base + "/openapi.json", timeout=5).read()
+                break
+            except OSError:
+                if server.poll() is not None:
+                    raise SystemExit(f"ledger serve stopped: {server.stderr.read() if server.stderr else ''}")
+                time.sleep(0.1)
+        pages: list[dict[str, Any]] = []
+
+        def measure(label: str, path: str) -> bytes:
+            first, body = get(path)
+            warm = [get(path)[0] for _ in range(PAGE_REPEATS)]
+            pages.append({"page": label, "path": path, "first_ms": round(first * 1000, 1),
+                          "warm_ms": round(statistics.median(warm) * 1000, 1), "bytes": len(body)})
+            return body
+
+        quoted = urllib.parse.quote(as_of)
+        measure("figures", "/")
+        measure("figures as of the middle event", f"/?as_of={quoted}")
+        listed = json.loads(measure("figures API", "/api/figures"))["figures"]
+        # The count with the most events behind it: the longest listing to page through.
+        key = max((f for f in listed if f["is_count"]), key=lambda f: f["events"])["key"]
+        figure = json.loads(measure(f"figure API: {key}, page 1", f"/api/figures/{key}"))
+        measure(f"figure: {key}, page 1", f"/figures/{key}")
+        if figure.get("next_after"):
+            measure(f"figure: {key}, page 2", f"/figures/{key}?after={figure['next_after']}")
+        first_ref = figure["events"][0]["ref"] if figure["events"] else json.loads(get("/api/events/1")[1])["ref"]
+        ref = urllib.parse.quote(first_ref, safe="")
+        measure("record", f"/records/{ref}")
+        measure("record as of the middle event", f"/records/{ref}?as_of={quoted}")
+        measure("event with its proof", f"/events/{middle.id}")
+        measure("event API", f"/api/events/{middle.id}")
+        measure("audit log, page 1", "/audit")
+        measure("audit log after the middle event", f"/audit?after={middle.id}")
+        measure("audit log of one record", f"/audit?record={ref}")
+        measure("audit log of one type", "/audit?type=Pitch.Delivered")
+        measure("countries", "/countries")
+        measure("country fact sheet", "/countries/LV")
+        measure("country fact sheet API", "/api/countries/LV")
+        server_peak = 0.0
+        for line in Path(f"/proc/{server.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                server_peak = int(line.split()[1]) / 1024
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {"name": "web-pages", "store": _store(url), "events": total, "seconds": round(sum(p["first_ms"] for p in pages) / 1000, 2),
+            "events_per_s": 0, "peak_mib": round(server_peak, 1), "tree_seconds": round(tree_seconds, 2), "pages": pages}
+
+
 def _store(url: str) -> str:
     return url.split(":", 1)[0]
 
@@ -479,7 +580,7 @@ MEASURES = {
     "kafka-raw-consume": kafka_raw_consume, "kafka-lag": kafka_lag, "ledger-write": ledger_write, "import": import_file,
     "raw-sqlite-insert": raw_sqlite_insert, "raw-postgres-insert": raw_postgres_insert, "raw-scan": raw_scan,
     "rebuild-by-pages": rebuild_by_pages, "report": report,
-    "tlog-verify": tlog_verify, "baseline-sha256": baseline_sha256,
+    "tlog-verify": tlog_verify, "baseline-sha256": baseline_sha256, "web-pages": web_pages,
 }
 
 
@@ -522,6 +623,11 @@ def targets(r: dict[str, Any], by_name: dict[tuple[str, str], dict[str, Any]]) -
         notes.append(f"<5 s {'met' if r['seconds'] < 5 else 'MISSED'}")
     if r["name"] == "report-as-of":
         notes.append(f"<15 s {'met' if r['seconds'] < 15 else 'MISSED'}")
+    if r["name"] == "web-pages":
+        first = sum(1 for page in r["pages"] if page["first_ms"] >= 200)
+        warm = sum(1 for page in r["pages"] if page["warm_ms"] >= 200)
+        notes.append(f"every page <200 ms: {'met' if not first and not warm else 'MISSED'} "
+                     f"({first} of {len(r['pages'])} over on first request, {warm} warm)")
     return ", ".join(notes)
 
 
@@ -547,6 +653,12 @@ def markdown(rows: list[dict[str, Any]], heading: str, command: str) -> str:
     for r in rows:
         lines.append(f"| {r['name']} | {r['store']} | {r['events']:,} | {r['seconds']} | {r['events_per_s']:,} | {r['peak_mib']} | "
                      f"{'; '.join(r['ratios'])} | {r['targets']} |")
+    for r in rows:
+        if r["name"] == "web-pages":
+            lines += ["", f"`ledger serve` on {r['store']}, {r['events']:,} events (tree caught up first in {r['tree_seconds']} s; "
+                      f"server peak {r['peak_mib']} MiB; warm = median of {PAGE_REPEATS})", "",
+                      "| page | address | first ms | warm ms |", "|---|---|--:|--:|"]
+            lines += [f"| {page['page']} | `{page['path']}` | {page['first_ms']} | {page['warm_ms']} |" for page in r["pages"]]
     return "\n".join(lines) + "\n"
 
 
@@ -565,6 +677,7 @@ def main() -> None:
     run.add_argument("--kafka-only", action="store_true", help="write the demo on PostgreSQL only and measure the Kafka pipeline (skip SQLite)")
     run.add_argument("--results", default="bench/results", help="folder for the <date>-<size>.json and .md results")
     run.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    run.add_argument("--no-pages", action="store_true", help="skip the browser view's page times")
     one = sub.add_parser("one", help="one measurement (internal)")
     one.add_argument("name", choices=sorted(MEASURES))
     one.add_argument("args", nargs="*")
@@ -619,6 +732,8 @@ def main() -> None:
         results.append(_measure("baseline-sha256", url))
         results.append(_measure("report", url, "now"))
         results.append(_measure("report", url, "middle"))
+        if not options.no_pages:
+            results.append(_measure("web-pages", url))
     server = None if options.no_kafka else (options.kafka or os.environ.get("LEDGER_TEST_KAFKA"))
     if server and postgres:
         topic = f"bench.{uuid.uuid4().hex[:8]}"
@@ -651,6 +766,8 @@ def main() -> None:
         for r in rows:
             print(f"{r['name']:17} {r['store']:10} {r['events']:>9} {r['seconds']:>8} {r['events_per_s']:>9} {r['peak_mib']:>9}  "
                   f"{', '.join(r['ratios'])}{'; ' if r['ratios'] and r['targets'] else ''}{r['targets']}")
+            for page in r.get("pages", []):
+                print(f"  {page['page']:45} first {page['first_ms']:>9} ms  warm {page['warm_ms']:>9} ms  {page['path']}")
     out = Path(options.results)
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"{time.strftime('%Y-%m-%d', time.gmtime())}-{size if size is not None else f'scale{options.scale:g}'}"

@@ -73,6 +73,11 @@ class EventCatalogue:
             raise InvalidValue("type", given, f"not an event type; one of: {', '.join(sorted(names))} (or the part before or after the dot)")
         return found
 
+    def stored_topics(self, names: set[str]) -> list[str]:
+        """Every topic events of the type `names` may be stored under: their current topics and the aliases of those."""
+        current = {topic for topic in self._classes if topic.split(":", 1)[1] in names}
+        return sorted(current | {alias for alias, topic in self._aliases.items() if topic in current})
+
     def current_topic(self, topic: str) -> str | None:
         """The current topic of a stored topic (itself, or what its alias points to); None if unknown."""
         if topic in self._classes:

@@ -51,6 +51,7 @@ def create_app(db: str | None, token: str | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        worker.submit(reader.warm_up)  # not awaited: the server answers at once, and requests queue behind it
         yield
         await asyncio.get_running_loop().run_in_executor(worker, reader.close)
         worker.shutdown()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from transparency.proofs import b64
 from transparency.store import TreeStore
 
 PAGE_SIZE = 50
+logger = logging.getLogger(__name__)
 PROOF_NOTE = (
     "against the checkpoint of the whole tree as it stands now (the tree is caught up first); "
     "the button recomputes the leaf hash and the root in this browser"
@@ -92,6 +94,8 @@ class Reader:
     _rows: OrderedDict[tuple[Any, ...], tuple[dict[str, Row], Included]] = field(default_factory=OrderedDict)
     _refs: dict[UUID, str] = field(default_factory=dict)
     _tree: TreeStore | None = None
+    _checked: int = 0
+    """Every stored event up to this position is known to be readable by this code."""
 
     def sources(self) -> Sources:
         if self._sources is None:
@@ -119,6 +123,24 @@ class Reader:
             self._ledger.close()
         self._sources = self._ledger = None
 
+    def require_readable(self, after: int = 0) -> None:
+        """`log_check.require_readable` for the events after `after`, each checked once while the app runs."""
+        recorder = self.sources().recorder
+        upto = recorder.max_notification_id() or 0
+        require_readable(recorder, max(after, self._checked))
+        if after <= self._checked:  # nothing left unchecked below `after`: everything up to `upto` is known readable now
+            self._checked = max(self._checked, upto)
+
+    def warm_up(self) -> None:
+        """What the first pages need, done once when the app starts: the log's readability check.
+
+        A failure is left for the page that needs it to report (to the user, in one line).
+        """
+        try:
+            self.require_readable(0)
+        except Exception as error:  # noqa: BLE001 - reported again by the first page that needs it
+            logger.warning("start-up check left to the first page: %s", error)
+
     def rows(self, as_of: datetime | None) -> tuple[dict[str, Row], Included]:
         """The projection's rows now or as of a moment; the last few are kept until the log grows."""
         sources = self.sources()
@@ -126,7 +148,7 @@ class Reader:
         if key not in self._rows:
             position = sources.store.position(runner.PROJECTION, FOLD_VERSION)
             if as_of is not None or not sources.store.fed_by_consumers(runner.PROJECTION):
-                require_readable(sources.recorder, 0 if as_of is not None else position)
+                self.require_readable(0 if as_of is not None else position)
             self._rows[key] = reports.platform_rows_included(sources, as_of)
             while len(self._rows) > 8:
                 self._rows.popitem(last=False)
@@ -311,11 +333,14 @@ def audit_page(reader: Reader, given: LogFilter, after: int = 0, limit: int = PA
         except ValueError:
             record = ref_id(given.record)
     sources = reader.sources()
-    require_readable(sources.recorder, after)
+    reader.require_readable(after)
     entries: list[dict[str, Any]] = []
     more = False
-    # One record's events are found by their positions; anything else is a scan of the log from `after`.
-    pages = _record_notifications(reader, record, after) if record is not None else runner.notifications(sources.recorder, after)
+    # One record's events are found by their positions; a type by its topics in the store's query; else a scan from `after`.
+    if record is not None:
+        pages = _record_notifications(reader, record, after)
+    else:
+        pages = _notifications(sources.recorder, after, CATALOGUE.stored_topics(wanted) if wanted is not None else ())
     for page in pages:
         for n in page:
             if record is not None and n.originator_id != record:
@@ -336,6 +361,13 @@ def audit_page(reader: Reader, given: LogFilter, after: int = 0, limit: int = PA
         if more:
             break
     return {"filters": given.params(), "after": after, "events": entries, "next_after": entries[-1]["position"] if more else None}
+
+
+def _notifications(recorder: Any, after: int, topics: list[str], page_size: int = runner.PAGE_SIZE) -> Iterator[list[Notification]]:
+    """Pages of the log after `after`, of the given topics only (all topics if none are given)."""
+    while page := list(recorder.select_notifications(start=after + 1, limit=page_size, topics=topics)):
+        yield page
+        after = page[-1].id
 
 
 def _record_notifications(reader: Reader, record: UUID, after: int) -> Iterator[list[Notification]]:

@@ -27,7 +27,16 @@ def test_the_benchmark_reports_every_measure_with_its_ratios(tmp_path: Path) -> 
     found = {(r["name"], r["store"]) for r in rows}
     assert {(name, "sqlite") for name in EXPECTED | {"raw-insert"}} <= found
     assert {(name, "postgresql") for name in EXPECTED | {"raw-copy", "raw-executemany"}} <= found
+    pages = [r for r in rows if r["name"] == "web-pages"]
+    assert {r["store"] for r in pages} == {"sqlite", "postgresql"}
+    for r in pages:
+        # Every page of the browser view answered (a refused page fails the measure), each timed cold and warm.
+        assert len(r["pages"]) >= 14 and r["events"] == 400 and 10 < r["peak_mib"] < 4096, r
+        assert all(p["first_ms"] > 0 and p["warm_ms"] > 0 and p["bytes"] > 0 for p in r["pages"]), r
+        assert "every page <200 ms" in r["targets"], r
     for r in rows:
+        if r["name"] == "web-pages":
+            continue
         assert r["events"] > 0 and r["seconds"] >= 0 and r["events_per_s"] > 0 and 10 < r["peak_mib"] < 4096, r
         assert r["events"] == (200 if r["name"] == "report-as-of" else 400), r
     by_name = {(r["name"], r["store"]): r for r in rows}
@@ -38,4 +47,6 @@ def test_the_benchmark_reports_every_measure_with_its_ratios(tmp_path: Path) -> 
         assert "≥150k/s" in by_name[("rebuild", store)]["targets"]
         assert len(by_name[("ledger-write", store)]["ratios"]) == 2
     markdown = written.with_suffix(".md").read_text()
-    assert markdown.count("\n| ") == len(rows) + 1 and "scripts/benchmark --size 400" in markdown
+    page_lines = sum(len(r["pages"]) + 1 for r in pages)
+    assert markdown.count("\n| ") == len(rows) + 1 + page_lines and "scripts/benchmark --size 400" in markdown
+    assert markdown.count("| figures | `/` |") == 2

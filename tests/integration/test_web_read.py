@@ -90,3 +90,43 @@ def test_an_event_this_code_cannot_read_is_shown_as_stored_and_reports_refuse_to
             read.audit_page(reader, LogFilter())
     finally:
         reader.close()
+
+
+def test_the_audit_log_of_one_type_or_kind_gives_every_such_event_a_page_at_a_time(db_url: str) -> None:
+    log = imported(db_url)
+    reader = Reader(db_url)
+    try:
+        for given in ("Activity.Held", "Held", "Participation"):
+            wanted = [e["position"] for e in log if given in (e["type"], str(e["type"]).split(".")[0], str(e["type"]).split(".")[1])]
+            assert wanted, given
+            seen, after = [], 0
+            while True:
+                page = read.audit_page(reader, LogFilter(type=given), after, limit=3)
+                seen += [e["position"] for e in page["events"]]
+                if page["next_after"] is None:
+                    break
+                after = page["next_after"]
+            assert seen == wanted, given
+    finally:
+        reader.close()
+
+
+def test_an_unreadable_event_appended_after_the_log_was_checked_is_still_refused(db_url: str) -> None:
+    imported(db_url)
+    reader = Reader(db_url)
+    try:
+        assert read.audit_page(reader, LogFilter())["events"]  # the whole log checked once, and remembered
+        app = bootstrap.build_ledger(db_url)
+        try:
+            fields = {"class_version": 7, "timestamp": "2024-05-01T10:00:00+00:00", "occurred_at": "2024-05-01T00:00:00+00:00",
+                      "actor": "a", "action_key": "k", "action_digest": "d", "changes": []}
+            app.recorder.insert_events([StoredEvent(originator_id=ref_id("ORG-IT-0001"), originator_version=9,
+                                                    topic="domain.model:ClusterOrganisation.Updated", state=json.dumps(fields).encode())])
+        finally:
+            app.close()
+        with pytest.raises(UnreadableEvent):
+            read.audit_page(reader, LogFilter())
+        with pytest.raises(UnreadableEvent):
+            read.figures_page(reader, Query())
+    finally:
+        reader.close()

@@ -570,6 +570,16 @@ def web_pages(url: str) -> dict[str, Any]:
             "events_per_s": 0, "peak_mib": round(server_peak, 1), "tree_seconds": round(tree_seconds, 2), "pages": pages}
 
 
+def ledger_size(url: str) -> dict[str, Any]:
+    """How many events the ledger at `url` holds (for a run on a ledger written beforehand; nothing is timed)."""
+    import bootstrap
+
+    app = bootstrap.build_ledger(url)
+    total = app.recorder.max_notification_id() or 0
+    app.close()
+    return {**_result("ledger-size", _store(url), total, 0), "events_per_s": 0}
+
+
 def _store(url: str) -> str:
     return url.split(":", 1)[0]
 
@@ -580,7 +590,7 @@ MEASURES = {
     "kafka-raw-consume": kafka_raw_consume, "kafka-lag": kafka_lag, "ledger-write": ledger_write, "import": import_file,
     "raw-sqlite-insert": raw_sqlite_insert, "raw-postgres-insert": raw_postgres_insert, "raw-scan": raw_scan,
     "rebuild-by-pages": rebuild_by_pages, "report": report,
-    "tlog-verify": tlog_verify, "baseline-sha256": baseline_sha256, "web-pages": web_pages,
+    "tlog-verify": tlog_verify, "baseline-sha256": baseline_sha256, "web-pages": web_pages, "ledger-size": ledger_size,
 }
 
 
@@ -678,6 +688,8 @@ def main() -> None:
     run.add_argument("--results", default="bench/results", help="folder for the <date>-<size>.json and .md results")
     run.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     run.add_argument("--no-pages", action="store_true", help="skip the browser view's page times")
+    run.add_argument("--written", metavar="URL[=RESULT]", help="measure the ledger already written at URL (e.g. by `python -m benchmarks.bench "
+                     "one ledger-write URL SIZE SEED > RESULT`, whose printed RESULT is then quoted as its ledger-write row) instead of writing one")
     one = sub.add_parser("one", help="one measurement (internal)")
     one.add_argument("name", choices=sorted(MEASURES))
     one.add_argument("args", nargs="*")
@@ -693,6 +705,13 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
     urls = [] if options.kafka_only else [f"sqlite:///{folder / 'bench.db'}"]
     postgres = None if options.no_postgres else (options.postgres or os.environ.get("LEDGER_TEST_PG_URL"))
+    written: dict[str, dict[str, Any]] = {}
+    if options.written:
+        # A ledger written earlier by `python -m benchmarks.bench one ledger-write URL SIZE SEED`: measured where it is.
+        url, result = options.written.split("=", 1) if "=" in options.written else (options.written, "")
+        urls, postgres = [url], None if url.startswith("sqlite") else postgres
+        if result:
+            written[url] = json.loads(Path(result).read_text().strip().splitlines()[-1])
 
     schemas: list[str] = []
 
@@ -700,13 +719,17 @@ def main() -> None:
         schemas.append(f"bench_{uuid.uuid4().hex[:8]}")
         return f"{postgres}?schema={schemas[-1]}"
 
-    if postgres:
+    if postgres and not options.written:
         urls.append(schema_url())
     results = []
     size = options.size
     for url in urls:
         store = _store(url)
-        if size is None:
+        if url in written:
+            results.append(written[url])
+        elif options.written:
+            results.append(_measure("ledger-size", url))
+        elif size is None:
             results.append(_measure("demo-write", url, str(options.scale), str(options.seed)))
         else:
             results.append(_measure("ledger-write", url, str(size), str(options.seed)))
@@ -757,6 +780,8 @@ def main() -> None:
     if options.json:
         for r in rows:
             print(json.dumps(r))
+    if options.written and results:
+        size = results[0]["events"]
     what = f"{size} events" if size is not None else f"demo scale {options.scale}"
     heading = f"{what}, seed {options.seed}, python {sys.version.split()[0]}, {os.cpu_count()} cores"
     command = "scripts/benchmark " + " ".join(sys.argv[2:])

@@ -1,0 +1,127 @@
+"""Snapshots of the projection: an as-of read through one equals a fold from position 0, and catch-up and bulk rebuild keep the same ones."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import orjson
+import pytest
+from eventsourcing.persistence import ApplicationRecorder
+
+import bootstrap
+from projections import platform, reports, runner
+from projections.figures import Settings
+from projections.store import ProjectionStore
+from service_layer.demo import DemoHistory, write_demo
+from service_layer.ledger import Ledger
+from tests.conftest import stored_rows
+
+EVERY = 37
+"""Positions between snapshots: small, so a demo history has several."""
+
+
+@dataclass
+class Demo:
+    app: Ledger
+    store: ProjectionStore
+    url: str
+
+    @property
+    def recorder(self) -> ApplicationRecorder:
+        return self.app.recorder
+
+    def last(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+
+@pytest.fixture
+def demo(db_url: str) -> Iterator[Demo]:
+    history = DemoHistory(seed=5, scale=0.01)
+    app = bootstrap.build_ledger(db_url, clock=history.clock)
+    write_demo(app, history)
+    store = bootstrap.build_projection_store(db_url)
+    yield Demo(app, store, db_url)
+    store.close()
+    app.close()
+
+
+def cuts(last: int) -> list[int]:
+    """As-of positions: before the first snapshot, on boundaries, just after and just before them, and the end."""
+    return sorted({1, EVERY - 1, EVERY, EVERY + 1, 3 * EVERY, 3 * EVERY + 1, 4 * EVERY - 1, last // 2, last - 1, last})
+
+
+def folded_events(demo: Demo, upto: int) -> Iterator[tuple[str, object, int]]:
+    for page in runner.notifications(demo.recorder, 0):
+        for n in page:
+            if n.id > upto:
+                return
+            yield n.originator_id.hex, demo.app.mapper.to_domain_event(n), n.id
+
+
+def test_rows_as_of_through_a_snapshot_equal_a_fold_from_position_0(demo: Demo) -> None:
+    runner.rebuild_in_bulk(demo.recorder, demo.store, snapshot_every=EVERY, chunk=41)
+    last = demo.last()
+    assert last > 6 * EVERY
+    for upto in cuts(last):
+        through = list(runner.rows_as_of(demo.recorder, demo.store, upto))
+        assert [key for key, _ in through] == sorted(key for key, _ in through)
+        assert dict(through) == runner.fold_in_bulk(demo.recorder, upto) == runner.fold_in_memory(folded_events(demo, upto)), upto
+    assert demo.store.snapshot_boundary(runner.PROJECTION, platform.FOLD_VERSION, last) == last // EVERY * EVERY
+
+
+def test_an_impact_report_as_of_through_a_snapshot_equals_one_folded_from_position_0(demo: Demo) -> None:
+    runner.rebuild_in_bulk(demo.recorder, demo.store, snapshot_every=EVERY)
+    sources = reports.Sources(demo.recorder, demo.app.mapper, demo.store)
+    stamps = [demo.app.mapper.to_domain_event(n).timestamp for n in demo.recorder.select_notifications(start=1, limit=100_000)]
+    start, end = reports.default_period()
+    for upto in cuts(len(stamps)):
+        as_of = stamps[upto - 1]
+        rows, included = reports.platform_rows_included(sources, as_of)
+        clear = runner.fold_in_memory(reports.events_recorded_by(sources, as_of))
+        for settings in (Settings(start, end), Settings(start, end, country="LV")):
+            through, _ = reports.impact(rows, settings, as_of, charts=True, included=included)
+            folded, _ = reports.impact(clear, settings, as_of, charts=True, included=included)
+            assert orjson.dumps(through) == orjson.dumps(folded), upto
+
+
+@pytest.mark.parametrize("page_size", [23, 1000])
+def test_catch_up_in_pages_keeps_the_snapshots_a_bulk_rebuild_keeps(demo: Demo, page_size: int) -> None:
+    last = demo.last()
+    for stop in (EVERY // 2, 2 * EVERY, 2 * EVERY + 5, None):  # several catch-ups, stopping on, before and after boundaries
+        runner.catch_up(demo.recorder, demo.app.mapper, demo.store, stop=stop, page_size=page_size, projection="paged",
+                        snapshot_every=EVERY)
+    runner.rebuild_in_bulk(demo.recorder, demo.store, projection="bulk", chunk=53, snapshot_every=EVERY)
+    paged, bulk = demo.store.raw_snapshots("paged"), demo.store.raw_snapshots("bulk")
+    assert paged == bulk
+    assert {boundary for boundary, *_ in bulk} == set(range(EVERY, last + 1, EVERY))
+    assert {version for _, version, *_ in bulk} == {platform.FOLD_VERSION}
+    assert demo.store.raw_rows("paged") == demo.store.raw_rows("bulk")
+    # Each snapshot holds only the rows changed since the one before: far fewer than a row per key per snapshot.
+    assert len(bulk) < len(demo.store.raw_rows("bulk")) * (last // EVERY) / 2
+
+
+def test_snapshots_of_another_fold_version_are_not_used(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner.rebuild_in_bulk(demo.recorder, demo.store, snapshot_every=EVERY)
+    upto = 5 * EVERY  # on a boundary: a read through the snapshot folds no event after it
+    expected = runner.fold_in_bulk(demo.recorder, upto)
+    # Snapshot rows no fold could make: a read that used them would differ.
+    spoil = "UPDATE {schema}projection_snapshots SET data = '{{\"kind\": \"spoiled\"}}'"
+    stored_rows(demo.url, {"sqlite": spoil.format(schema=""), "postgres": spoil.format(schema="{schema}.") + " RETURNING 1"})
+    assert dict(runner.rows_as_of(demo.recorder, demo.store, upto)) != expected
+
+    monkeypatch.setattr(platform, "FOLD_VERSION", platform.FOLD_VERSION + 1)
+    assert demo.store.snapshot_boundary(runner.PROJECTION, platform.FOLD_VERSION, upto) == 0
+    assert dict(runner.rows_as_of(demo.recorder, demo.store, upto)) == expected
+    # Catching up with the new version drops them with the rows, and keeps new ones.
+    runner.catch_up(demo.recorder, demo.app.mapper, demo.store, snapshot_every=EVERY)
+    assert {version for _, version, *_ in demo.store.raw_snapshots(runner.PROJECTION)} == {platform.FOLD_VERSION}
+    assert dict(runner.rows_as_of(demo.recorder, demo.store, upto)) == expected
+
+
+def test_a_reset_drops_the_snapshots_with_the_rows(demo: Demo) -> None:
+    runner.rebuild_in_bulk(demo.recorder, demo.store, snapshot_every=EVERY)
+    assert demo.store.raw_snapshots(runner.PROJECTION)
+    demo.store.reset(runner.PROJECTION)
+    assert demo.store.raw_snapshots(runner.PROJECTION) == []
+    assert demo.store.snapshot_boundary(runner.PROJECTION, platform.FOLD_VERSION, demo.last()) == 0

@@ -88,7 +88,8 @@ def catch_up(
             boundary = (max(position, marked) // snapshot_every + 1) * snapshot_every
             if page[-1].id >= boundary:  # every event up to the boundary is in the log: the page may end there
                 page = [n for n in page if n.id <= boundary]
-                snapshot = (boundary, scan.aggregates_between(recorder, marked, boundary))
+                # Since position 0 every stored row has changed: all are kept, with no set of every key held here.
+                snapshot = (boundary, scan.aggregates_between(recorder, marked, boundary) if marked else None)
         last = page[-1].id if page else position
         rows = store.rows(projection, {_key(n) for n in page})
         changed = apply_page(rows, ((_key(n), mapper.to_domain_event(n), n.id) for n in page))

@@ -48,12 +48,12 @@ class ProjectionStore(Protocol):
 
     def write(
         self, projection: str, version: int, rows: Mapping[str, Row], position: int, expected: int | None = None,
-        snapshot: tuple[int, Collection[str]] | None = None,
+        snapshot: tuple[int, Collection[str] | None] | None = None,
     ) -> bool:
         """Write `rows` and the tracking `position` in one transaction; with `expected`, only if the
         stored position is still that (another catch-up may have moved it): returns False otherwise.
-        With `snapshot` (a boundary and keys), the stored rows of those keys, once written, are also kept as the
-        rows changed since the previous snapshot, and the boundary is marked as a snapshot of fold `version`."""
+        With `snapshot` (a boundary and keys), the stored rows of those keys (of every key if None), once written, are
+        also kept as the rows changed since the previous snapshot, and the boundary is marked as a snapshot of fold `version`."""
         ...
 
     def put_rows(self, projection: str, rows: Sequence[tuple[str, str]]) -> None:
@@ -145,7 +145,7 @@ class SQLiteProjectionStore:
 
     def write(
         self, projection: str, version: int, rows: Mapping[str, Row], position: int, expected: int | None = None,
-        snapshot: tuple[int, Collection[str]] | None = None,
+        snapshot: tuple[int, Collection[str] | None] | None = None,
     ) -> bool:
         try:
             return self._write(projection, version, rows, position, expected, snapshot)
@@ -154,7 +154,7 @@ class SQLiteProjectionStore:
 
     def _write(
         self, projection: str, version: int, rows: Mapping[str, Row], position: int, expected: int | None,
-        snapshot: tuple[int, Collection[str]] | None = None,
+        snapshot: tuple[int, Collection[str] | None] | None = None,
     ) -> bool:
         with _transaction(self.connection):
             if expected is not None and self.position(projection, version) != expected:
@@ -171,12 +171,13 @@ class SQLiteProjectionStore:
             )
             if snapshot is not None:
                 boundary, keys = snapshot
-                self.connection.executemany(
-                    "INSERT INTO projection_snapshots (projection, key, boundary, data) "
-                    "SELECT projection, key, ?, data FROM projection_rows WHERE projection = ? AND key = ? "
-                    "ON CONFLICT (projection, key, boundary) DO UPDATE SET data = excluded.data",
-                    [(boundary, projection, key) for key in keys],
-                )
+                copy = ("INSERT INTO projection_snapshots (projection, key, boundary, data) "
+                        "SELECT projection, key, ?, data FROM projection_rows WHERE projection = ? {} "
+                        "ON CONFLICT (projection, key, boundary) DO UPDATE SET data = excluded.data")
+                if keys is None:
+                    self.connection.execute(copy.format(""), (boundary, projection))
+                else:
+                    self.connection.executemany(copy.format("AND key = ?"), [(boundary, projection, key) for key in keys])
                 self._mark(projection, version, [boundary])
         return True
 
@@ -336,7 +337,7 @@ class PostgresProjectionStore:
 
     def write(
         self, projection: str, version: int, rows: Mapping[str, Row], position: int, expected: int | None = None,
-        snapshot: tuple[int, Collection[str]] | None = None,
+        snapshot: tuple[int, Collection[str] | None] | None = None,
     ) -> bool:
         try:
             with self.connection.transaction(), self.connection.cursor() as cursor:
@@ -435,8 +436,16 @@ class PostgresProjectionStore:
             return False
         return True
 
-    def _snapshot(self, cursor: Any, projection: str, version: int, boundary: int, keys: Collection[str]) -> None:
-        """Keep the stored rows of `keys` as the snapshot rows at `boundary`, within the caller's transaction."""
+    def _snapshot(self, cursor: Any, projection: str, version: int, boundary: int, keys: Collection[str] | None) -> None:
+        """Keep the stored rows of `keys` (of every key if None) as the snapshot rows at `boundary`, within the caller's transaction."""
+        if keys is None:
+            cursor.execute(
+                self._sql("INSERT INTO {} (projection, key, boundary, data) SELECT projection, key, %s, data FROM {} WHERE projection = %s "
+                          "ON CONFLICT (projection, key, boundary) DO UPDATE SET data = excluded.data").format(self.snapshots_table, self.rows_table),
+                (boundary, projection),
+            )
+            self._mark(cursor, projection, version, [boundary])
+            return
         cursor.execute(
             self._sql("INSERT INTO {} (projection, key, boundary, data) SELECT %s, r.key, %s, r.data FROM unnest(%s::text[]) AS k(key) "
                       "JOIN {} AS r ON r.projection = %s AND r.key = k.key "

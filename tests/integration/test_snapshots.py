@@ -15,7 +15,8 @@ from projections.figures import Settings
 from projections.store import ProjectionStore
 from service_layer.demo import DemoHistory, write_demo
 from service_layer.ledger import Ledger
-from tests.conftest import stored_rows
+from tests.builders import new_ref, org
+from tests.conftest import fresh_postgres_url, drop_schema, stored_rows
 
 EVERY = 37
 """Positions between snapshots: small, so a demo history has several."""
@@ -125,3 +126,42 @@ def test_a_reset_drops_the_snapshots_with_the_rows(demo: Demo) -> None:
     demo.store.reset(runner.PROJECTION)
     assert demo.store.raw_snapshots(runner.PROJECTION) == []
     assert demo.store.snapshot_boundary(runner.PROJECTION, platform.FOLD_VERSION, demo.last()) == 0
+
+
+def test_a_projection_caught_up_before_snapshots_keeps_a_whole_one_at_the_next_boundary(demo: Demo) -> None:
+    runner.catch_up(demo.recorder, demo.app.mapper, demo.store, stop=2 * EVERY + 5, snapshot_every=0)
+    assert demo.store.raw_snapshots(runner.PROJECTION) == []
+    runner.catch_up(demo.recorder, demo.app.mapper, demo.store, page_size=23, snapshot_every=EVERY)
+    first = {key for boundary, _, key, _ in demo.store.raw_snapshots(runner.PROJECTION) if boundary == 3 * EVERY}
+    assert first == set(runner.fold_in_bulk(demo.recorder, 3 * EVERY))
+    for upto in (2 * EVERY, 3 * EVERY, 3 * EVERY + 1, 5 * EVERY + 2, demo.last()):
+        assert dict(runner.rows_as_of(demo.recorder, demo.store, upto)) == runner.fold_in_bulk(demo.recorder, upto), upto
+
+
+def test_snapshots_on_boundaries_inside_a_gap_of_positions() -> None:
+    # PostgreSQL leaves gaps where a transaction rolled back: boundaries with no event of their own.
+    url = fresh_postgres_url()
+    history = DemoHistory(seed=5, scale=0.004)
+    app = bootstrap.build_ledger(url, clock=history.clock)
+    store = bootstrap.build_projection_store(url)
+    try:
+        write_demo(app, history)
+        before = app.recorder.max_notification_id() or 0
+        schema = url.partition("?schema=")[2]
+        stored_rows(url, {"postgres": f"SELECT setval(pg_get_serial_sequence('\"{schema}\".ledger_events', 'notification_id'), {before + 3 * EVERY})"})
+        app.execute([org(new_ref("gap"))])
+        last = app.recorder.max_notification_id() or 0
+        assert last > before + 3 * EVERY
+        runner.catch_up(app.recorder, app.mapper, store, page_size=23, projection="paged", snapshot_every=EVERY)
+        runner.rebuild_in_bulk(app.recorder, store, projection="bulk", snapshot_every=EVERY)
+        assert store.raw_snapshots("paged") == store.raw_snapshots("bulk")
+        assert store.raw_rows("paged") == store.raw_rows("bulk")
+        inside = before + 2 * EVERY
+        assert store.snapshot_boundary("paged", platform.FOLD_VERSION, inside) == inside // EVERY * EVERY > before
+        for upto in (before, before + 1, (before // EVERY + 1) * EVERY, before + 2 * EVERY, last - 1, last):
+            through = dict(runner.rows_as_of(app.recorder, store, upto, projection="paged"))
+            assert through == runner.fold_in_bulk(app.recorder, upto), upto
+    finally:
+        store.close()
+        app.close()
+        drop_schema(url)

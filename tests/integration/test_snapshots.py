@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import orjson
+import psycopg
 import pytest
+from psycopg.sql import SQL, Identifier
 from eventsourcing.persistence import ApplicationRecorder
 
 import bootstrap
@@ -16,7 +19,8 @@ from projections.store import ProjectionStore
 from service_layer.demo import DemoHistory, write_demo
 from service_layer.ledger import Ledger
 from tests.builders import new_ref, org
-from tests.conftest import fresh_postgres_url, drop_schema, stored_rows
+from tests.conftest import drop_schema, fresh_postgres_url, stored_rows
+from tests.integration.test_guards import guarded_url  # noqa: F401 (a fixture)
 
 EVERY = 37
 """Positions between snapshots: small, so a demo history has several."""
@@ -165,3 +169,31 @@ def test_snapshots_on_boundaries_inside_a_gap_of_positions() -> None:
         store.close()
         app.close()
         drop_schema(url)
+
+
+def test_the_everyday_role_keeps_snapshots_in_a_schema_its_owner_made(guarded_url: str) -> None:  # noqa: F811
+    expect_snapshots_kept_by_a_catch_up(guarded_url, kept=True)
+
+
+def test_the_everyday_role_reads_without_snapshots_where_the_owner_made_no_snapshot_tables(guarded_url: str) -> None:  # noqa: F811
+    # A schema made before snapshots: the everyday role may not make tables, so it keeps none and folds from position 0.
+    owner = os.environ["LEDGER_TEST_PG_OWNER_URL"]
+    schema = guarded_url.partition("?schema=")[2]
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute(SQL("DROP TABLE {}.projection_snapshots, {}.projection_snapshot_marks").format(Identifier(schema), Identifier(schema)))
+    expect_snapshots_kept_by_a_catch_up(guarded_url, kept=False)
+
+
+def expect_snapshots_kept_by_a_catch_up(url: str, kept: bool) -> None:
+    history = DemoHistory(seed=5, scale=0.004)
+    app = bootstrap.build_ledger(url, clock=history.clock)
+    store = bootstrap.build_projection_store(url)
+    try:
+        write_demo(app, history)
+        runner.catch_up(app.recorder, app.mapper, store, snapshot_every=EVERY)
+        assert bool(store.raw_snapshots(runner.PROJECTION)) is kept
+        for upto in (EVERY - 1, 2 * EVERY, 2 * EVERY + 1):
+            assert dict(runner.rows_as_of(app.recorder, store, upto)) == runner.fold_in_bulk(app.recorder, upto), upto
+    finally:
+        store.close()
+        app.close()

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import orjson
 import psycopg
 import pytest
-from psycopg.sql import SQL, Identifier
 from eventsourcing.persistence import ApplicationRecorder
+from psycopg.sql import SQL, Identifier
 
 import bootstrap
 from projections import platform, reports, runner
@@ -28,6 +28,8 @@ EVERY = 37
 
 @dataclass
 class Demo:
+    """A demo history in a ledger, and the ledger's projection store."""
+
     app: Ledger
     store: ProjectionStore
     url: str

@@ -32,5 +32,7 @@ def grant_everyday_role(owner_conninfo: str, schema: str, role: str) -> None:
                 conn.execute(SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(SQL(sequence[0]), r))
             for table, rights in (("personal_data", "SELECT, INSERT"), ("tlog_leaves", "SELECT, INSERT"), ("tlog_nodes", "SELECT, INSERT"),
                                   ("projection_rows", "SELECT, INSERT, UPDATE, DELETE"),
-                                  ("projection_tracking", "SELECT, INSERT, UPDATE, DELETE")):
+                                  ("projection_tracking", "SELECT, INSERT, UPDATE, DELETE"),
+                                  ("projection_snapshots", "SELECT, INSERT, UPDATE, DELETE"),
+                                  ("projection_snapshot_marks", "SELECT, INSERT, UPDATE, DELETE")):
                 conn.execute(SQL("GRANT " + rights + " ON {}.{} TO {}").format(s, Identifier(table), r))  # rights: a fixed list above

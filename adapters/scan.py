@@ -44,6 +44,54 @@ def by_aggregate(recorder: ApplicationRecorder, upto: int) -> Iterator[StoredRow
         raise TypeError(f"cannot scan the events of a {type(recorder).__name__}")
 
 
+def by_aggregate_after(recorder: ApplicationRecorder, after: int, upto: int) -> Iterator[StoredRow]:
+    """`by_aggregate` of the events at positions in (`after`, `upto`] only: the database sorts that range, never the whole log."""
+    if after <= 0:
+        yield from by_aggregate(recorder, upto)
+        return
+    kind = _kind(recorder)
+    if kind == "sqlite":
+        # The range is read by rowid, then sorted; `+originator_id` keeps SQLite from walking the whole aggregate index instead.
+        statement = (
+            f"SELECT originator_id, rowid, topic, state FROM {recorder.events_table_name} "  # type: ignore[attr-defined]
+            "WHERE rowid > ? AND rowid <= ? ORDER BY +originator_id, +originator_version"
+        )
+        yield from _sqlite_rows(recorder, statement, (after, upto))
+    elif kind == "postgres":
+        from psycopg.sql import SQL, Identifier
+
+        statement = SQL(
+            "SELECT originator_id, notification_id, topic, state FROM {}.{} WHERE notification_id > %s AND notification_id <= %s "
+            "ORDER BY originator_id, originator_version"
+        ).format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))  # type: ignore[attr-defined]
+        for originator_id, position, topic, state in _postgres_rows(recorder, statement, (after, upto)):
+            yield originator_id.hex, position, topic, state
+    else:
+        raise TypeError(f"cannot scan the events of a {type(recorder).__name__}")
+
+
+def aggregates_between(recorder: ApplicationRecorder, after: int, upto: int) -> set[str]:
+    """The keys (32 hex digits) of the aggregates with an event at a position in (`after`, `upto`]."""
+    kind = _kind(recorder)
+    if kind == "sqlite":
+        statement = f"SELECT DISTINCT originator_id FROM {recorder.events_table_name} WHERE rowid > ? AND rowid <= ?"  # type: ignore[attr-defined]
+        return {key for (key,) in _sqlite_rows(recorder, statement, (after, upto))}
+    if kind == "postgres":
+        from psycopg.sql import SQL, Identifier
+
+        query = SQL("SELECT DISTINCT originator_id FROM {}.{} WHERE notification_id > %s AND notification_id <= %s").format(
+            Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))  # type: ignore[attr-defined]
+        return {originator_id.hex for (originator_id,) in _postgres_select(recorder, query, (after, upto))}
+    keys: set[str] = set()
+    while after < upto:
+        page = list(recorder.select_notifications(start=after + 1, limit=FETCH, stop=upto))
+        if not page:
+            break
+        keys.update(n.originator_id.hex if isinstance(n.originator_id, UUID) else str(n.originator_id) for n in page)
+        after = page[-1].id
+    return keys
+
+
 IDS_PER_QUERY = 500
 
 

@@ -105,7 +105,7 @@ def platform_rows_included(
         return rows, _included(sources, sources.store.position(runner.PROJECTION, FOLD_VERSION))
     if scan.can_scan(sources.recorder):
         last = last_recorded_by(sources, as_of)
-        return runner.fold_in_bulk(sources.recorder, last.position, getattr(sources.mapper, "catalogue", CATALOGUE)), last
+        return dict(runner.rows_as_of(sources.recorder, sources.store, last.position, getattr(sources.mapper, "catalogue", CATALOGUE))), last
     last = Included()
 
     def tracked() -> Iterator[tuple[str, Any, int]]:

@@ -1,8 +1,12 @@
-"""Catches a projection up with the ledger's notification log, one page per transaction; rebuilds it in bulk."""
+"""Catches a projection up with the ledger's notification log, one page per transaction; rebuilds it in bulk; keeps
+snapshots of it every `SNAPSHOT_EVERY` positions, from which its rows as of any position are read."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Iterator
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -19,6 +23,8 @@ PROJECTION = "platform"
 PAGE_SIZE = 1000
 REBUILD_CHUNK = 20_000
 """Rows a rebuild writes per transaction."""
+SNAPSHOT_EVERY = 1_000_000
+"""Positions from one snapshot of the projection to the next (0: no snapshots)."""
 
 
 def notifications(recorder: ApplicationRecorder, after: int, page_size: int = PAGE_SIZE) -> Iterator[list[Notification]]:
@@ -52,6 +58,7 @@ def catch_up(
     progress: Callable[[int], None] = lambda n: None,
     projection: str = PROJECTION,
     notice: Callable[[str], None] = lambda line: None,
+    snapshot_every: int = SNAPSHOT_EVERY,
 ) -> int:
     """Apply every notification after the stored position (up to `stop`); return how many were applied.
 
@@ -59,6 +66,8 @@ def catch_up(
     catch-ups running at once never apply an event twice: the slower one reloads and goes on.
     Rows built by another fold version are never mixed with new ones: the projection is rebuilt, and
     `notice` is told so in one line.
+    A page ends at the next multiple of `snapshot_every` once the log has passed it; that page's transaction also keeps
+    the rows of every aggregate with an event since the previous snapshot, as the snapshot there.
     """
     position = store.position(projection, platform.FOLD_VERSION)
     if position == 0:
@@ -66,6 +75,7 @@ def catch_up(
         if built_by is not None and built_by != platform.FOLD_VERSION:
             notice(f"projection {projection!r} was built by fold version {built_by}; rebuilding it from position 0 with version {platform.FOLD_VERSION}")
         store.reset(projection)
+    marked = store.snapshot_boundary(projection, platform.FOLD_VERSION, sys.maxsize) if snapshot_every else 0
     applied = 0
     while stop is None or position < stop:
         page = list(recorder.select_notifications(start=position + 1, limit=page_size))
@@ -73,14 +83,26 @@ def catch_up(
             page = [n for n in page if n.id <= stop]
         if not page:
             break
+        snapshot = None
+        if snapshot_every:
+            boundary = (max(position, marked) // snapshot_every + 1) * snapshot_every
+            if page[-1].id >= boundary:  # every event up to the boundary is in the log: the page may end there
+                page = [n for n in page if n.id <= boundary]
+                # Since position 0 every stored row has changed: all are kept, with no set of every key held here.
+                snapshot = (boundary, scan.aggregates_between(recorder, marked, boundary) if marked else None)
+        last = page[-1].id if page else position
         rows = store.rows(projection, {_key(n) for n in page})
         changed = apply_page(rows, ((_key(n), mapper.to_domain_event(n), n.id) for n in page))
-        if not store.write(projection, platform.FOLD_VERSION, changed, page[-1].id, expected=position):
+        if not store.write(projection, platform.FOLD_VERSION, changed, last, expected=position, snapshot=snapshot):
             position = store.position(projection, platform.FOLD_VERSION)
+            marked = store.snapshot_boundary(projection, platform.FOLD_VERSION, sys.maxsize) if snapshot_every else 0
             continue
-        position = page[-1].id
+        position = last
+        if snapshot is not None:
+            marked = snapshot[0]
         applied += len(page)
-        progress(len(page))
+        if page:
+            progress(len(page))
     return applied
 
 
@@ -106,13 +128,17 @@ def rebuild_in_bulk(
     progress: Callable[[int], None] = lambda n: None,
     projection: str = PROJECTION,
     chunk: int = REBUILD_CHUNK,
+    snapshot_every: int = SNAPSHOT_EVERY,
     **_: Any,
 ) -> int:
-    """`rebuild_by_pages`, fast: the same rows (tests/integration/test_fast_rebuild.py), in a fraction of the time.
+    """`rebuild_by_pages`, fast: the same rows and snapshots (tests/integration/test_fast_rebuild.py,
+    test_snapshots.py), in a fraction of the time.
 
     Events are read aggregate by aggregate, so each row is complete when the next aggregate starts and is written
     once; stored fields are upcast by the catalogue but not validated again (they were when written), and folded by
     `platform.fold_fields`. Rows go out in transactions of `chunk` rows; the last one also writes the tracking position.
+    A row is also kept, as it stood there, at each multiple of `snapshot_every` (up to the last position read) that
+    ends a stretch of positions holding one of its aggregate's events: the snapshot rows, written in chunks too.
     Memory holds one aggregate and one chunk, whatever the length of the log.
     """
     store.reset(projection)
@@ -121,14 +147,22 @@ def rebuild_in_bulk(
         upto = min(upto, stop)
     if upto == 0:
         return 0
-    # Stored at the current version: read with no upcast (the catalogue's upcast would change nothing).
-    current = {topic: (version_of(cls), platform.field_fold(cls)) for topic, cls in catalogue.topics().items()}
+    fold = _stored_fold(catalogue)
+    last_boundary = upto // snapshot_every * snapshot_every if snapshot_every else 0
     pending: list[tuple[str, str]] = []
+    snapshots: list[tuple[int, str, str]] = []
     applied = 0
-    loads = orjson.loads
     key: str | None = None
     row: Row | None = None
+    at = 0  # the snapshot boundary of the row's last event; 0 if beyond the last one
     for event_key, position, topic, state in scan.by_aggregate(recorder, upto):
+        boundary = -(-position // snapshot_every) * snapshot_every if last_boundary else 0
+        if event_key != key or boundary != at:
+            if at and row is not None:
+                snapshots.append((at, key, encode_fast(row)))  # type: ignore[arg-type]
+                if len(snapshots) >= chunk:
+                    store.put_snapshot_rows(projection, snapshots)
+                    snapshots = []
         if event_key != key:
             if row is not None:
                 pending.append((key, encode_fast(row)))  # type: ignore[arg-type]
@@ -136,25 +170,44 @@ def rebuild_in_bulk(
                     store.put_rows(projection, pending)
                     pending = []
             key, row = event_key, None
-        try:
-            fields = loads(state)
-            version, fold = current[topic]
-            stored_version = fields.pop(VERSION_KEY)
-            if stored_version != version or type(stored_version) is not int:
-                raise LookupError
-        except (ValueError, RecursionError, LookupError, TypeError, AttributeError):
-            cls, fields = _upcast(catalogue, topic, state, position)
-            fold = platform.field_fold(cls)
-        row = fold(row, fields, position)
+        at = boundary if boundary <= last_boundary else 0
+        row = fold(row, topic, state, position)
         applied += 1
         if not applied % PAGE_SIZE:
             progress(PAGE_SIZE)
     if row is not None:
         pending.append((key, encode_fast(row)))  # type: ignore[arg-type]
+        if at:
+            snapshots.append((at, key, encode_fast(row)))  # type: ignore[arg-type]
     store.put_rows(projection, pending)
+    store.put_snapshot_rows(projection, snapshots)
+    if last_boundary:
+        store.mark_snapshots(projection, platform.FOLD_VERSION, range(snapshot_every, last_boundary + 1, snapshot_every))
     store.write(projection, platform.FOLD_VERSION, {}, upto)
     progress(applied % PAGE_SIZE)
     return applied
+
+
+def _stored_fold(catalogue: EventCatalogue) -> Callable[[Row | None, str, bytes, int], Row | None]:
+    """`fold(row, topic, state, position)`: the row after one stored event, its fields upcast by `catalogue` but not
+    validated again (they were when written)."""
+    # Stored at the current version: read with no upcast (the catalogue's upcast would change nothing).
+    current = {topic: (version_of(cls), platform.field_fold(cls)) for topic, cls in catalogue.topics().items()}
+    loads = orjson.loads
+
+    def fold(row: Row | None, topic: str, state: bytes, position: int) -> Row | None:
+        try:
+            fields = loads(state)
+            version, field_fold = current[topic]
+            stored_version = fields.pop(VERSION_KEY)
+            if stored_version != version or type(stored_version) is not int:
+                raise LookupError
+        except (ValueError, RecursionError, LookupError, TypeError, AttributeError):
+            cls, fields = _upcast(catalogue, topic, state, position)
+            field_fold = platform.field_fold(cls)
+        return field_fold(row, fields, position)
+
+    return fold
 
 
 def _upcast(catalogue: EventCatalogue, topic: str, state: bytes, position: int) -> tuple[type[Any], dict[str, Any]]:
@@ -179,6 +232,45 @@ def fold_in_bulk(recorder: ApplicationRecorder, upto: int, catalogue: EventCatal
     if row is not None:
         rows[key] = row  # type: ignore[index]
     return rows
+
+
+def rows_as_of(
+    recorder: ApplicationRecorder, store: ProjectionStore, upto: int, catalogue: EventCatalogue = CATALOGUE, *,
+    projection: str = PROJECTION,
+) -> Iterator[tuple[str, Row]]:
+    """`(key, row)` for every row as it stood at position `upto`, in key order: `fold_in_bulk`, from the latest snapshot.
+
+    The snapshot at or before `upto` (each key's row at the latest boundary up to it) is read in key order and merged
+    with the events after it, read aggregate by aggregate (the database sorts that bounded range of positions), so
+    the work is one snapshot plus the events after it, and memory holds one aggregate and a fetch of each, whatever
+    the length of the log. With no snapshot of this fold version at or before `upto`, every event is folded from 0.
+    """
+    if upto <= 0:
+        return
+    start = store.snapshot_boundary(projection, platform.FOLD_VERSION, upto)
+    snapshot = store.snapshot_rows(projection, start) if start else iter(())
+    fold = _stored_fold(catalogue)
+    loads = orjson.loads
+    waiting = next(snapshot, None)
+    previous = ""
+    for key, events in groupby(scan.by_aggregate_after(recorder, start, upto), key=itemgetter(0)):
+        if key <= previous:  # a merge needs both sides in one order: the stored ids' order must be the keys' order
+            raise RuntimeError(f"events of {key} read after those of {previous}: the events are not in key order")
+        previous = key
+        while waiting is not None and waiting[0] < key:
+            yield waiting[0], loads(waiting[1])
+            waiting = next(snapshot, None)
+        row: Row | None = None
+        if waiting is not None and waiting[0] == key:
+            row = loads(waiting[1])
+            waiting = next(snapshot, None)
+        for _, position, topic, state in events:
+            row = fold(row, topic, state, position)
+        if row is not None:
+            yield key, row
+    while waiting is not None:
+        yield waiting[0], loads(waiting[1])
+        waiting = next(snapshot, None)
 
 
 def fold_in_memory(events: Iterable[tuple[str, Any, int]]) -> dict[str, Row]:

@@ -1,10 +1,11 @@
-"""Where projection rows live: one table of JSON rows and one tracking row per projection."""
+"""Where projection rows live: one table of JSON rows and one tracking row per projection, and snapshots of the rows
+at positions of the log (each boundary keeps only the rows changed since the one before)."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -45,9 +46,14 @@ class ProjectionStore(Protocol):
         """Every row as stored text, sorted by key."""
         ...
 
-    def write(self, projection: str, version: int, rows: Mapping[str, Row], position: int, expected: int | None = None) -> bool:
+    def write(
+        self, projection: str, version: int, rows: Mapping[str, Row], position: int, expected: int | None = None,
+        snapshot: tuple[int, Collection[str] | None] | None = None,
+    ) -> bool:
         """Write `rows` and the tracking `position` in one transaction; with `expected`, only if the
-        stored position is still that (another catch-up may have moved it): returns False otherwise."""
+        stored position is still that (another catch-up may have moved it): returns False otherwise.
+        With `snapshot` (a boundary and keys), the stored rows of those keys (of every key if None), once written, are
+        also kept as the rows changed since the previous snapshot, and the boundary is marked as a snapshot of fold `version`."""
         ...
 
     def put_rows(self, projection: str, rows: Sequence[tuple[str, str]]) -> None:
@@ -67,6 +73,26 @@ class ProjectionStore(Protocol):
         """Release the connection."""
         ...
 
+    def snapshot_boundary(self, projection: str, version: int, upto: int) -> int:
+        """The last snapshot boundary at or before `upto` marked for fold `version`; 0 if none."""
+        ...
+
+    def snapshot_rows(self, projection: str, boundary: int) -> Iterator[tuple[str, str]]:
+        """The snapshot at `boundary` as stored `(key, text)`, in key order: each key's latest version at a boundary up to it."""
+        ...
+
+    def put_snapshot_rows(self, projection: str, rows: Sequence[tuple[int, str, str]]) -> None:
+        """Write already encoded `(boundary, key, text)` snapshot rows in one transaction (a rebuild's chunks)."""
+        ...
+
+    def mark_snapshots(self, projection: str, version: int, boundaries: Iterable[int]) -> None:
+        """Mark `boundaries` as complete snapshots of fold `version` (after their rows are written)."""
+        ...
+
+    def raw_snapshots(self, projection: str) -> list[tuple[int, int | None, str, str]]:
+        """Every stored snapshot row as `(boundary, version marked, key, text)`, by boundary and key."""
+        ...
+
 
 class SQLiteProjectionStore:
     """Projection rows in the same SQLite file as the ledger."""
@@ -78,6 +104,11 @@ class SQLiteProjectionStore:
             " projection TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (projection, key));"
             "CREATE TABLE IF NOT EXISTS projection_tracking ("
             " projection TEXT PRIMARY KEY, version INTEGER NOT NULL, position INTEGER NOT NULL);"
+            "CREATE TABLE IF NOT EXISTS projection_snapshots ("
+            " projection TEXT NOT NULL, key TEXT NOT NULL, boundary INTEGER NOT NULL, data TEXT NOT NULL,"
+            " PRIMARY KEY (projection, key, boundary)) WITHOUT ROWID;"
+            "CREATE TABLE IF NOT EXISTS projection_snapshot_marks ("
+            " projection TEXT NOT NULL, boundary INTEGER NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (projection, boundary));"
         )
 
     def position(self, projection: str, version: int) -> int:
@@ -112,13 +143,19 @@ class SQLiteProjectionStore:
             self.connection.execute("SELECT key, data FROM projection_rows WHERE projection = ? ORDER BY key", (projection,))
         )
 
-    def write(self, projection: str, version: int, rows: Mapping[str, Row], position: int, expected: int | None = None) -> bool:
+    def write(
+        self, projection: str, version: int, rows: Mapping[str, Row], position: int, expected: int | None = None,
+        snapshot: tuple[int, Collection[str] | None] | None = None,
+    ) -> bool:
         try:
-            return self._write(projection, version, rows, position, expected)
+            return self._write(projection, version, rows, position, expected, snapshot)
         except _Moved:
             return False
 
-    def _write(self, projection: str, version: int, rows: Mapping[str, Row], position: int, expected: int | None) -> bool:
+    def _write(
+        self, projection: str, version: int, rows: Mapping[str, Row], position: int, expected: int | None,
+        snapshot: tuple[int, Collection[str] | None] | None = None,
+    ) -> bool:
         with _transaction(self.connection):
             if expected is not None and self.position(projection, version) != expected:
                 raise _Moved
@@ -132,6 +169,16 @@ class SQLiteProjectionStore:
                 "ON CONFLICT (projection) DO UPDATE SET version = excluded.version, position = excluded.position",
                 (projection, version, position),
             )
+            if snapshot is not None:
+                boundary, keys = snapshot
+                copy = ("INSERT INTO projection_snapshots (projection, key, boundary, data) "
+                        "SELECT projection, key, ?, data FROM projection_rows WHERE projection = ? {} "
+                        "ON CONFLICT (projection, key, boundary) DO UPDATE SET data = excluded.data")
+                if keys is None:
+                    self.connection.execute(copy.format(""), (boundary, projection))
+                else:
+                    self.connection.executemany(copy.format("AND key = ?"), [(boundary, projection, key) for key in keys])
+                self._mark(projection, version, [boundary])
         return True
 
     def put_rows(self, projection: str, rows: Sequence[tuple[str, str]]) -> None:
@@ -146,12 +193,60 @@ class SQLiteProjectionStore:
         with _transaction(self.connection):
             self.connection.execute("DELETE FROM projection_rows WHERE projection = ?", (projection,))
             self.connection.execute("DELETE FROM projection_tracking WHERE projection = ?", (projection,))
+            self.connection.execute("DELETE FROM projection_snapshots WHERE projection = ?", (projection,))
+            self.connection.execute("DELETE FROM projection_snapshot_marks WHERE projection = ?", (projection,))
 
     def fed_by_consumers(self, projection: str) -> bool:
         return False
 
     def close(self) -> None:
         self.connection.close()
+
+    def snapshot_boundary(self, projection: str, version: int, upto: int) -> int:
+        row = self.connection.execute(
+            "SELECT MAX(boundary) FROM projection_snapshot_marks WHERE projection = ? AND version = ? AND boundary <= ?",
+            (projection, version, upto),
+        ).fetchone()
+        return 0 if row is None or row[0] is None else int(row[0])
+
+    def snapshot_rows(self, projection: str, boundary: int) -> Iterator[tuple[str, str]]:
+        # SQLite takes the bare `data` from the row holding the MAX: each key's latest version, read in key order from the index.
+        cursor = self.connection.execute(
+            "SELECT key, data, MAX(boundary) FROM projection_snapshots WHERE projection = ? AND boundary <= ? GROUP BY key ORDER BY key",
+            (projection, boundary),
+        )
+        try:
+            while found := cursor.fetchmany(5_000):
+                for key, data, _ in found:
+                    yield key, data
+        finally:
+            cursor.close()
+
+    def put_snapshot_rows(self, projection: str, rows: Sequence[tuple[int, str, str]]) -> None:
+        with _transaction(self.connection):
+            self.connection.executemany(
+                "INSERT INTO projection_snapshots (projection, key, boundary, data) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (projection, key, boundary) DO UPDATE SET data = excluded.data",
+                [(projection, key, boundary, data) for boundary, key, data in rows],
+            )
+
+    def mark_snapshots(self, projection: str, version: int, boundaries: Iterable[int]) -> None:
+        with _transaction(self.connection):
+            self._mark(projection, version, boundaries)
+
+    def _mark(self, projection: str, version: int, boundaries: Iterable[int]) -> None:
+        self.connection.executemany(
+            "INSERT INTO projection_snapshot_marks (projection, boundary, version) VALUES (?, ?, ?) "
+            "ON CONFLICT (projection, boundary) DO UPDATE SET version = excluded.version",
+            [(projection, boundary, version) for boundary in boundaries],
+        )
+
+    def raw_snapshots(self, projection: str) -> list[tuple[int, int | None, str, str]]:
+        return list(self.connection.execute(
+            "SELECT s.boundary, m.version, s.key, s.data FROM projection_snapshots AS s LEFT JOIN projection_snapshot_marks AS m "
+            "ON m.projection = s.projection AND m.boundary = s.boundary WHERE s.projection = ? ORDER BY s.boundary, s.key",
+            (projection,),
+        ))
 
 
 class _Moved(Exception):
@@ -184,11 +279,14 @@ class PostgresProjectionStore:
         self.schema = schema
         self.rows_table = SQL("{}.{}").format(Identifier(schema), Identifier("projection_rows"))
         self.tracking_table = SQL("{}.{}").format(Identifier(schema), Identifier("projection_tracking"))
+        self.snapshots_table = SQL("{}.{}").format(Identifier(schema), Identifier("projection_snapshots"))
+        self.marks_table = SQL("{}.{}").format(Identifier(schema), Identifier("projection_snapshot_marks"))
         made = self.connection.execute(
             "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
             (f'"{schema}".projection_rows', f'"{schema}".projection_tracking'),
         ).fetchone()
         if made is not None and made[0]:
+            self.keeps_snapshots = self._snapshot_tables()
             return  # no DDL: the schema's owner may have made these tables for a role that only reads and writes rows
         with self.connection.transaction():
             # The same lock as the event store's DDL: concurrent CREATE ... IF NOT EXISTS can still collide.
@@ -200,6 +298,7 @@ class PostgresProjectionStore:
             self.connection.execute(SQL(
                 "CREATE TABLE IF NOT EXISTS {} (projection text PRIMARY KEY, version integer NOT NULL, position bigint NOT NULL)"
             ).format(self.tracking_table))
+        self.keeps_snapshots = self._snapshot_tables()
 
     def position(self, projection: str, version: int) -> int:
         row = self.connection.execute(
@@ -236,7 +335,10 @@ class PostgresProjectionStore:
         )
         return [(key, data) for key, data in cursor]
 
-    def write(self, projection: str, version: int, rows: Mapping[str, Row], position: int, expected: int | None = None) -> bool:
+    def write(
+        self, projection: str, version: int, rows: Mapping[str, Row], position: int, expected: int | None = None,
+        snapshot: tuple[int, Collection[str] | None] | None = None,
+    ) -> bool:
         try:
             with self.connection.transaction(), self.connection.cursor() as cursor:
                 if expected is not None:
@@ -251,6 +353,8 @@ class PostgresProjectionStore:
                         raise _Moved
                 self.upsert_rows(cursor, projection, rows)
                 self.upsert_tracking(cursor, projection, version, position)
+                if snapshot is not None and self.keeps_snapshots:
+                    self._snapshot(cursor, projection, version, *snapshot)
         except _Moved:
             return False
         return True
@@ -293,6 +397,9 @@ class PostgresProjectionStore:
         with self.connection.transaction():
             self.connection.execute(self._sql("DELETE FROM {} WHERE projection = %s").format(self.rows_table), (projection,))
             self.connection.execute(self._sql("DELETE FROM {} WHERE projection = %s").format(self.tracking_table), (projection,))
+            if self.keeps_snapshots:
+                self.connection.execute(self._sql("DELETE FROM {} WHERE projection = %s").format(self.snapshots_table), (projection,))
+                self.connection.execute(self._sql("DELETE FROM {} WHERE projection = %s").format(self.marks_table), (projection,))
 
     def close(self) -> None:
         self.connection.close()
@@ -305,3 +412,101 @@ class PostgresProjectionStore:
             self._sql("SELECT 1 FROM {}.consumer_versions WHERE projection = %s LIMIT 1").format(self._identifier(self.schema)), (projection,)
         ).fetchone()
         return found is not None
+
+    def _snapshot_tables(self) -> bool:
+        """Whether the snapshot tables are there, made now if not; a role that may not make them keeps no snapshots."""
+        import psycopg
+
+        names = (f'"{self.schema}".projection_snapshots', f'"{self.schema}".projection_snapshot_marks')
+        made = self.connection.execute("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL", names).fetchone()
+        if made is not None and made[0]:
+            return True
+        try:
+            with self.connection.transaction():
+                self.connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"cluster-ledger-ddl:{self.schema}",))
+                self.connection.execute(self._sql(
+                    "CREATE TABLE IF NOT EXISTS {} (projection text NOT NULL, key text COLLATE \"C\" NOT NULL, boundary bigint NOT NULL, "
+                    "data text NOT NULL, PRIMARY KEY (projection, key, boundary))"
+                ).format(self.snapshots_table))
+                self.connection.execute(self._sql(
+                    "CREATE TABLE IF NOT EXISTS {} (projection text NOT NULL, boundary bigint NOT NULL, version integer NOT NULL, "
+                    "PRIMARY KEY (projection, boundary))"
+                ).format(self.marks_table))
+        except psycopg.errors.InsufficientPrivilege:
+            return False
+        return True
+
+    def _snapshot(self, cursor: Any, projection: str, version: int, boundary: int, keys: Collection[str] | None) -> None:
+        """Keep the stored rows of `keys` (of every key if None) as the snapshot rows at `boundary`, within the caller's transaction."""
+        if keys is None:
+            cursor.execute(
+                self._sql("INSERT INTO {} (projection, key, boundary, data) SELECT projection, key, %s, data FROM {} WHERE projection = %s "
+                          "ON CONFLICT (projection, key, boundary) DO UPDATE SET data = excluded.data").format(self.snapshots_table, self.rows_table),
+                (boundary, projection),
+            )
+            self._mark(cursor, projection, version, [boundary])
+            return
+        cursor.execute(
+            self._sql("INSERT INTO {} (projection, key, boundary, data) SELECT %s, r.key, %s, r.data FROM unnest(%s::text[]) AS k(key) "
+                      "JOIN {} AS r ON r.projection = %s AND r.key = k.key "
+                      "ON CONFLICT (projection, key, boundary) DO UPDATE SET data = excluded.data").format(self.snapshots_table, self.rows_table),
+            (projection, boundary, list(keys), projection),
+        )
+        self._mark(cursor, projection, version, [boundary])
+
+    def snapshot_boundary(self, projection: str, version: int, upto: int) -> int:
+        if not self.keeps_snapshots:
+            return 0
+        row = self.connection.execute(
+            self._sql("SELECT MAX(boundary) FROM {} WHERE projection = %s AND version = %s AND boundary <= %s").format(self.marks_table),
+            (projection, version, upto),
+        ).fetchone()
+        return 0 if row is None or row[0] is None else int(row[0])
+
+    def snapshot_rows(self, projection: str, boundary: int) -> Iterator[tuple[str, str]]:
+        with self.connection.transaction(), self.connection.cursor(name="projection_snapshot_rows") as cursor:
+            cursor.itersize = 5_000
+            cursor.execute(
+                self._sql("SELECT DISTINCT ON (key) key, data FROM {} WHERE projection = %s AND boundary <= %s "
+                          "ORDER BY key, boundary DESC").format(self.snapshots_table),
+                (projection, boundary),
+            )
+            for key, data in cursor:
+                yield key, data
+
+    def put_snapshot_rows(self, projection: str, rows: Sequence[tuple[int, str, str]]) -> None:
+        if not rows or not self.keeps_snapshots:
+            return
+        with self.connection.transaction(), self.connection.cursor() as cursor:
+            cursor.execute("CREATE TEMPORARY TABLE IF NOT EXISTS projection_snapshots_in (boundary bigint, key text, data text) ON COMMIT DELETE ROWS")
+            with cursor.copy("COPY projection_snapshots_in (boundary, key, data) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(
+                self._sql("INSERT INTO {} (projection, key, boundary, data) SELECT %s, key, boundary, data FROM projection_snapshots_in "
+                          "ON CONFLICT (projection, key, boundary) DO UPDATE SET data = excluded.data").format(self.snapshots_table),
+                (projection,),
+            )
+
+    def mark_snapshots(self, projection: str, version: int, boundaries: Iterable[int]) -> None:
+        if not self.keeps_snapshots:
+            return
+        with self.connection.transaction(), self.connection.cursor() as cursor:
+            self._mark(cursor, projection, version, boundaries)
+
+    def _mark(self, cursor: Any, projection: str, version: int, boundaries: Iterable[int]) -> None:
+        cursor.execute(
+            self._sql("INSERT INTO {} (projection, boundary, version) SELECT %s, b, %s FROM unnest(%s::bigint[]) AS u(b) "
+                      "ON CONFLICT (projection, boundary) DO UPDATE SET version = excluded.version").format(self.marks_table),
+            (projection, version, list(boundaries)),
+        )
+
+    def raw_snapshots(self, projection: str) -> list[tuple[int, int | None, str, str]]:
+        if not self.keeps_snapshots:
+            return []
+        cursor = self.connection.execute(
+            self._sql("SELECT s.boundary, m.version, s.key, s.data FROM {} AS s LEFT JOIN {} AS m ON m.projection = s.projection "
+                      "AND m.boundary = s.boundary WHERE s.projection = %s ORDER BY s.boundary, s.key").format(self.snapshots_table, self.marks_table),
+            (projection,),
+        )
+        return [(int(boundary), version, key, data) for boundary, version, key, data in cursor]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -65,6 +65,10 @@ class ProjectionStore(Protocol):
 
     def close(self) -> None:
         """Release the connection."""
+        ...
+
+    def iter_rows(self, projection: str, kinds: Collection[str] | None = None) -> Iterator[Row]:
+        """Every row of the projection, or of `kinds` only, streamed in no particular order and decoded as read."""
         ...
 
 
@@ -152,6 +156,14 @@ class SQLiteProjectionStore:
 
     def close(self) -> None:
         self.connection.close()
+
+    def iter_rows(self, projection: str, kinds: Collection[str] | None = None) -> Iterator[Row]:
+        query, params = "SELECT data FROM projection_rows WHERE projection = ?", [projection]
+        if kinds is not None:
+            query += f" AND json_extract(data, '$.kind') IN ({','.join('?' * len(kinds))})"
+            params += sorted(kinds)
+        for (data,) in self.connection.execute(query, params):
+            yield orjson.loads(data)
 
 
 class _Moved(Exception):
@@ -305,3 +317,16 @@ class PostgresProjectionStore:
             self._sql("SELECT 1 FROM {}.consumer_versions WHERE projection = %s LIMIT 1").format(self._identifier(self.schema)), (projection,)
         ).fetchone()
         return found is not None
+
+    def iter_rows(self, projection: str, kinds: Collection[str] | None = None) -> Iterator[Row]:
+        query = self._sql("SELECT data FROM {} WHERE projection = %s").format(self.rows_table)
+        params: list[Any] = [projection]
+        if kinds is not None:
+            query += self._sql(" AND data::json ->> 'kind' = ANY(%s)")
+            params.append(sorted(kinds))
+        # A server-side cursor: the rows come from the server a page at a time.
+        with self.connection.transaction(), self.connection.cursor(name="projection_iter_rows") as cursor:
+            cursor.itersize = 5_000
+            cursor.execute(query, params)
+            for (data,) in cursor:
+                yield orjson.loads(data)

@@ -116,7 +116,10 @@ class StoredRows:
         return self.store.iter_rows(self.projection, kinds)
 
 
-def _rows_of(source: RowSource, kinds: Collection[str]) -> Iterator[Row]:
+def _rows_of(source: RowSource, kinds: Collection[str] | None) -> Iterable[Row]:
+    """One pass over the rows of `kinds` (all rows if None); a store is asked for those kinds only."""
+    if kinds is None:
+        return source()
     rows = source(kinds) if isinstance(source, StoredRows) else source()
     return (row for row in rows if row["kind"] in kinds)
 
@@ -291,10 +294,13 @@ def _figures(source: RowSource, settings: Settings, kept: _Kept) -> tuple[Figure
 
     handlers: dict[str, Callable[[Row], None]] = {"org": org, "activity": activity, "participation": participation, "meeting": meeting,
                                                   "case": case, "pitch": pitch, "publication": publication}
-    # First the lookups other rows need (activities; organisations when a country filters them), then everything else.
+    # First the lookups other rows need (activities; organisations when a country filters them), then the rest: most rows,
+    # so that pass reads them all rather than have the store pick them by kind.
     first = {"activity", "org"} if country is not None else {"activity"}
-    for kinds in (first, set(handlers) - first):
-        for row in _rows_of(source, kinds):
+    for row in _rows_of(source, first):
+        handlers[row["kind"]](row)
+    for row in _rows_of(source, None):
+        if row["kind"] not in first:
             handlers[row["kind"]](row)
     for participant, (position, ref) in people.items():
         kept.add("booster_academy_professionals", position, ref, "Participation.Registered", participant)

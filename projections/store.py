@@ -158,7 +158,7 @@ class SQLiteProjectionStore:
         self.connection.close()
 
     def iter_rows(self, projection: str, kinds: Collection[str] | None = None) -> Iterator[Row]:
-        query, params = "SELECT data FROM projection_rows WHERE projection = ?", [projection]
+        query, params = "SELECT data FROM projection_rows NOT INDEXED WHERE projection = ?", [projection]
         if kinds is not None:
             query += f" AND json_extract(data, '$.kind') IN ({','.join('?' * len(kinds))})"
             params += sorted(kinds)

@@ -132,16 +132,18 @@ class _Kept:
 
     def __init__(self, limit: int, after: int = 0, only: str | None = None) -> None:
         self.limit, self.after, self.only = limit, after, only
-        self.totals: Counter[str] = Counter()
-        self.beyond: Counter[str] = Counter()
+        self.totals: dict[str, int] = {}
+        self.beyond: dict[str, int] = {}
         self.heaps: dict[str, list[tuple[int, Evidence]]] = {}
 
     def add(self, key: str, position: int, ref: str, event: str, value: Any = None) -> None:
-        self.totals[key] += 1
+        self.totals[key] = self.totals.get(key, 0) + 1
         if position <= self.after or (self.only is not None and key != self.only and not key.startswith(self.only + "|")):
             return
-        self.beyond[key] += 1
-        heap = self.heaps.setdefault(key, [])
+        self.beyond[key] = self.beyond.get(key, 0) + 1
+        heap = self.heaps.get(key)
+        if heap is None:
+            heap = self.heaps[key] = []
         if len(heap) < self.limit:
             heapq.heappush(heap, (-position, Evidence(position, ref, event, value)))
         elif heap and position < -heap[0][0]:
@@ -154,8 +156,8 @@ class _Kept:
         """Move the events kept as `old` to `new`, each with `value`; `new` is empty if `old` is None."""
         heap = self.heaps.pop(old, []) if old is not None else []
         self.heaps[new] = [(p, replace(e, value=value)) for p, e in heap]
-        self.totals[new] = self.totals[old] if old is not None else 0
-        self.beyond[new] = self.beyond[old] if old is not None else 0
+        self.totals[new] = self.totals.get(old, 0) if old is not None else 0
+        self.beyond[new] = self.beyond.get(old, 0) if old is not None else 0
 
 
 COUNTED = (
@@ -196,7 +198,7 @@ def evidence_page(source: RowSource, settings: Settings, key: str, after: int = 
     """One figure's events after position `after`, the first `limit` of them: one streaming computation, memory bounded by `limit`."""
     figures, kept = _figures(source, settings, _Kept(limit, after, only=key))
     events = figures.evidence[key]
-    return EvidencePage(key, figures.values[key], key in figures.counts, figures.totals[key], events, kept.beyond[key] > len(events))
+    return EvidencePage(key, figures.values[key], key in figures.counts, figures.totals[key], events, kept.beyond.get(key, 0) > len(events))
 
 
 def _figures(source: RowSource, settings: Settings, kept: _Kept) -> tuple[Figures, _Kept]:
@@ -308,7 +310,7 @@ def _figures(source: RowSource, settings: Settings, kept: _Kept) -> tuple[Figure
     top = min(sectors, key=lambda e: (-sectors[e], e)) if sectors else None
     kept.rename(f"{_SECTOR}|{top}" if top is not None else None, _SECTOR, top)
     values: dict[str, Any] = {
-        "cluster_organisations": kept.totals["cluster_organisations"],
+        "cluster_organisations": kept.totals.get("cluster_organisations", 0),
         "member_organisations_represented": members,
         "share_established_within_15_years": _share(young, on_platform),
         _SECTOR: top,
@@ -316,12 +318,12 @@ def _figures(source: RowSource, settings: Settings, kept: _Kept) -> tuple[Figure
     for key in ("matchmaking_participants", "bilateral_meetings", "cooperation_cases_identified", "clusters_talks_held",
                 "clusters_talks_participants", "booster_academy_professionals", "clusters_meet_regions_participants",
                 "clusters_meet_regions_pitches", "c2labs_held", "c2lab_participants", "case_studies", "new_profiles_published"):
-        values[key] = kept.totals[key]
+        values[key] = kept.totals.get(key, 0)
     for key, _, _ in moments:
-        values[key] = _share(kept.totals[key], base[key])
-    values["green_transition_guides"] = kept.totals["green_transition_guides"]
-    values["country_fact_sheets"] = kept.totals["country_fact_sheets"]
-    figures = Figures(values, {key: kept.first(key) for key in values}, {key: kept.totals[key] for key in values}, set(COUNTED))
+        values[key] = _share(kept.totals.get(key, 0), base[key])
+    values["green_transition_guides"] = kept.totals.get("green_transition_guides", 0)
+    values["country_fact_sheets"] = kept.totals.get("country_fact_sheets", 0)
+    figures = Figures(values, {key: kept.first(key) for key in values}, {key: kept.totals.get(key, 0) for key in values}, set(COUNTED))
     return figures, kept
 
 
@@ -344,8 +346,11 @@ def _on_platform(org: Row, day: str) -> bool:
 
 
 def _status_at(row: Row, day: str) -> dict[str, Any] | None:
-    steps = [s for s in row["steps"] if s["on"] <= day]
-    return max(steps, key=lambda s: (s["on"], s["pos"])) if steps else None
+    found = None
+    for step in row["steps"]:
+        if step["on"] <= day and (found is None or (step["on"], step["pos"]) > (found["on"], found["pos"])):
+            found = step
+    return found
 
 
 def _first_held(meeting: Row, start: str, end: str) -> dict[str, Any] | None:

@@ -30,6 +30,12 @@ def test_a_store_streams_every_row_or_the_rows_of_some_kinds(store: ProjectionSt
     assert list(store.iter_rows("platform", set())) == []
 
 
+def test_a_row_written_in_other_json_is_still_found_by_kind(store: ProjectionStore) -> None:
+    store.put_rows("platform", [("spaced", '{"kind": "pitch", "ref": "SPACED"}'), ("nested", '{"ref": "N", "kind": "case", "x": {"kind":"pitch"}}')])
+    assert "SPACED" in {row["ref"] for row in store.iter_rows("platform", {"pitch"})}
+    assert "N" not in {row["ref"] for row in store.iter_rows("platform", {"pitch"})}
+
+
 @pytest.mark.parametrize("country", [None, "LV"])
 def test_figures_from_a_store_equal_figures_from_the_same_rows_in_memory(store: ProjectionStore, country: str | None) -> None:
     rows = list(generated_rows(3_000))

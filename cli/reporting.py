@@ -209,14 +209,15 @@ def register(ledger: click.Group) -> None:
             pages = _evidence_pages(rows, Period(first, last, window_days), key)
             page = next(pages)
             if fmt == "json":
+                # One event a line, written as its page is computed.
                 head = json.dumps({"figure": key, "value": page.value, "is_count": page.is_count})
-                click.echo(head[:-1] + ', "events": [')
+                click.echo(head[:-1] + ', "events": [', nl=False)
                 listed = 0
                 for page in _chain(page, pages):
                     for e in page.events:
-                        click.echo(("  " if not listed else ", ") + json.dumps(e.__dict__))
+                        click.echo(("\n  " if not listed else ",\n  ") + json.dumps(e.__dict__), nl=False)
                         listed += 1
-                click.echo("]}")
+                click.echo("\n]}")
                 return
             # The first page sets the column widths, so the table can be printed a page at a time.
             header = render.table(("position", "aggregate", "event", "value"), [_traced(e) for e in page.events])

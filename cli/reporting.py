@@ -19,13 +19,14 @@ from cli import render
 from cli.context import Settings, db_option, pass_settings
 from domain.errors import InvalidValue
 from projections import reports, runner
-from projections.figures import Settings as Period, evidence_listing, published_figures
+from projections.figures import EvidencePage, RowSource, Settings as Period, evidence_listing, evidence_page, published_figures
 from projections.platform import FOLD_VERSION
 from projections.reports import Sources
 from service_layer.log_check import require_readable
 
 FORMATS = ["table", "json", "csv", "markdown", "html"]
 EVIDENCE_LISTED = 50  # events per figure on the HTML page; `ledger trace KEY` lists them all
+TRACE_PAGE = 100_000  # events `ledger trace` computes at a time, so memory stays bounded whatever the figure
 
 
 @contextmanager
@@ -60,7 +61,7 @@ def _notice(line: str) -> None:
     click.echo(line, err=True)
 
 
-def _rows(sources: Sources, as_of: datetime | None) -> tuple[dict[str, Any], reports.Included]:
+def _rows(sources: Sources, as_of: datetime | None) -> tuple[RowSource, reports.Included]:
     position = sources.store.position(runner.PROJECTION, FOLD_VERSION)
     if as_of is not None or not sources.store.fed_by_consumers(runner.PROJECTION):
         require_readable(sources.recorder, 0 if as_of is not None else position)
@@ -74,7 +75,7 @@ def run_report(db: str | None, start: str | None, end: str | None, as_of: str | 
     moment = render.parse_moment("as-of", as_of) if as_of else None
     with open_sources(db) as sources:
         rows, included = _rows(sources, moment)
-    report, figures = reports.impact(rows, Period(first, last, window_days, country=country), moment, charts=charts, included=included)
+        report, figures = reports.impact(rows, Period(first, last, window_days, country=country), moment, charts=charts, included=included)
     if charts:
         # The HTML page lists the first events behind each count, so a figure can be followed to its evidence.
         report["evidence"] = evidence_listing(figures, EVIDENCE_LISTED)
@@ -201,11 +202,50 @@ def register(ledger: click.Group) -> None:
         keys = [f["key"] for f in published_figures()["figures"]]
         if key not in keys:
             raise InvalidValue("key", key, f"not a figure; one of: {', '.join(keys)}")
-        report_, figures = run_report(settings.db, start, end, as_of, window_days, None)
-        evidence = figures.evidence[key]
-        if fmt == "json":
-            click.echo(json.dumps({"figure": key, "value": report_["figures"][key], "is_count": key in figures.counts,
-                                   "events": [e.__dict__ for e in evidence]}, indent=2))
+        first, last = _period(start, end)
+        moment = render.parse_moment("as-of", as_of) if as_of else None
+        with open_sources(settings.db) as sources:
+            rows, _ = _rows(sources, moment)
+            pages = _evidence_pages(rows, Period(first, last, window_days), key)
+            page = next(pages)
+            if fmt == "json":
+                # One event a line, written as its page is computed.
+                head = json.dumps({"figure": key, "value": page.value, "is_count": page.is_count})
+                click.echo(head[:-1] + ', "events": [', nl=False)
+                listed = 0
+                for page in _chain(page, pages):
+                    for e in page.events:
+                        click.echo(("\n  " if not listed else ",\n  ") + json.dumps(e.__dict__), nl=False)
+                        listed += 1
+                click.echo("\n]}")
+                return
+            # The first page sets the column widths, so the table can be printed a page at a time.
+            header = render.table(("position", "aggregate", "event", "value"), [_traced(e) for e in page.events])
+            widths = [len(cell) for cell in header.splitlines()[1].split("  ")]
+            click.echo("\n".join(header.splitlines()[:2]))
+            listed = 0
+            for page in _chain(page, pages):
+                for e in page.events:
+                    click.echo("  ".join(render.printable(str(v)).ljust(w) for v, w in zip(_traced(e), widths)).rstrip())
+                listed += len(page.events)
+        click.echo(f"{key} = {_value(page.value)} ({listed} events listed)")
+
+
+def _traced(e: Any) -> tuple[Any, ...]:
+    return (e.position, e.ref, e.event, "" if e.value is None else e.value)
+
+
+def _evidence_pages(rows: RowSource, period: Period, key: str) -> Iterator[EvidencePage]:
+    """Every event behind one figure, TRACE_PAGE at a time, in position order."""
+    after = 0
+    while True:
+        page = evidence_page(rows, period, key, after=after, limit=TRACE_PAGE)
+        yield page
+        if not page.more:
             return
-        click.echo(render.table(("position", "aggregate", "event", "value"), [(e.position, e.ref, e.event, e.value) for e in evidence]))
-        click.echo(f"{key} = {_value(report_['figures'][key])} ({len(evidence)} events listed)")
+        after = page.events[-1].position
+
+
+def _chain(first: EvidencePage, rest: Iterator[EvidencePage]) -> Iterator[EvidencePage]:
+    yield first
+    yield from rest

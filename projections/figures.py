@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import heapq
 import json
+import sys
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 from domain.nuts import CURRENT, NUTS_PREFIX, to_current
 from projections.platform import Row
@@ -39,10 +42,11 @@ class Settings:
 
 @dataclass
 class Figures:
-    """Figure values by key, the evidence behind each, and the rules used."""
+    """Figure values by key; for each, how many events lie behind it and the first of them by position."""
 
     values: dict[str, Any] = field(default_factory=dict)
     evidence: dict[str, list[Evidence]] = field(default_factory=dict)
+    totals: dict[str, int] = field(default_factory=dict)
     counts: set[str] = field(default_factory=set)
 
 
@@ -88,217 +92,298 @@ def meets(value: Any, published: Any, qualifier: str) -> bool:
     return bool(abs(value - published) <= tolerance * published)
 
 
-def compute(rows: dict[str, Row], settings: Settings) -> Figures:
-    """Every figure for the period of `settings`, from platform rows."""
-    view = _View(rows, settings)
-    result = Figures()
-    start, end = settings.start.isoformat(), settings.end.isoformat()
+RowSource = Callable[[], Iterable[Row]]
+"""Where figures read platform rows: each call starts a fresh pass over them, in any order."""
 
-    def count(key: str, items: list[Evidence]) -> None:
-        result.values[key] = len(items)
-        result.evidence[key] = sorted(items, key=lambda e: e.position)
-        result.counts.add(key)
+EVIDENCE_KEPT = 50
+"""Events kept per figure by `compute` (the first by position); `evidence_page` lists any of them."""
 
-    on_platform = [o for o in view.orgs if view.on_platform(o, end)]
-    count("cluster_organisations", [Evidence(o["published"]["pos"], o["ref"], "ClusterOrganisation.Published") for o in on_platform])
-    members = [(o, view.profile_at(o, end)) for o in on_platform]
-    represented = [
-        Evidence(p["pos"], o["ref"], p["event"], sum(p["members"][k] for k in ("smes", "large_enterprises", "research_organisations")))
-        for o, p in members
-    ]
-    result.values["member_organisations_represented"] = sum(e.value for e in represented)
-    result.evidence["member_organisations_represented"] = represented
+
+class RowsByKind(Protocol):
+    """A store that streams the rows of a projection, only those of `kinds` when asked."""
+
+    def iter_rows(self, projection: str, kinds: Collection[str] | None = None) -> Iterator[Row]: ...
+
+
+@dataclass(frozen=True)
+class StoredRows:
+    """A `RowSource` over a projection store: each call streams the stored rows; a pass that needs some kinds only asks for those."""
+
+    store: RowsByKind
+    projection: str
+
+    def __call__(self, kinds: Collection[str] | None = None) -> Iterator[Row]:
+        return self.store.iter_rows(self.projection, kinds)
+
+
+def _rows_of(source: RowSource, kinds: Collection[str] | None) -> Iterable[Row]:
+    """One pass over the rows of `kinds` (all rows if None); a store is asked for those kinds only."""
+    if kinds is None:
+        return source()
+    rows = source(kinds) if isinstance(source, StoredRows) else source()
+    return (row for row in rows if row["kind"] in kinds)
+
+
+class _Kept:
+    """Per figure: how many events lie behind it, and the first `limit` of them after position `after`.
+
+    Within one figure an event counts at most once, so positions never tie.
+    """
+
+    def __init__(self, limit: int, after: int = 0, only: str | None = None) -> None:
+        self.limit, self.after, self.only = limit, after, only
+        self.totals: dict[str, int] = {}
+        self.beyond: dict[str, int] = {}
+        self.heaps: dict[str, list[tuple[int, Evidence]]] = {}
+
+    def add(self, key: str, position: int, ref: str, event: str, value: Any = None) -> None:
+        self.totals[key] = self.totals.get(key, 0) + 1
+        if position <= self.after or (self.only is not None and key != self.only and not key.startswith(self.only + "|")):
+            return
+        self.beyond[key] = self.beyond.get(key, 0) + 1
+        heap = self.heaps.get(key)
+        if heap is None:
+            heap = self.heaps[key] = []
+        if len(heap) < self.limit:
+            heapq.heappush(heap, (-position, Evidence(position, ref, event, value)))
+        elif heap and position < -heap[0][0]:
+            heapq.heapreplace(heap, (-position, Evidence(position, ref, event, value)))
+
+    def first(self, key: str) -> list[Evidence]:
+        return sorted((e for _, e in self.heaps.get(key, [])), key=lambda e: e.position)
+
+    def rename(self, old: str | None, new: str, value: Any) -> None:
+        """Move the events kept as `old` to `new`, each with `value`; `new` is empty if `old` is None."""
+        heap = self.heaps.pop(old, []) if old is not None else []
+        self.heaps[new] = [(p, replace(e, value=value)) for p, e in heap]
+        self.totals[new] = self.totals.get(old, 0) if old is not None else 0
+        self.beyond[new] = self.beyond.get(old, 0) if old is not None else 0
+
+
+COUNTED = (
+    "cluster_organisations", "matchmaking_participants", "bilateral_meetings", "cooperation_cases_identified", "clusters_talks_held",
+    "clusters_talks_participants", "booster_academy_professionals", "clusters_meet_regions_participants", "clusters_meet_regions_pitches",
+    "c2labs_held", "c2lab_participants", "case_studies", "new_profiles_published", "green_transition_guides", "country_fact_sheets",
+)
+"""The figures that are counts of events (the others are sums and shares)."""
+_HELD = {"clusters_talk": "clusters_talks_held", "c2lab": "c2labs_held"}
+_PARTICIPANTS = {"matchmaking": "matchmaking_participants", "clusters_talk": "clusters_talks_participants",
+                 "clusters_meet_regions": "clusters_meet_regions_participants", "c2lab": "c2lab_participants"}
+_PUBLICATIONS = {"case_study": ("case_studies", False), "green_transition_guide": ("green_transition_guides", False),
+                 "country_fact_sheet": ("country_fact_sheets", True)}
+_LAST_DAY = "9999-12-31"
+_SECTOR = "most_represented_sector"
+
+
+def compute(source: RowSource, settings: Settings, limit: int = EVIDENCE_KEPT) -> Figures:
+    """Every figure for the period of `settings`, from platform rows, keeping the first `limit` events behind each."""
+    figures, _ = _figures(source, settings, _Kept(limit))
+    return figures
+
+
+@dataclass(frozen=True)
+class EvidencePage:
+    """The events behind one figure after position `after`: the first `limit` by position, and how many there are in all."""
+
+    key: str
+    value: Any
+    is_count: bool
+    total: int
+    events: list[Evidence]
+    more: bool
+    """Whether events follow the last one listed."""
+
+
+def evidence_page(source: RowSource, settings: Settings, key: str, after: int = 0, limit: int = EVIDENCE_KEPT) -> EvidencePage:
+    """One figure's events after position `after`, the first `limit` of them: one streaming computation, memory bounded by `limit`."""
+    figures, kept = _figures(source, settings, _Kept(limit, after, only=key))
+    events = figures.evidence[key]
+    return EvidencePage(key, figures.values[key], key in figures.counts, figures.totals[key], events, kept.beyond.get(key, 0) > len(events))
+
+
+def _figures(source: RowSource, settings: Settings, kept: _Kept) -> tuple[Figures, _Kept]:
+    start, end, country = settings.start.isoformat(), settings.end.isoformat(), settings.country
     cutoff = settings.end.year - settings.established_within_years
-    young = [Evidence(p["pos"], o["ref"], p["event"], p["year_established"]) for o, p in members if p["year_established"] >= cutoff]
-    result.values["share_established_within_15_years"] = _share(len(young), len(on_platform))
-    result.evidence["share_established_within_15_years"] = young
-    tally = Counter(e for _, p in members for e in p["ecosystems"])
-    top = min(tally, key=lambda e: (-tally[e], e)) if tally else None
-    result.values["most_represented_sector"] = top
-    result.evidence["most_represented_sector"] = [Evidence(p["pos"], o["ref"], p["event"], top) for o, p in members if top in p["ecosystems"]]
+    moments = [(key, moment.isoformat(), (moment - timedelta(days=settings.update_window_days)).isoformat())
+               for key, moment in (("share_regularly_updated_profiles_start", settings.start), ("share_regularly_updated_profiles_end", settings.end))]
+    activities: dict[str, tuple[str, bool]] = {}  # ref: (kind, held in the period and not cancelled)
+    in_country: set[str] = set()
+    on_platform = members = young = 0
+    base: Counter[str] = Counter()
+    sectors: Counter[str] = Counter()
+    people: dict[str, tuple[int, str]] = {}
 
-    count("matchmaking_participants", view.participants("matchmaking", start, end))
-    count("bilateral_meetings", view.meetings_held(start, end))
-    count("cooperation_cases_identified", view.cases_identified(start, end))
-    count("clusters_talks_held", view.activities_held("clusters_talk", start, end))
-    count("clusters_talks_participants", view.participants("clusters_talk", start, end))
-    count("booster_academy_professionals", view.distinct_people("booster_academy", start, end))
-    count("clusters_meet_regions_participants", view.participants("clusters_meet_regions", start, end))
-    count("clusters_meet_regions_pitches", view.pitches("clusters_meet_regions", start, end))
-    count("c2labs_held", view.activities_held("c2lab", start, end))
-    count("c2lab_participants", view.participants("c2lab", start, end))
-    count("case_studies", view.publications("case_study", start, end, with_updates=False))
-    count("new_profiles_published", [Evidence(o["published"]["pos"], o["ref"], "ClusterOrganisation.Published") for o in view.orgs if o["published"] and start <= o["published"]["on"] <= end])
-    for key, moment in (("share_regularly_updated_profiles_start", settings.start), ("share_regularly_updated_profiles_end", settings.end)):
-        base, fresh = view.regularly_updated(moment, settings.update_window_days)
-        result.values[key] = _share(len(fresh), base)
-        result.evidence[key] = fresh
-    count("green_transition_guides", view.publications("green_transition_guide", start, end, with_updates=False))
-    count("country_fact_sheets", view.publications("country_fact_sheet", start, end, with_updates=True))
-    return result
+    def org(o: Row) -> None:
+        nonlocal on_platform, members, young
+        if country is not None:
+            if _profile_at(o, _LAST_DAY)["country"] != country:
+                return
+            in_country.add(o["ref"])
+        published = o["published"]
+        if published and start <= published["on"] <= end:
+            kept.add("new_profiles_published", published["pos"], o["ref"], "ClusterOrganisation.Published")
+        if _on_platform(o, end):
+            on_platform += 1
+            kept.add("cluster_organisations", published["pos"], o["ref"], "ClusterOrganisation.Published")
+            p = _profile_at(o, end)
+            represented = sum(p["members"][k] for k in ("smes", "large_enterprises", "research_organisations"))
+            members += represented
+            kept.add("member_organisations_represented", p["pos"], o["ref"], p["event"], represented)
+            if p["year_established"] >= cutoff:
+                young += 1
+                kept.add("share_established_within_15_years", p["pos"], o["ref"], p["event"], p["year_established"])
+            sectors.update(p["ecosystems"])
+            for ecosystem in dict.fromkeys(p["ecosystems"]):
+                kept.add(f"{_SECTOR}|{ecosystem}", p["pos"], o["ref"], p["event"])
+        for key, day, since in moments:
+            if _on_platform(o, day):
+                base[key] += 1
+                updates = [u["pos"] for u in o["updates"] if since < u["on"] <= day]
+                if updates:
+                    kept.add(key, max(updates), o["ref"], "ClusterOrganisation.Updated")
+
+    def activity(a: Row) -> None:
+        held = a["held"]
+        in_period = bool(held and start <= held["on"] <= end and not a["cancelled"])
+        activities[a["ref"]] = (a["activity_kind"], in_period)
+        if in_period and country is None and a["activity_kind"] in _HELD:
+            kept.add(_HELD[a["activity_kind"]], held["pos"], a["ref"], "Activity.Held")
+
+    def participation(p: Row) -> None:
+        kind, in_period = activities.get(p["activity"], ("", False))
+        if not in_period or (kind not in _PARTICIPANTS and kind != "booster_academy"):
+            return
+        if country is not None and (p["participant_kind"] != "org" or p["participant"] not in in_country):
+            return
+        status = _status_at(p, end)
+        if status is None or status["status"] not in STANDING:
+            return
+        position = p["steps"][0]["pos"]
+        if kind == "booster_academy":
+            if p["participant"] not in people or position < people[p["participant"]][0]:
+                people[p["participant"]] = (position, p["ref"])
+        else:
+            kept.add(_PARTICIPANTS[kind], position, p["ref"], "Participation.Registered")
+
+    def meeting(m: Row) -> None:
+        if activities.get(m["activity"], ("", False))[0] != "matchmaking":
+            return
+        if country is not None and m["requester"] not in in_country and m["partner"] not in in_country:
+            return
+        held = _first_held(m, start, end)
+        if held is not None:
+            kept.add("bilateral_meetings", held["pos"], m["ref"], "BilateralMeeting.Held")
+
+    def case(c: Row) -> None:
+        if start <= c["steps"][0]["on"] <= end and (country is None or country in c["countries"]):
+            kept.add("cooperation_cases_identified", c["steps"][0]["pos"], c["ref"], "CooperationCase.Identified")
+
+    def pitch(p: Row) -> None:
+        if (start <= p["delivered"]["on"] <= end and activities.get(p["activity"], ("", False))[0] == "clusters_meet_regions"
+                and (country is None or p["org"] in in_country)):
+            kept.add("clusters_meet_regions_pitches", p["delivered"]["pos"], p["ref"], "Pitch.Delivered")
+
+    def publication(p: Row) -> None:
+        counted = _PUBLICATIONS.get(p["publication_kind"])
+        if counted is None or (country is not None and p["country"] != country):
+            return
+        stamps = [(p["published"], "Publication.Published")]
+        if counted[1]:
+            stamps += [(u, "Publication.Updated") for u in p["updates"]]
+        inside = sorted((s["pos"], label) for s, label in stamps if start <= s["on"] <= end)
+        if inside:
+            kept.add(counted[0], inside[0][0], p["ref"], inside[0][1])
+
+    handlers: dict[str, Callable[[Row], None]] = {"org": org, "activity": activity, "participation": participation, "meeting": meeting,
+                                                  "case": case, "pitch": pitch, "publication": publication}
+    # First the lookups other rows need (activities; organisations when a country filters them), then the rest: most rows,
+    # so that pass reads them all rather than have the store pick them by kind.
+    first = {"activity", "org"} if country is not None else {"activity"}
+    for row in _rows_of(source, first):
+        handlers[row["kind"]](row)
+    for row in _rows_of(source, None):
+        if row["kind"] not in first:
+            handlers[row["kind"]](row)
+    for participant, (position, ref) in people.items():
+        kept.add("booster_academy_professionals", position, ref, "Participation.Registered", participant)
+
+    top = min(sectors, key=lambda e: (-sectors[e], e)) if sectors else None
+    kept.rename(f"{_SECTOR}|{top}" if top is not None else None, _SECTOR, top)
+    values: dict[str, Any] = {
+        "cluster_organisations": kept.totals.get("cluster_organisations", 0),
+        "member_organisations_represented": members,
+        "share_established_within_15_years": _share(young, on_platform),
+        _SECTOR: top,
+    }
+    for key in ("matchmaking_participants", "bilateral_meetings", "cooperation_cases_identified", "clusters_talks_held",
+                "clusters_talks_participants", "booster_academy_professionals", "clusters_meet_regions_participants",
+                "clusters_meet_regions_pitches", "c2labs_held", "c2lab_participants", "case_studies", "new_profiles_published"):
+        values[key] = kept.totals.get(key, 0)
+    for key, _, _ in moments:
+        values[key] = _share(kept.totals.get(key, 0), base[key])
+    values["green_transition_guides"] = kept.totals.get("green_transition_guides", 0)
+    values["country_fact_sheets"] = kept.totals.get("country_fact_sheets", 0)
+    figures = Figures(values, {key: kept.first(key) for key in values}, {key: kept.totals.get(key, 0) for key in values}, set(COUNTED))
+    return figures, kept
 
 
 def _share(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 0.0
 
 
-class _View:
-    """Indexes of the platform rows, restricted to one country when asked."""
-
-    def __init__(self, rows: dict[str, Row], settings: Settings) -> None:
-        by_kind: dict[str, list[Row]] = {}
-        for row in rows.values():
-            by_kind.setdefault(row["kind"], []).append(row)
-        self.country = settings.country
-        self.all_orgs = {o["ref"]: o for o in by_kind.get("org", [])}
-        self.activities = {a["ref"]: a for a in by_kind.get("activity", [])}
-        self.participations = by_kind.get("participation", [])
-        self.meetings = by_kind.get("meeting", [])
-        self.pitch_rows = by_kind.get("pitch", [])
-        self.cases = by_kind.get("case", [])
-        self.publication_rows = by_kind.get("publication", [])
-        self.orgs = [o for o in self.all_orgs.values() if self._in_country(o["ref"])]
-
-    def _in_country(self, org_ref: str) -> bool:
-        if self.country is None:
-            return True
-        org = self.all_orgs.get(org_ref)
-        return org is not None and self.profile_at(org, "9999-12-31")["country"] == self.country
-
-    @staticmethod
-    def profile_at(org: Row, day: str) -> dict[str, Any]:
-        """The profile's fields as they stood on `day` (effective dates), with the position of the last change."""
-        profile: dict[str, Any] = {}
-        for version in sorted(org["versions"], key=lambda v: (v["on"], v["pos"])):
-            if version["on"] <= day or not profile:
-                profile.update(version)
-        return profile
-
-    @staticmethod
-    def on_platform(org: Row, day: str) -> bool:
-        published, archived = org["published"], org["archived"]
-        return published is not None and published["on"] <= day and (archived is None or archived["on"] > day)
-
-    @staticmethod
-    def status_at(row: Row, day: str) -> dict[str, Any] | None:
-        steps = [s for s in row["steps"] if s["on"] <= day]
-        return max(steps, key=lambda s: (s["on"], s["pos"])) if steps else None
-
-    def _held(self, kind: str, start: str, end: str) -> dict[str, Row]:
-        return {
-            ref: a for ref, a in self.activities.items()
-            if a["activity_kind"] == kind and a["held"] and start <= a["held"]["on"] <= end and not a["cancelled"]
-        }
-
-    def activities_held(self, kind: str, start: str, end: str) -> list[Evidence]:
-        if self.country is not None:
-            return []
-        return [Evidence(a["held"]["pos"], ref, "Activity.Held") for ref, a in self._held(kind, start, end).items()]
-
-    def _standing(self, kind: str, start: str, end: str) -> list[Row]:
-        held = self._held(kind, start, end)
-        standing = []
-        for p in self.participations:
-            if p["activity"] not in held:
-                continue
-            if self.country is not None and (p["participant_kind"] != "org" or not self._in_country(p["participant"])):
-                continue
-            status = self.status_at(p, end)
-            if status is not None and status["status"] in STANDING:
-                standing.append(p)
-        return standing
-
-    def participants(self, kind: str, start: str, end: str) -> list[Evidence]:
-        return [Evidence(p["steps"][0]["pos"], p["ref"], "Participation.Registered") for p in self._standing(kind, start, end)]
-
-    def distinct_people(self, kind: str, start: str, end: str) -> list[Evidence]:
-        first: dict[str, Evidence] = {}
-        for p in self._standing(kind, start, end):
-            evidence = Evidence(p["steps"][0]["pos"], p["ref"], "Participation.Registered", p["participant"])
-            if p["participant"] not in first or evidence.position < first[p["participant"]].position:
-                first[p["participant"]] = evidence
-        return list(first.values())
-
-    def meetings_held(self, start: str, end: str) -> list[Evidence]:
-        found = []
-        for m in self.meetings:
-            activity = self.activities.get(m["activity"])
-            if activity is None or activity["activity_kind"] != "matchmaking":
-                continue
-            if self.country is not None and not (self._in_country(m["requester"]) or self._in_country(m["partner"])):
-                continue
-            held = [s for s in m["steps"] if s["status"] == "held" and start <= s["on"] <= end]
-            if held:
-                found.append(Evidence(held[0]["pos"], m["ref"], "BilateralMeeting.Held"))
-        return found
-
-    def cases_identified(self, start: str, end: str) -> list[Evidence]:
-        return [
-            Evidence(c["steps"][0]["pos"], c["ref"], "CooperationCase.Identified")
-            for c in self.cases
-            if start <= c["steps"][0]["on"] <= end and (self.country is None or self.country in c["countries"])
-        ]
-
-    def pitches(self, kind: str, start: str, end: str) -> list[Evidence]:
-        return [
-            Evidence(p["delivered"]["pos"], p["ref"], "Pitch.Delivered")
-            for p in self.pitch_rows
-            if start <= p["delivered"]["on"] <= end
-            and self.activities.get(p["activity"], {}).get("activity_kind") == kind
-            and self._in_country(p["org"])
-        ]
-
-    def publications(self, kind: str, start: str, end: str, *, with_updates: bool) -> list[Evidence]:
-        found = []
-        for p in self.publication_rows:
-            if p["publication_kind"] != kind or (self.country is not None and p["country"] != self.country):
-                continue
-            stamps = [(p["published"], "Publication.Published")]
-            if with_updates:
-                stamps += [(u, "Publication.Updated") for u in p["updates"]]
-            inside = sorted((s["pos"], label) for s, label in stamps if start <= s["on"] <= end)
-            if inside:
-                found.append(Evidence(inside[0][0], p["ref"], inside[0][1]))
-        return found
-
-    def regularly_updated(self, moment: date, window_days: int) -> tuple[int, list[Evidence]]:
-        day, since = moment.isoformat(), (moment - timedelta(days=window_days)).isoformat()
-        base = [o for o in self.orgs if self.on_platform(o, day)]
-        fresh = []
-        for o in base:
-            updates = [u for u in o["updates"] if since < u["on"] <= day]
-            if updates:
-                fresh.append(Evidence(max(u["pos"] for u in updates), o["ref"], "ClusterOrganisation.Updated"))
-        return len(base), fresh
+def _profile_at(org: Row, day: str) -> dict[str, Any]:
+    """The profile's fields as they stood on `day` (effective dates), with the position of the last change."""
+    profile: dict[str, Any] = {}
+    for version in sorted(org["versions"], key=lambda v: (v["on"], v["pos"])):
+        if version["on"] <= day or not profile:
+            profile.update(version)
+    return profile
 
 
-def cross_border_partners(rows: dict[str, Row], settings: Settings) -> dict[str, int]:
+def _on_platform(org: Row, day: str) -> bool:
+    published, archived = org["published"], org["archived"]
+    return published is not None and published["on"] <= day and (archived is None or archived["on"] > day)
+
+
+def _status_at(row: Row, day: str) -> dict[str, Any] | None:
+    found = None
+    for step in row["steps"]:
+        if step["on"] <= day and (found is None or (step["on"], step["pos"]) > (found["on"], found["pos"])):
+            found = step
+    return found
+
+
+def _first_held(meeting: Row, start: str, end: str) -> dict[str, Any] | None:
+    return next((s for s in meeting["steps"] if s["status"] == "held" and start <= s["on"] <= end), None)
+
+
+def cross_border_partners(source: RowSource, settings: Settings) -> dict[str, int]:
     """For one country: partner countries in held meetings and identified cases of the period, with counts."""
-    view = _View(rows, Settings(settings.start, settings.end))
     start, end, country = settings.start.isoformat(), settings.end.isoformat(), settings.country
+    countries_at_end = {o["ref"]: sys.intern(_profile_at(o, end)["country"]) for o in _rows_of(source, {"org"})}
     tally: Counter[str] = Counter()
-    for m in view.meetings:
-        held = [s for s in m["steps"] if s["status"] == "held" and start <= s["on"] <= end]
-        if not held:
-            continue
-        countries = [view.profile_at(view.all_orgs[r], end)["country"] for r in (m["requester"], m["partner"]) if r in view.all_orgs]
-        if country in countries:
-            tally.update(c for c in countries if c != country)
-    for c in view.cases:
-        if start <= c["steps"][0]["on"] <= end and country in c["countries"]:
-            tally.update(set(c["countries"]) - {country})
+    for row in _rows_of(source, {"meeting", "case"}):
+        if row["kind"] == "meeting":
+            if _first_held(row, start, end) is None:
+                continue
+            countries = [countries_at_end[r] for r in (row["requester"], row["partner"]) if r in countries_at_end]
+            if country in countries:
+                tally.update(c for c in countries if c != country)
+        elif start <= row["steps"][0]["on"] <= end and country in row["countries"]:
+            tally.update(set(row["countries"]) - {country})
     return dict(sorted(tally.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def regions(rows: dict[str, Row], settings: Settings) -> dict[str, Any]:
+def regions(source: RowSource, settings: Settings) -> dict[str, Any]:
     """For one country: profiles on the platform at the end of the period, by NUTS 2 region in the current classification."""
-    view = _View(rows, settings)
     end = settings.end.isoformat()
     tally: Counter[str] = Counter()
-    for org in view.orgs:
-        if not view.on_platform(org, end):
+    for org in _rows_of(source, {"org"}):
+        if settings.country is not None and _profile_at(org, _LAST_DAY)["country"] != settings.country:
             continue
-        profile = view.profile_at(org, end)
+        if not _on_platform(org, end):
+            continue
+        profile = _profile_at(org, end)
         region = profile.get("region")
         if not region:
             tally["none"] += 1
@@ -308,30 +393,35 @@ def regions(rows: dict[str, Row], settings: Settings) -> dict[str, Any]:
     return {"classification": f"NUTS {CURRENT}", "level": 2, "profiles": dict(sorted(tally.items()))}
 
 
-def chart_data(rows: dict[str, Row], settings: Settings, top: int = 20) -> dict[str, Any]:
+def chart_data(source: RowSource, settings: Settings, top: int = 20) -> dict[str, Any]:
     """What the HTML report draws: activities held per month, the cooperation funnel, cases by country pair (the first `top`)."""
-    view = _View(rows, Settings(settings.start, settings.end))
     start, end = settings.start.isoformat(), settings.end.isoformat()
     # Every month of the period, so the time axis is even: a month without activity is a zero, not a gap.
     months: dict[str, Counter[str]] = {month: Counter() for month in months_between(settings.start, settings.end)}
-    for activity in view.activities.values():
+    matchmaking: set[str] = set()
+    for activity in _rows_of(source, {"activity"}):
         held = activity["held"]
         if held and start <= held["on"] <= end:
             months[held["on"][:7]][activity["activity_kind"]] += 1
-    identified = [c for c in view.cases if start <= c["steps"][0]["on"] <= end]
+        if activity["activity_kind"] == "matchmaking":
+            matchmaking.add(activity["ref"])
     reached = lambda case, stage: any(s["status"] == stage and s["on"] <= end for s in case["steps"])  # noqa: E731
     pairs: Counter[str] = Counter()
-    for case in identified:
-        countries = sorted(set(case["countries"]))
+    meetings = identified = agreements = joint = 0
+    for row in _rows_of(source, {"meeting", "case"}):
+        if row["kind"] == "meeting":
+            meetings += row["activity"] in matchmaking and _first_held(row, start, end) is not None
+            continue
+        if not start <= row["steps"][0]["on"] <= end:
+            continue
+        identified += 1
+        agreements += reached(row, "agreement_signed") or reached(row, "joint_project_launched")
+        joint += reached(row, "joint_project_launched")
+        countries = sorted(set(row["countries"]))
         pairs.update(f"{a}-{b}" for i, a in enumerate(countries) for b in countries[i + 1 :])
     return {
         "activity_by_month": {m: dict(sorted(kinds.items())) for m, kinds in months.items()},
-        "funnel": {
-            "meetings held": len(view.meetings_held(start, end)),
-            "cases identified": len(identified),
-            "agreements signed": sum(1 for case in identified if reached(case, "agreement_signed") or reached(case, "joint_project_launched")),
-            "joint projects launched": sum(1 for case in identified if reached(case, "joint_project_launched")),
-        },
+        "funnel": {"meetings held": meetings, "cases identified": identified, "agreements signed": agreements, "joint projects launched": joint},
         "case_country_pairs": top_with_ties(pairs, top),
     }
 
@@ -368,7 +458,7 @@ def evidence_listing(figures: Figures, limit: int) -> dict[str, dict[str, Any]]:
     """For each count figure: how many events lie behind it and the first `limit` of them (position, record, event type)."""
     return {
         key: {
-            "total": len(figures.evidence[key]),
+            "total": figures.totals[key],
             "events": [{"position": e.position, "ref": e.ref, "event": e.event} for e in figures.evidence[key][:limit]],
         }
         for key in figures.values

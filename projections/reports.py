@@ -15,8 +15,9 @@ from adapters.mapper import CATALOGUE
 from domain.errors import LedgerError
 from projections import runner
 from projections.platform import FOLD_VERSION
-from projections.figures import Figures, Settings, assumptions, chart_data, compute, cross_border_partners, published_figures, regions
-from projections.platform import Row
+from projections.figures import (
+    Figures, RowSource, Settings, StoredRows, assumptions, chart_data, compute, cross_border_partners, published_figures, regions,
+)
 from projections.store import ProjectionStore
 
 
@@ -71,8 +72,8 @@ class StaleReadModel(LedgerError):
 def platform_rows(
     sources: Sources, as_of: datetime | None = None, progress: Callable[[int], None] = lambda n: None,
     notice: Callable[[str], None] = lambda line: None,
-) -> dict[str, Row]:
-    """The projection's rows: caught up now, or folded from what was recorded by `as_of`."""
+) -> RowSource:
+    """The projection's rows, caught up now (streamed from the store at each pass), or folded from what was recorded by `as_of`."""
     if as_of is not None:
         return platform_rows_included(sources, as_of)[0]
     if not sources.store.fed_by_consumers(runner.PROJECTION):
@@ -84,7 +85,7 @@ def platform_rows(
                 f"this read model was built by Kafka consumers with fold version {built_by}, and this code folds version {FOLD_VERSION}; "
                 "rebuild it: `ledger consume platform --db <new schema URL>`, then report from that schema"
             )
-    return sources.store.all_rows(runner.PROJECTION)
+    return StoredRows(sources.store, runner.PROJECTION)
 
 
 @dataclass(frozen=True)
@@ -98,14 +99,21 @@ class Included:
 def platform_rows_included(
     sources: Sources, as_of: datetime | None = None, progress: Callable[[int], None] = lambda n: None,
     notice: Callable[[str], None] = lambda line: None,
-) -> tuple[dict[str, Row], Included]:
+) -> tuple[RowSource, Included]:
     """`platform_rows`, with the last event the rows include."""
     if as_of is None:
         rows = platform_rows(sources, None, progress, notice)
         return rows, _included(sources, sources.store.position(runner.PROJECTION, FOLD_VERSION))
+    return _rows_as_of(sources, as_of)
+
+
+def _rows_as_of(sources: Sources, as_of: datetime) -> tuple[RowSource, Included]:
+    """The rows as they stood when `as_of` was reached (from a snapshot and the events after it), and the last event included."""
     if scan.can_scan(sources.recorder):
         last = last_recorded_by(sources, as_of)
-        return dict(runner.rows_as_of(sources.recorder, sources.store, last.position, getattr(sources.mapper, "catalogue", CATALOGUE))), last
+        catalogue = getattr(sources.mapper, "catalogue", CATALOGUE)
+        # Each pass streams the latest snapshot at or before the position, merged with the events after it.
+        return (lambda: (row for _, row in runner.rows_as_of(sources.recorder, sources.store, last.position, catalogue))), last
     last = Included()
 
     def tracked() -> Iterator[tuple[str, Any, int]]:
@@ -115,8 +123,8 @@ def platform_rows_included(
                 last = Included(position, event.timestamp)
             yield key, event, position
 
-    rows = runner.fold_in_memory(tracked())
-    return rows, last
+    folded = runner.fold_in_memory(tracked())
+    return lambda: folded.values(), last
 
 
 def _included(sources: Sources, position: int) -> Included:
@@ -127,7 +135,7 @@ def _included(sources: Sources, position: int) -> Included:
 
 
 def impact(
-    rows: dict[str, Row], settings: Settings, as_of: datetime | None, charts: bool = False, included: Included | None = None,
+    rows: RowSource, settings: Settings, as_of: datetime | None, charts: bool = False, included: Included | None = None,
 ) -> tuple[dict[str, Any], Figures]:
     """The impact report as a JSON-ready dict, and the figures with their evidence."""
     figures = compute(rows, settings)

@@ -22,8 +22,8 @@ from domain.base import ref_id
 from domain.errors import InvalidValue, LedgerError
 from domain.values import CountryCode
 from projections import reports, runner
-from projections.figures import Figures, Settings as Period, meets, published_figures
-from projections.platform import FOLD_VERSION, Row
+from projections.figures import Figures, RowSource, Settings as Period, evidence_page, meets, published_figures
+from projections.platform import FOLD_VERSION
 from projections.reports import Included, Sources
 from service_layer.ledger import Ledger
 from service_layer import log_check
@@ -91,7 +91,7 @@ class Reader:
     db: str | None
     _ledger: Ledger | None = None
     _sources: Sources | None = None
-    _rows: OrderedDict[tuple[Any, ...], tuple[dict[str, Row], Included]] = field(default_factory=OrderedDict)
+    _rows: OrderedDict[tuple[Any, ...], tuple[RowSource, Included]] = field(default_factory=OrderedDict)
     _refs: dict[UUID, str] = field(default_factory=dict)
     _tree: TreeStore | None = None
     _checked: int = 0
@@ -141,8 +141,8 @@ class Reader:
         except Exception as error:  # noqa: BLE001 - reported again by the first page that needs it
             logger.warning("start-up check left to the first page: %s", error)
 
-    def rows(self, as_of: datetime | None) -> tuple[dict[str, Row], Included]:
-        """The projection's rows now or as of a moment; the last few are kept until the log grows."""
+    def rows(self, as_of: datetime | None) -> tuple[RowSource, Included]:
+        """The projection's rows now (streamed from the store) or as of a moment; the last few are kept until the log grows."""
         sources = self.sources()
         key = (as_of, sources.recorder.max_notification_id() or 0)
         if key not in self._rows:
@@ -180,7 +180,7 @@ def figures_page(reader: Reader, query: Query) -> dict[str, Any]:
         ref = published[key]
         listed.append({
             "key": key, "label": ref.get("label") or key.replace("_", " "), "value": value, "is_count": key in figures.counts,
-            "events": len(figures.evidence[key]),
+            "events": figures.totals[key],
             "published": None if query.country else {"qualifier": ref["qualifier"], "value": ref["value"]},
             "meets": None if query.country or value is None else meets(value, ref["value"], ref["qualifier"]),
         })
@@ -201,15 +201,11 @@ def figure_page(reader: Reader, key: str, query: Query, after: int = 0, limit: i
     keys = [f["key"] for f in published_figures()["figures"]]
     if key not in keys:
         raise NotFound(f"figure: {key!r} is not a figure; one of: {', '.join(keys)}")
-    found, figures = report(reader, query)
-    evidence = sorted(figures.evidence[key], key=lambda e: e.position)
-    rest = [e for e in evidence if e.position > after]
-    shown = rest[:limit]
-    # A page never ends inside a run of one position, so the next page's cursor loses nothing.
-    while shown and len(rest) > len(shown) and rest[len(shown)].position == shown[-1].position:
-        shown.append(rest[len(shown)])
+    period, moment = query.period(), query.moment()
+    rows, included = reader.rows(moment)
+    found = evidence_page(rows, period, key, after=after, limit=limit)
     events = []
-    for e in shown:
+    for e in found.events:
         stored = _event_at(reader, e.position)
         events.append({
             "position": e.position, "ref": e.ref, "type": e.event, "value": to_jsonable_python(e.value),
@@ -217,9 +213,10 @@ def figure_page(reader: Reader, key: str, query: Query, after: int = 0, limit: i
             "recorded_at": stored.timestamp.isoformat() if stored is not None else None,
         })
     return {
-        "figure": key, "value": found["figures"][key], "is_count": key in figures.counts, "total": len(evidence),
-        "period": found["period"], "as_of": found["as_of"], "as_of_position": found.get("as_of_position"), "country": found.get("country"),
-        "after": after, "events": events, "next_after": shown[-1].position if len(rest) > len(shown) else None,
+        "figure": key, "value": found.value, "is_count": found.is_count, "total": found.total,
+        "period": {"from": period.start.isoformat(), "to": period.end.isoformat()}, "as_of": moment.isoformat() if moment else None,
+        "as_of_position": included.position, "country": period.country,
+        "after": after, "events": events, "next_after": found.events[-1].position if found.more else None,
     }
 
 

@@ -9,6 +9,7 @@ import pytest
 
 import bootstrap
 from projections import runner
+from projections.store import encode
 from service_layer.demo import DemoHistory, write_demo
 from tests.integration.test_golden_ledgers import LEDGERS, replay_into_postgres
 from tests.conftest import drop_schema
@@ -89,7 +90,7 @@ def test_an_as_of_fold_read_in_bulk_equals_the_clear_one(db_url: str) -> None:
         for as_of in cuts:
             clear = runner.fold_in_memory(reports.events_recorded_by(sources, as_of))
             rows, included = reports.platform_rows_included(sources, as_of)
-            assert rows == clear, as_of
+            assert sorted(map(encode, rows())) == sorted(map(encode, clear.values())), as_of
             expected = [i + 1 for i, stamp in enumerate(stamps) if stamp <= as_of]
             assert included.position == (expected[-1] if expected else 0)
     finally:

@@ -265,7 +265,8 @@ def test_project_command_reports_what_it_applied(known: tuple[Ledger, Sources], 
 def test_figures_come_from_folded_rows_not_from_stored_ones(known: tuple[Ledger, Sources]) -> None:
     ledger, _ = known
     events = ((n.originator_id.hex, ledger.mapper.to_domain_event(n), n.id) for n in ledger.recorder.select_notifications(start=1, limit=10_000))
-    assert compute(runner.fold_in_memory(events), PERIOD).values == KNOWN_FIGURES
+    rows = runner.fold_in_memory(events)
+    assert compute(lambda: rows.values(), PERIOD).values == KNOWN_FIGURES
 
 
 @pytest.mark.parametrize(("value", "published", "qualifier", "ok"), [

@@ -11,7 +11,7 @@ from domain import errors
 from domain.base import ref_id
 from domain.nuts import classify, codes, to_current
 from projections import reports
-from projections.figures import Settings
+from projections.figures import RowSource, Settings
 from projections.runner import fold_in_memory
 from service_layer import commands as c
 from service_layer.ledger import BatchFailed, Ledger
@@ -23,9 +23,10 @@ def ledger() -> Ledger:
     return bootstrap.build_ledger("memory://")
 
 
-def rows_of(ledger: Ledger) -> dict[str, object]:
+def rows_of(ledger: Ledger) -> RowSource:
     notifications = ledger.recorder.select_notifications(start=1, limit=10_000)
-    return fold_in_memory((n.originator_id.hex, ledger.mapper.to_domain_event(n), n.id) for n in notifications)
+    rows = fold_in_memory((n.originator_id.hex, ledger.mapper.to_domain_event(n), n.id) for n in notifications)
+    return lambda: rows.values()
 
 
 def test_the_two_classifications_differ_where_eurostat_says() -> None:

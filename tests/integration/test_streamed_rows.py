@@ -1,0 +1,48 @@
+"""Both projection stores stream their rows, all of them or some kinds, and figures read from a store equal those of the same rows in memory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import bootstrap
+from projections.figures import Settings, StoredRows, chart_data, compute, cross_border_partners, regions
+from projections.store import ProjectionStore, encode
+from tests.unit.test_streaming_figures import PERIOD, generated_rows
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[ProjectionStore]:
+    opened = bootstrap.build_projection_store(db_url)
+    rows = list(generated_rows(3_000))
+    opened.put_rows("platform", [(f"{row['kind']}:{row['ref']}", encode(row)) for row in rows])
+    opened.put_rows("other", [("x", encode({"kind": "org", "ref": "not platform"}))])
+    yield opened
+    opened.close()
+
+
+def test_a_store_streams_every_row_or_the_rows_of_some_kinds(store: ProjectionStore) -> None:
+    rows = sorted(map(encode, generated_rows(3_000)))
+    assert sorted(map(encode, store.iter_rows("platform"))) == rows
+    chosen = sorted(encode(row) for row in generated_rows(3_000) if row["kind"] in ("activity", "pitch"))
+    assert sorted(map(encode, store.iter_rows("platform", {"activity", "pitch"}))) == chosen
+    assert list(store.iter_rows("platform", set())) == []
+
+
+def test_a_row_written_in_other_json_is_still_found_by_kind(store: ProjectionStore) -> None:
+    store.put_rows("platform", [("spaced", '{"kind": "pitch", "ref": "SPACED"}'), ("nested", '{"ref": "N", "kind": "case", "x": {"kind":"pitch"}}')])
+    assert "SPACED" in {row["ref"] for row in store.iter_rows("platform", {"pitch"})}
+    assert "N" not in {row["ref"] for row in store.iter_rows("platform", {"pitch"})}
+
+
+@pytest.mark.parametrize("country", [None, "LV"])
+def test_figures_from_a_store_equal_figures_from_the_same_rows_in_memory(store: ProjectionStore, country: str | None) -> None:
+    rows = list(generated_rows(3_000))
+    settings = Settings(PERIOD.start, PERIOD.end, country=country)
+    stored, held = StoredRows(store, "platform"), lambda: rows
+    expected, found = compute(held, settings), compute(stored, settings)
+    assert (found.values, found.evidence, found.totals) == (expected.values, expected.evidence, expected.totals)
+    assert cross_border_partners(stored, settings) == cross_border_partners(held, settings)
+    assert regions(stored, settings) == regions(held, settings)
+    assert chart_data(stored, settings) == chart_data(held, settings)

@@ -6,7 +6,7 @@ import json
 import logging
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -22,7 +22,7 @@ from domain.base import ref_id
 from domain.errors import InvalidValue, LedgerError
 from domain.values import CountryCode
 from projections import reports, runner
-from projections.figures import Figures, RowSource, Settings as Period, evidence_page, meets, published_figures
+from projections.figures import EvidencePage, Figures, RowSource, Settings as Period, evidence_page, meets, published_figures
 from projections.platform import FOLD_VERSION
 from projections.reports import Included, Sources
 from service_layer.ledger import Ledger
@@ -34,6 +34,10 @@ from transparency.proofs import b64
 from transparency.store import TreeStore
 
 PAGE_SIZE = 50
+EVIDENCE_RUN = 1_000
+"""A figure's events are computed this many at a time and kept, so its next pages need no new pass over the rows."""
+KEPT = 8
+"""Reports and runs of events kept per app (the oldest go first); each is small, whatever the ledger's size."""
 logger = logging.getLogger(__name__)
 PROOF_NOTE = (
     "against the checkpoint of the whole tree as it stands now (the tree is caught up first); "
@@ -92,6 +96,8 @@ class Reader:
     _ledger: Ledger | None = None
     _sources: Sources | None = None
     _rows: OrderedDict[tuple[Any, ...], tuple[RowSource, Included]] = field(default_factory=OrderedDict)
+    _reports: OrderedDict[tuple[Any, ...], tuple[dict[str, Any], Figures]] = field(default_factory=OrderedDict)
+    _runs: OrderedDict[tuple[Any, ...], EvidencePage] = field(default_factory=OrderedDict)
     _refs: dict[UUID, str] = field(default_factory=dict)
     _tree: TreeStore | None = None
     _checked: int = 0
@@ -122,6 +128,11 @@ class Reader:
         if self._ledger is not None:
             self._ledger.close()
         self._sources = self._ledger = None
+        # What was kept may read through the connections just closed, or belong to another state of the database.
+        self._rows.clear()
+        self._reports.clear()
+        self._runs.clear()
+        self._checked = 0
 
     def require_readable(self, after: int = 0) -> None:
         """`log_check.require_readable` for the events after `after`, each checked once while the app runs."""
@@ -132,14 +143,15 @@ class Reader:
             self._checked = max(self._checked, upto)
 
     def warm_up(self) -> None:
-        """What the first pages need, done once when the app starts: the log's readability check.
+        """What the first pages need, done once when the app starts: the log's readability check and the default figures.
 
         A failure is left for the page that needs it to report (to the user, in one line).
         """
         try:
             self.require_readable(0)
+            self.report(Query())
         except Exception as error:  # noqa: BLE001 - reported again by the first page that needs it
-            logger.warning("start-up check left to the first page: %s", error)
+            logger.warning("start-up work left to the first page: %s", error)
 
     def rows(self, as_of: datetime | None) -> tuple[RowSource, Included]:
         """The projection's rows now (streamed from the store) or as of a moment; the last few are kept until the log grows."""
@@ -155,6 +167,35 @@ class Reader:
         self._rows.move_to_end(key)
         return self._rows[key]
 
+    def report(self, query: Query) -> tuple[dict[str, Any], Figures]:
+        """The report of `query`, computed once while the log stays the same size."""
+        period, moment = query.period(), query.moment()
+        rows, included = self.rows(moment)
+        key = (query, included.position, self.sources().recorder.max_notification_id() or 0)
+        if key not in self._reports:
+            self._reports[key] = reports.impact(rows, period, moment, included=included)
+            _trim(self._reports)
+        self._reports.move_to_end(key)
+        return self._reports[key]
+
+    def evidence(self, query: Query, figure: str, after: int, limit: int) -> tuple[EvidencePage, Included]:
+        """`limit` of one figure's events after position `after`, from a kept run of them when one covers the page."""
+        period, moment = query.period(), query.moment()
+        rows, included = self.rows(moment)
+        size = self.sources().recorder.max_notification_id() or 0
+        for (q, f, s, start), run in reversed(self._runs.items()):
+            covers = start <= after and (not run.more or (run.events and after < run.events[-1].position))
+            if (q, f, s) == (query, figure, size) and covers:
+                page = _page_of(run, after, limit)
+                if page is not None:
+                    return page, included
+        run = evidence_page(rows, period, figure, after=after, limit=max(limit, EVIDENCE_RUN))
+        self._runs[(query, figure, size, after)] = run
+        _trim(self._runs)
+        page = _page_of(run, after, limit)
+        assert page is not None  # a run starting at `after` holds at least `limit` of its events, or all of them
+        return page, included
+
     def ref(self, originator_id: UUID) -> str:
         """The platform reference of an aggregate (from its first event), or its id if it has none."""
         if originator_id not in self._refs:
@@ -164,11 +205,23 @@ class Reader:
         return self._refs[originator_id]
 
 
+def _trim(kept: OrderedDict[Any, Any]) -> None:
+    while len(kept) > KEPT:
+        kept.popitem(last=False)
+
+
+def _page_of(run: EvidencePage, after: int, limit: int) -> EvidencePage | None:
+    """The page after `after` out of a kept run of a figure's events; None if the run cannot tell what follows the page."""
+    rest = [e for e in run.events if e.position > after]
+    shown = rest[:limit]
+    if len(shown) < limit and run.more:
+        return None
+    return replace(run, events=shown, more=len(rest) > len(shown) or run.more)
+
+
 def report(reader: Reader, query: Query) -> tuple[dict[str, Any], Figures]:
     """The impact report (or country sheet) of `query`, as `ledger report impact --format json` gives it."""
-    period, moment = query.period(), query.moment()
-    rows, included = reader.rows(moment)
-    return reports.impact(rows, period, moment, included=included)
+    return reader.report(query)
 
 
 def figures_page(reader: Reader, query: Query) -> dict[str, Any]:
@@ -202,8 +255,7 @@ def figure_page(reader: Reader, key: str, query: Query, after: int = 0, limit: i
     if key not in keys:
         raise NotFound(f"figure: {key!r} is not a figure; one of: {', '.join(keys)}")
     period, moment = query.period(), query.moment()
-    rows, included = reader.rows(moment)
-    found = evidence_page(rows, period, key, after=after, limit=limit)
+    found, included = reader.evidence(query, key, after, limit)
     events = []
     for e in found.events:
         stored = _event_at(reader, e.position)

@@ -130,3 +130,29 @@ def test_an_unreadable_event_appended_after_the_log_was_checked_is_still_refused
             read.figures_page(reader, Query())
     finally:
         reader.close()
+
+
+def test_a_figures_pages_served_from_kept_runs_equal_pages_computed_alone(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    imported(db_url)
+    monkeypatch.setattr(read, "EVIDENCE_RUN", 4)  # runs shorter than the listing, so pages come from several runs
+    reader, alone = Reader(db_url), Reader(db_url)
+    try:
+        for key in ("matchmaking_participants", "cluster_organisations", "bilateral_meetings"):
+            pages, after = [], 0
+            while True:
+                page = read.figure_page(reader, key, Query(), after, limit=3)
+                assert page["events"] or page["next_after"] is None
+                pages.append(page)
+                if page["next_after"] is None:
+                    break
+                after = page["next_after"]
+            # Each page equals the one a fresh reader computes for the same cursor, and together they list the figure once.
+            for page in pages:
+                fresh = read.figure_page(alone, key, Query(), page["after"], limit=3)
+                assert fresh == page, (key, page["after"])
+                alone.close()
+            listed = [e["position"] for page in pages for e in page["events"]]
+            assert len(listed) == len(set(listed)) == pages[0]["total"] and listed == sorted(listed), key
+    finally:
+        reader.close()
+        alone.close()

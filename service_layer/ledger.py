@@ -232,9 +232,9 @@ class Ledger(Application[UUID]):
         *,
         failed: Callable[[int, LedgerError], None] | None = None,
         keep: Callable[[], bool] = lambda: True,
-        chunk: int = CHUNK,
+        chunk: int | None = None,
     ) -> Outcome:
-        """Carry out a stream of numbered commands (an import's line numbers) as one atomic save, `chunk` at a time.
+        """Carry out a stream of numbered commands (an import's line numbers) as one atomic save, CHUNK at a time.
 
         Each chunk is checked against the state the commands before it create and written into one open transaction, where
         the next chunk reads it back, so memory holds one chunk whatever the length of the stream. The transaction commits
@@ -255,7 +255,7 @@ class Ledger(Application[UUID]):
         to_stored = self.mapper.to_stored_event
         forgot = kept = False
         with _collector_paused(), open_writing() as writing:
-            for run in _runs(commands, chunk):
+            for run in _runs(commands, chunk or CHUNK):
                 batch = _Batch(self, writing)
                 for failure in self._apply(batch, [command for _, command in run], fallback_actor, recorded_at):
                     report(run[failure.index][0], failure.error)

@@ -94,6 +94,10 @@ def _constant(name: str) -> Any:
     raise _LineError(f"{name} is not a JSON number")
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_int=_number(int), parse_float=_number(float), parse_constant=_constant)
+"""Built once: json.loads with hooks builds a decoder for every line."""
+
+
 def _depth(line: str) -> int:
     """The deepest nesting of arrays and objects on a line, outside strings."""
     depth = deepest = 0
@@ -121,7 +125,9 @@ def parse_line(line: str) -> dict[str, Any]:
     if line.count("[") + line.count("{") > MAX_DEPTH and _depth(line) > MAX_DEPTH:
         raise _LineError(f"nested deeper than {MAX_DEPTH} levels")
     try:
-        value = json.loads(line, object_pairs_hook=_no_duplicates, parse_int=_number(int), parse_float=_number(float), parse_constant=_constant)
+        if line.startswith("\ufeff"):  # as json.loads says it, which _DECODER alone does not check
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", line, 0)
+        value = _DECODER.decode(line)
     except json.JSONDecodeError as error:
         raise _LineError(f"malformed JSON at column {error.colno}: {error.msg}") from None
     if not isinstance(value, dict):

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import gc
 import getpass
+import itertools
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -40,6 +41,8 @@ Clock = Callable[[], datetime]
 
 CHUNK = 2_000
 """Commands carried out and written at a time by `Ledger.execute_in_chunks`; memory holds one chunk."""
+CARRIED = 10_000
+"""Aggregates a chunk hands on to the next (the most recently used), so records used again soon are not read back."""
 
 
 class Writing(Protocol):
@@ -98,13 +101,13 @@ class Outcome:
 class _Batch:
     """Aggregates loaded or created while a batch runs; saved together at its end."""
 
-    def __init__(self, app: Ledger, writing: Writing | None = None) -> None:
+    def __init__(self, app: Ledger, writing: Writing | None = None, carried: dict[UUID, Aggregate | None] | None = None) -> None:
         self.app = app
         self.writing = writing
         """The open transaction this batch reads from (and is written into), if any."""
         self.aggregates: dict[UUID, Aggregate | None] = {}
-        self.loaded: dict[UUID, Aggregate | None] = {}
-        """Aggregates preloaded but not used yet (None: the ref has no events)."""
+        self.loaded: dict[UUID, Aggregate | None] = carried if carried is not None else {}
+        """Aggregates preloaded (or handed on by the chunk before, as saved) but not used yet (None: the ref has no events)."""
         self.personal_data: list[tuple[str, str, str]] = []
         self.forgotten: list[str] = []
 
@@ -167,6 +170,13 @@ class _Batch:
 
     def pending(self) -> list[Aggregate]:
         return [a for a in self.aggregates.values() if a is not None and a.pending_events]
+
+    def carried(self, most: int) -> dict[UUID, Aggregate | None]:
+        """At most `most` aggregates of this batch, the most recently used, for the next chunk (call once its events are written)."""
+        known = {**self.loaded, **self.aggregates}
+        if len(known) > most:
+            known = dict(itertools.islice(known.items(), len(known) - most, None))
+        return known
 
     def held_personal_data(self, person: str) -> tuple[str, str] | None:
         """The name and e-mail held for `person`, as this batch's transaction sees them."""
@@ -254,9 +264,11 @@ class Ledger(Application[UUID]):
         recorded_at = self.clock()
         to_stored = self.mapper.to_stored_event
         forgot = kept = False
+        carried: dict[UUID, Aggregate | None] = {}
         with _collector_paused(), open_writing() as writing:
             for run in _runs(commands, chunk or CHUNK):
-                batch = _Batch(self, writing)
+                # Nobody else writes while this transaction holds the write lock, so what the chunk before saved is current.
+                batch = _Batch(self, writing, carried)
                 for failure in self._apply(batch, [command for _, command in run], fallback_actor, recorded_at):
                     report(run[failure.index][0], failure.error)
                     failures += 1
@@ -269,6 +281,7 @@ class Ledger(Application[UUID]):
                         writing.write([to_stored(event) for event in events], batch.personal_data, batch.forgotten)
                     except IntegrityError as error:
                         raise _concurrent_change() from error
+                carried = batch.carried(CARRIED)
             if failures:
                 raise BatchFailed(found)
             if kept := keep():
@@ -300,13 +313,14 @@ class Ledger(Application[UUID]):
         batch.preload(ref for command in commands for ref in refs_named(command))
         failures: list[CommandFailed] = []
         for index, command in enumerate(commands):
+            key, digest = command.key_and_digest()
             action = Action(
                 actor=command.actor or fallback_actor,
                 occurred_at=command.occurred_at,
                 recorded_at=recorded_at,
-                key=key_digest(command.idempotency_key()),
+                key=key_digest(key),
                 given_key=command.key,
-                digest=command.content_digest(),
+                digest=digest,
             )
             try:
                 HANDLERS[type(command)](batch, command, action)

@@ -98,6 +98,9 @@ class Outcome:
     positions: list[int] = field(default_factory=list)
 
 
+_UNSEEN: Any = object()
+
+
 class _Batch:
     """Aggregates loaded or created while a batch runs; saved together at its end."""
 
@@ -113,7 +116,8 @@ class _Batch:
 
     def preload(self, refs: Iterable[str]) -> None:
         """Load the aggregates of `refs` in a few queries; a ref with no events is then known to be new, with no lookup."""
-        ids = {ref_id(ref) for ref in refs} - self.aggregates.keys() - self.loaded.keys()
+        # Refs first made unique as strings, whose hashes Python keeps: a UUID's hash is computed at every lookup.
+        ids = {ref_id(ref) for ref in set(refs)} - self.aggregates.keys() - self.loaded.keys()
         if not ids:
             return
         stored = self.writing.events_of(ids) if self.writing is not None else scan.events_of(self.app.recorder, ids)
@@ -128,18 +132,19 @@ class _Batch:
 
     def find(self, ref: str, cls: type[A]) -> A | None:
         aggregate_id = ref_id(ref)
-        if aggregate_id not in self.aggregates and aggregate_id in self.loaded:
+        found = self.aggregates.get(aggregate_id, _UNSEEN)
+        if found is _UNSEEN:
+            found = self.loaded.pop(aggregate_id, _UNSEEN)
+            if found is _UNSEEN and self.writing is not None:
+                self.preload([ref])
+                found = self.loaded.pop(aggregate_id)
+            elif found is _UNSEEN:
+                try:
+                    found = self.app.repository.get(aggregate_id)
+                except AggregateNotFoundError:
+                    found = None
             # Taken over on first use, so a batch saves its aggregates in the order its commands first touch them.
-            self.aggregates[aggregate_id] = self.loaded.pop(aggregate_id)
-        elif aggregate_id not in self.aggregates and self.writing is not None:
-            self.preload([ref])
-            self.aggregates[aggregate_id] = self.loaded.pop(aggregate_id)
-        elif aggregate_id not in self.aggregates:
-            try:
-                self.aggregates[aggregate_id] = self.app.repository.get(aggregate_id)
-            except AggregateNotFoundError:
-                self.aggregates[aggregate_id] = None
-        found = self.aggregates[aggregate_id]
+            self.aggregates[aggregate_id] = found
         if found is not None and not isinstance(found, cls):
             raise UnknownReference(cls.kind, f"{ref} (it is a {found.kind})")
         return found  # type: ignore[return-value]
@@ -172,9 +177,10 @@ class _Batch:
         return [a for a in self.aggregates.values() if a is not None and a.pending_events]
 
     def carried(self, most: int) -> dict[UUID, Aggregate | None]:
-        """At most `most` aggregates of this batch, the most recently used, for the next chunk (call once its events are written)."""
+        """The aggregates of this batch, the most recently used last, cut to `most` once they pass twice that, for the next
+        chunk (call once its events are written)."""
         known = {**self.loaded, **self.aggregates}
-        if len(known) > most:
+        if len(known) > 2 * most:  # trimmed now and then, not at every chunk
             known = dict(itertools.islice(known.items(), len(known) - most, None))
         return known
 

@@ -148,7 +148,7 @@ def _peak_bytes(path: Path, url: str) -> int:
 def test_the_memory_an_import_needs_does_not_grow_with_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The whole file held at once (as before) needs about four times more for four times the lines.
     monkeypatch.setattr(ledger_module, "CHUNK", 200)
-    monkeypatch.setattr(ledger_module, "CARRIED", 200)
+    monkeypatch.setattr(ledger_module, "CARRIED", 100)
     url = new_url("sqlite", tmp_path)
     run("import", str(write(tmp_path / "warm.jsonl", [register("ORG-WARM")])), db=url)  # tables, NUTS data and caches
     small = _peak_bytes(write(tmp_path / "small.jsonl", [register(f"ORG-S-{i:05d}") for i in range(1_000)]), url)

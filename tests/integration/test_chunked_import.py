@@ -155,3 +155,24 @@ def test_the_memory_an_import_needs_does_not_grow_with_the_file(tmp_path: Path, 
     large = _peak_bytes(write(tmp_path / "large.jsonl", [register(f"ORG-L-{i:05d}") for i in range(4_000)]), url)
     print(f"peak of 1,000 lines {small / 1e6:.1f} MB, of 4,000 lines {large / 1e6:.1f} MB")
     assert large < 1.6 * small, (small, large)
+
+
+def test_an_import_that_cannot_get_the_postgres_lock_in_time_is_refused_in_one_line(tmp_path: Path) -> None:
+    import psycopg
+    from psycopg.sql import SQL, Identifier
+
+    url = new_url("postgres", tmp_path)
+    try:
+        seeded(url)
+        base, _, schema = url.partition("?schema=")
+        with psycopg.connect(base) as holder:
+            holder.execute(SQL("LOCK TABLE {}.{} IN EXCLUSIVE MODE").format(Identifier(schema), Identifier("ledger_events")))
+            result = CliRunner().invoke(ledger, ["import", str(write(tmp_path / "orgs.jsonl", ORGS)), "--db", f"{url}&lock_timeout=1"])
+            holder.rollback()
+        assert result.exit_code == 1
+        assert result.output.splitlines() == [
+            "Error: db: another write held the ledger for more than 1 s; nothing was written, run the command again"
+        ]
+        assert event_count(url) == 1
+    finally:
+        drop_schema(url)

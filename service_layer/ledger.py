@@ -273,7 +273,8 @@ class Ledger(Application[UUID]):
         carried: dict[UUID, Aggregate | None] = {}
         with _collector_paused(), open_writing() as writing:
             for run in _runs(commands, chunk or CHUNK):
-                # Nobody else writes while this transaction holds the write lock, so what the chunk before saved is current.
+                # What the chunk before saved is current: once this transaction has written, no one else writes until it ends
+                # (and a record someone changed before that fails the write as a concurrent change).
                 batch = _Batch(self, writing, carried)
                 for failure in self._apply(batch, [command for _, command in run], fallback_actor, recorded_at):
                     report(run[failure.index][0], failure.error)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -144,7 +144,7 @@ def import_(settings: Settings, file: str) -> None:
         # The file is read again on each attempt, line by line.
         problems = importing.Problems()
         with path.open("rb") as stream, render.progress(label="importing", length=total) as bar:
-            actions = importing.parse_lines(_counted(importing.read_lines(stream, problems), bar.update), describe, problems)
+            actions = importing.parse_lines(importing.read_lines(stream, problems, progress=bar.update), describe, problems)
             first = next(actions, None)
             if first is None and not problems:
                 raise click.ClickException(f"file: {file!r}: holds no actions (every line is blank)")
@@ -167,13 +167,6 @@ def import_(settings: Settings, file: str) -> None:
             click.echo(f"error: {render.printable(problem)}", err=True)
         raise click.ClickException(f"{file}: {problems.lines} bad line(s); nothing was written")
     click.echo(f"imported {outcome.events + outcome.repeated} actions from {file}: {outcome.events} events written, {outcome.repeated} already recorded")
-
-
-def _counted(lines: Iterator[tuple[int, str]], update: Callable[[int], None]) -> Iterator[tuple[int, str]]:
-    """`lines`, moving a progress bar by one line each."""
-    for line in lines:
-        update(1)
-        yield line
 
 
 @ledger.command()

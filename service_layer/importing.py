@@ -60,16 +60,25 @@ def count_lines(stream: BinaryIO) -> int:
     return count + (last != b"\n")
 
 
-def read_lines(stream: BinaryIO, problems: Problems) -> Iterator[tuple[int, str]]:
+PROGRESS_STEP = 1_000
+"""Lines read between two moves of a progress bar."""
+
+
+def read_lines(stream: BinaryIO, problems: Problems, progress: Callable[[int], None] = lambda n: None) -> Iterator[tuple[int, str]]:
     """The numbered lines of a file, one at a time: split on LF only (U+2028, U+0085 and friends are text), a leading BOM
-    and a CR before each LF dropped. A line that is not UTF-8 goes to `problems` instead; the numbers stay right."""
+    and a CR before each LF dropped. A line that is not UTF-8 goes to `problems` instead; the numbers stay right.
+    `progress(n)` hears of every PROGRESS_STEP lines read, and of the rest at the end."""
+    number = 0
     for number, raw in enumerate(stream, start=1):  # a binary file splits on b"\n" only
         if number == 1:
             raw = raw.removeprefix(b"\xef\xbb\xbf")
+        elif number % PROGRESS_STEP == 0:
+            progress(PROGRESS_STEP)
         try:
             yield number, raw.removesuffix(b"\n").removesuffix(b"\r").decode("utf-8")
         except UnicodeDecodeError as error:
             problems.add(number, [f"not UTF-8 text (byte {error.start + 1}: {error.reason})"])
+    progress(number % PROGRESS_STEP)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

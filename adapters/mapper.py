@@ -17,6 +17,8 @@ from domain.errors import UnreadableEvent
 CATALOGUE = ledger_catalogue()
 VERSION_PREFIX = f'{{"{VERSION_KEY}":'
 """How every stored state written since versions exist begins; the version's digits follow."""
+_COLUMNS = frozenset({"originator_id", "originator_version"})
+"""Fields stored in columns of their own, not in the state."""
 
 
 class PydanticMapper(Mapper[UUID]):
@@ -25,13 +27,18 @@ class PydanticMapper(Mapper[UUID]):
     def __init__(self, transcoder: Transcoder, catalogue: EventCatalogue = CATALOGUE) -> None:
         super().__init__(transcoder=transcoder)
         self.catalogue = catalogue
+        self._heads: dict[type, tuple[str, str]] = {}
+        """Per event class, once checked: its topic, and how its stored state begins (version first)."""
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         cls = type(domain_event)
-        topic = self.catalogue.topic_for(cast(Any, cls))
-        fields = cast(BaseModel, domain_event).model_dump_json(exclude={"originator_id", "originator_version"})
-        # The version goes first, so a reader sees which shape follows (every event has fields, so `{` is followed by one).
-        state = f"{VERSION_PREFIX}{version_of(cast(Any, cls))},{fields[1:]}"
+        head = self._heads.get(cls)
+        if head is None:
+            # The version goes first, so a reader sees which shape follows (every event has fields, so `{` is followed by one).
+            head = self._heads[cls] = (self.catalogue.topic_for(cast(Any, cls)), f"{VERSION_PREFIX}{version_of(cast(Any, cls))},")
+        topic, start = head
+        fields = cast(BaseModel, domain_event).model_dump_json(exclude=_COLUMNS)
+        state = start + fields[1:]
         return StoredEvent(
             originator_id=domain_event.originator_id,
             originator_version=domain_event.originator_version,

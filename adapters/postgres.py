@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import contextlib
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError, ProgrammingError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import retry
@@ -14,6 +16,7 @@ from psycopg.errors import LockNotAvailable
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier, Literal
 
+from adapters import scan
 from domain.catalogue import VERSION_KEY
 
 T = TypeVar("T")
@@ -136,6 +139,18 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             self._notify_channel(curs)
             return self._copy_events(curs, stored_events)
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[PostgresWriting]:
+        """One transaction for many chunks: each chunk's reads see the chunks written before it; committed at the end only
+        if `keep()` was called, else rolled back (as on any error). The events table is locked from the first chunk's
+        COPY to the commit, so notification ids still become visible in order."""
+        with self.datastore.get_connection() as conn, conn.transaction() as transaction, conn.cursor() as curs:
+            curs.execute(self.lock_timeout_statement)
+            writing = PostgresWriting(self, curs)
+            yield writing
+            if not writing.kept:
+                raise psycopg.Rollback(transaction)
+
     def _copy_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]) -> list[int]:
         """COPY the events in order (psycopg streams it in bounded pieces); their notification ids, in the same order."""
         # Under the EXCLUSIVE lock no other transaction inserts, so every id above the current maximum is one of ours.
@@ -201,3 +216,41 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(statement, (originator_id,))
             return [int(row["notification_id"]) for row in curs.fetchall()]
+
+
+class PostgresWriting:
+    """Reads and writes inside one open transaction of a `LedgerPostgresRecorder`."""
+
+    def __init__(self, recorder: LedgerPostgresRecorder, cursor: Cursor[DictRow]) -> None:
+        self.recorder = recorder
+        self.cursor = cursor
+        self.locked = False
+        self.kept = False
+
+    def events_of(self, ids: Collection[UUID]) -> dict[UUID, list[StoredEvent]]:
+        """The stored events of the aggregates in `ids` (this transaction's own included), oldest first."""
+        return scan.events_of(self.recorder, ids, cursor=self.cursor) or {}
+
+    def personal_data(self, person: str) -> tuple[str, str] | None:
+        row = self.cursor.execute(SQL("SELECT name, email FROM {} WHERE person = %s").format(self.recorder.personal_table), (person,)).fetchone()
+        return None if row is None else (row["name"], row["email"])
+
+    def write(
+        self, stored_events: Sequence[StoredEvent], personal_data: Sequence[tuple[str, str, str]] = (), forget: Sequence[str] = ()
+    ) -> list[int]:
+        """Insert one chunk's personal data, then COPY its events; their notification ids. Nothing is visible before the commit."""
+        try:
+            self.recorder._insert_events(self.cursor, stored_events, personal_data=personal_data, forget=forget)
+            if not stored_events:
+                return []
+            if not self.locked:
+                self.recorder._lock_table(self.cursor)
+                self.recorder._notify_channel(self.cursor)
+                self.locked = True
+        except LockNotAvailable:
+            raise LedgerBusy(self.recorder.datastore.lock_timeout) from None
+        return self.recorder._copy_events(self.cursor, stored_events)
+
+    def keep(self) -> None:
+        """Commit when the session ends."""
+        self.kept = True

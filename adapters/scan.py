@@ -95,9 +95,10 @@ def aggregates_between(recorder: ApplicationRecorder, after: int, upto: int) -> 
 IDS_PER_QUERY = 500
 
 
-def events_of(recorder: ApplicationRecorder, ids: Collection[UUID]) -> dict[UUID, list[StoredEvent]] | None:
+def events_of(recorder: ApplicationRecorder, ids: Collection[UUID], cursor: Any = None) -> dict[UUID, list[StoredEvent]] | None:
     """The stored events of every aggregate in `ids`, oldest first, read in a few queries (aggregates with no event are
-    left out); None if the recorder cannot be read this way."""
+    left out); None if the recorder cannot be read this way. With `cursor` (an sqlite3 or psycopg cursor), read inside
+    its open transaction, which sees its own uncommitted writes."""
     kind = _kind(recorder)
     if kind is None:
         return None
@@ -110,14 +111,15 @@ def events_of(recorder: ApplicationRecorder, ids: Collection[UUID]) -> dict[UUID
             marks = ",".join("?" * len(chunk))
             statement = (f"SELECT originator_id, originator_version, topic, state FROM {table} "
                          f"WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version")
-            rows: Any = _sqlite_rows(recorder, statement, tuple(i.hex for i in chunk))
+            params: tuple[Any, ...] = tuple(i.hex for i in chunk)
+            rows: Any = _sqlite_rows(recorder, statement, params) if cursor is None else _sqlite_in(cursor, statement, params)
         else:
             from psycopg.sql import SQL, Identifier
 
             query = SQL("SELECT originator_id, originator_version, topic, state FROM {}.{} "
                         "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
                         ).format(Identifier(recorder.datastore.schema), Identifier(table))  # type: ignore[attr-defined]
-            rows = _postgres_select(recorder, query, (chunk,))
+            rows = _postgres_select(recorder, query, (chunk,)) if cursor is None else _postgres_in(cursor, query, (chunk,))
         for originator_id, version, topic, state in rows:
             aggregate_id = originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
             found.setdefault(aggregate_id, []).append(StoredEvent(aggregate_id, version, topic, bytes(state)))
@@ -129,6 +131,22 @@ def _postgres_select(recorder: Any, statement: Any, params: tuple[Any, ...]) -> 
 
     with recorder.datastore.get_connection() as connection, connection.cursor(row_factory=tuple_row) as cursor:
         return cursor.execute(statement, params).fetchall()
+
+
+def _sqlite_in(cursor: Any, statement: str, params: tuple[Any, ...]) -> list[Any]:
+    own = cursor.connection.cursor()  # plain tuples, whatever the row factory of the given cursor
+    own.row_factory = None
+    try:
+        return own.execute(statement, params).fetchall()
+    finally:
+        own.close()
+
+
+def _postgres_in(cursor: Any, statement: Any, params: tuple[Any, ...]) -> list[Any]:
+    from psycopg.rows import tuple_row
+
+    with cursor.connection.cursor(row_factory=tuple_row) as own:
+        return own.execute(statement, params).fetchall()
 
 
 def _kind(recorder: ApplicationRecorder) -> str | None:

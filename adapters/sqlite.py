@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import sqlite3
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
+from adapters import scan
 from domain.catalogue import VERSION_KEY
+
+IMPORT_CACHE_KIB = 64 << 10
+"""SQLite's page cache during a long write: random UUID keys spread over the primary-key index, far past the default 2 MiB."""
 
 
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
@@ -71,6 +77,32 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         last = int(c.fetchone()[0])
         return list(range(last - len(stored_events) + 1, last + 1))
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[SQLiteWriting]:
+        """One write transaction for many chunks: each chunk's reads see the chunks written before it; committed at the
+        end only if `keep()` was called, else rolled back (as on any error)."""
+        with self.datastore.get_connection(commit=True) as conn:
+            cursor = conn.cursor()
+            cursor.execute("PRAGMA cache_size")
+            cache = cursor.fetchone()[0]
+            cursor.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
+            try:
+                # IMMEDIATE: the write lock is taken now, so no other writer can slip in between this session's reads and writes.
+                cursor.execute("BEGIN IMMEDIATE")
+                writing = SQLiteWriting(self, cursor)
+                try:
+                    yield writing
+                except BaseException:
+                    conn.rollback()
+                    raise
+                if writing.kept:
+                    conn.commit()
+                else:
+                    conn.rollback()
+            finally:
+                cursor.execute(f"PRAGMA cache_size = {int(cache)}")
+                cursor.sqlite_cursor.close()
+
     def scrub_personal_data(self) -> None:
         """Copy the write-ahead log into the file and empty it, so no old page with erased data survives there."""
         with self.datastore.get_connection(commit=True) as conn:
@@ -100,6 +132,37 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         with self.datastore.transaction(commit=False) as c:
             c.execute(f"SELECT rowid FROM {self.events_table_name} WHERE originator_id = ? ORDER BY originator_version", (originator_id.hex,))
             return [int(row[0]) for row in c.fetchall()]
+
+
+class SQLiteWriting:
+    """Reads and writes inside one open transaction of a `LedgerSQLiteRecorder`."""
+
+    def __init__(self, recorder: LedgerSQLiteRecorder, cursor: SQLiteCursor) -> None:
+        self.recorder = recorder
+        self.cursor = cursor
+        self.kept = False
+
+    def events_of(self, ids: Collection[UUID]) -> dict[UUID, list[StoredEvent]]:
+        """The stored events of the aggregates in `ids` (this transaction's own included), oldest first."""
+        return scan.events_of(self.recorder, ids, cursor=self.cursor.sqlite_cursor)
+
+    def personal_data(self, person: str) -> tuple[str, str] | None:
+        self.cursor.execute("SELECT name, email FROM personal_data WHERE person = ?", (person,))
+        row = self.cursor.fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def write(
+        self, stored_events: Sequence[StoredEvent], personal_data: Sequence[tuple[str, str, str]] = (), forget: Sequence[str] = ()
+    ) -> list[int]:
+        """Insert one chunk's events and personal data; their positions. Nothing is visible to others before the commit."""
+        try:
+            return list(self.recorder._insert_events(self.cursor, stored_events, personal_data=personal_data, forget=forget) or [])
+        except sqlite3.IntegrityError as error:
+            raise IntegrityError(error) from error
+
+    def keep(self) -> None:
+        """Commit when the session ends."""
+        self.kept = True
 
 
 def _whole(value: object) -> int:

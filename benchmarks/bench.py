@@ -602,8 +602,6 @@ def _measure(name: str, *args: str) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-IMPORT_CAP = 200_000
-"""`ledger import` holds the whole file as one batch in memory, so it is measured on at most this many actions."""
 CLEAR_CAP = 200_000
 """The clear paths (pydantic decoding page by page) are measured up to this many events; they would take minutes beyond."""
 
@@ -744,7 +742,7 @@ def main() -> None:
             results.append(_measure("raw-postgres-insert", url, schema_url(), "copy"))
             results.append(_measure("raw-postgres-insert", url, schema_url(), "executemany"))
         import_url = f"sqlite:///{folder / 'import.db'}" if store == "sqlite" else schema_url()
-        results.append(_measure("import", import_url, str(min(events, IMPORT_CAP)), str(options.seed)))
+        results.append(_measure("import", import_url, str(events), str(options.seed)))
         results.append(_measure("raw-scan", url, "json"))
         results.append(_measure("raw-scan", url, "orjson"))
         if events <= CLEAR_CAP:

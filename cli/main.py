@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import psycopg
@@ -22,6 +23,9 @@ from domain.errors import ConcurrentChange, LedgerError
 from service_layer import commands as c
 from service_layer import importing, log_check
 from service_layer.ledger import BatchFailed, Outcome, utc_now
+
+
+R = TypeVar("R")
 
 
 class LedgerGroup(click.Group):
@@ -76,7 +80,7 @@ def _run(model: type[c.Command], payload: dict[str, Any]) -> None:
         click.echo("already recorded; nothing written")
 
 
-def _with_retries(write: Callable[[], Outcome], attempts: int = 3) -> Outcome:
+def _with_retries(write: Callable[[], R], attempts: int = 3) -> R:
     """Run `write` again when another writer changed the same record first (it reloads each time)."""
     for attempt in range(1, attempts + 1):
         try:
@@ -131,31 +135,38 @@ def import_(settings: Settings, file: str) -> None:
     if path.is_dir():
         raise click.ClickException(f"file: {file!r}: is a folder; expected a JSON Lines file")
     try:
-        lines, undecodable = importing.split_lines(path.read_bytes())
+        with path.open("rb") as stream:
+            total = importing.count_lines(stream)
     except OSError as error:
         raise click.ClickException(f"file: {file!r}: {error.strerror or error}") from None
-    with render.progress(lines, "checking") as rows:
-        parsed = importing.parse_file(rows, describe)
-    parsed.problems += undecodable
-    if not parsed.commands and not parsed.problems:
-        raise click.ClickException(f"file: {file!r}: holds no actions (every line is blank)")
-    app = settings.ledger()
-    try:
-        # References and rules are checked too, against the state the whole file would create, before anything is written.
-        try:
-            if parsed.problems:
-                app.execute(parsed.commands, actor=settings.actor, write=False)
-            else:
-                outcome = _with_retries(lambda: app.execute(parsed.commands, actor=settings.actor))
-        except BatchFailed as error:
-            parsed.problems += [(parsed.lines[f.index], str(f.error)) for f in error.failures]
-    finally:
-        app.close()
-    if parsed.problems:
-        for problem in importing.report(parsed.problems):
+
+    def attempt() -> tuple[Outcome, importing.Problems]:
+        # The file is read again on each attempt, line by line.
+        problems = importing.Problems()
+        with path.open("rb") as stream, render.progress(label="importing", length=total) as bar:
+            actions = importing.parse_lines(importing.read_lines(stream, problems, progress=bar.update), describe, problems)
+            first = next(actions, None)
+            if first is None and not problems:
+                raise click.ClickException(f"file: {file!r}: holds no actions (every line is blank)")
+            # The database is opened only now, so a file of blank lines creates no ledger. References and rules are checked
+            # against the state the lines before would create; nothing is committed unless every line is good.
+            app = settings.ledger()
+            try:
+                return app.execute_in_chunks(
+                    itertools.chain([first] if first else [], actions), actor=settings.actor,
+                    failed=lambda number, error: problems.add(number, [str(error)]), keep=lambda: not problems,
+                ), problems
+            except BatchFailed:
+                return Outcome(), problems
+            finally:
+                app.close()
+
+    outcome, problems = _with_retries(attempt)
+    if problems:
+        for problem in problems.report():
             click.echo(f"error: {render.printable(problem)}", err=True)
-        raise click.ClickException(f"{file}: {len({n for n, _ in parsed.problems})} bad line(s); nothing was written")
-    click.echo(f"imported {len(parsed.commands)} actions from {file}: {outcome.events} events written, {outcome.repeated} already recorded")
+        raise click.ClickException(f"{file}: {problems.lines} bad line(s); nothing was written")
+    click.echo(f"imported {outcome.events + outcome.repeated} actions from {file}: {outcome.events} events written, {outcome.repeated} already recorded")
 
 
 @ledger.command()

@@ -46,6 +46,14 @@ def _person(value: str) -> str:
 
 def clean_text(value: str, limit: int, *, optional: bool = False) -> str:
     """NFC-normalised text without control or format characters, not blank (unless `optional` and empty), at most `limit` characters."""
+    # Printable ASCII is its own NFC form and holds no control or format character: only blankness and length to check.
+    if value.isascii() and value.isprintable() and (text := value.strip()) and len(text) <= limit:
+        return text
+    return clean_text_in_full(value, limit, optional=optional)
+
+
+def clean_text_in_full(value: str, limit: int, *, optional: bool = False) -> str:
+    """`clean_text` for any text, with its reason when the text is refused."""
     text = unicodedata.normalize("NFC", value).strip()
     if not text:
         if optional and not value:

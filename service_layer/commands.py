@@ -65,10 +65,30 @@ class Command(BaseModel):
         """What the action does, without who recorded it or when: a key reused for other content is refused."""
         return self._digest({"actor", "key", "occurred_at"})
 
+    def key_and_digest(self) -> tuple[str, str]:
+        """`idempotency_key()` and `content_digest()` from one serialisation: the content is the keyed form without its
+        leading `occurred_at` (the first field; an ISO time, so its string holds no `",`)."""
+        cls = type(self)
+        own_rules = cls.idempotency_key is not Command.idempotency_key or cls.content_digest is not Command.content_digest
+        keyed = "" if self.key or own_rules else self._canonical({"actor", "key"})
+        if not keyed.startswith(_OCCURRED_AT):
+            return self.idempotency_key(), self.content_digest()
+        content = "{" + keyed[keyed.index('",', len(_OCCURRED_AT)) + 2 :]
+        return _sha(keyed), _sha(content)
+
     def _digest(self, exclude: set[str]) -> str:
+        return _sha(self._canonical(exclude))
+
+    def _canonical(self, exclude: set[str]) -> str:
         unset: set[str] = {name for name in self.added_fields if getattr(self, name) is None}
-        canonical = self.model_dump_json(exclude=exclude | unset, round_trip=True)
-        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+        return self.model_dump_json(exclude=exclude | unset, round_trip=True)
+
+
+_OCCURRED_AT = '{"occurred_at":"'
+
+
+def _sha(canonical: str) -> str:
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 class RegisterOrg(Command):

@@ -1,11 +1,10 @@
-"""Reads a JSON Lines import file into commands, naming every bad line; nothing here writes."""
+"""Reads a JSON Lines import file, line by line, into commands, naming every bad line; nothing here writes."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 
@@ -19,35 +18,67 @@ MAX_REPORTED = 50
 """At most this many problems are listed; the rest are counted."""
 
 
-@dataclass
-class ParsedFile:
-    """The commands of an import file, the line of each, and one line per problem."""
+class Problems:
+    """The bad lines of a file as they are found, in any order: the first MAX_REPORTED in line order are kept, the rest
+    only counted, so a file of a million bad lines needs no more memory than one of fifty."""
 
-    commands: list[c.Command] = field(default_factory=list)
-    lines: list[int] = field(default_factory=list)
-    problems: list[tuple[int, str]] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.kept: list[tuple[int, str]] = []
+        self.count = 0
+        self.lines = 0
+
+    def add(self, number: int, problems: list[str]) -> None:
+        """The problems of line `number` (each line's problems are found all at once)."""
+        self.lines += 1
+        self.count += len(problems)
+        self.kept += [(number, problem) for problem in problems]
+        if len(self.kept) > 4 * MAX_REPORTED:
+            self.kept.sort(key=lambda p: p[0])
+            del self.kept[MAX_REPORTED:]
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def report(self) -> list[str]:
+        """Problems in line order, at most MAX_REPORTED of them, then how many more there are."""
+        ordered = [f"line {number}: {problem}" for number, problem in sorted(self.kept, key=lambda p: p[0])[:MAX_REPORTED]]
+        if self.count > MAX_REPORTED:
+            ordered.append(f"... and {self.count - MAX_REPORTED:,} more problem(s)")
+        return ordered
 
 
 class _LineError(ValueError):
     """A line that is not one JSON object within the limits."""
 
 
-def split_lines(data: bytes) -> tuple[list[str], list[tuple[int, str]]]:
-    """The lines of a file and the lines that are not UTF-8: split on LF only (U+2028, U+0085 and friends are text),
-    a leading BOM and a CR before each LF dropped. An undecodable line is kept as a blank one, so numbers stay right."""
-    data = data.removeprefix(b"\xef\xbb\xbf")
-    raw = data.split(b"\n")
-    if raw and raw[-1] == b"":
-        raw.pop()
-    lines: list[str] = []
-    problems: list[tuple[int, str]] = []
-    for number, line in enumerate(raw, start=1):
+def count_lines(stream: BinaryIO) -> int:
+    """How many lines a file has (a last line without LF counts), read in blocks; for a progress bar."""
+    count, last = 0, b"\n"
+    while block := stream.read(1 << 20):
+        count += block.count(b"\n")
+        last = block[-1:]
+    return count + (last != b"\n")
+
+
+PROGRESS_STEP = 1_000
+"""Lines read between two moves of a progress bar."""
+
+
+def read_lines(stream: BinaryIO, problems: Problems, progress: Callable[[int], None] = lambda n: None) -> Iterator[tuple[int, str]]:
+    """The numbered lines of a file, one at a time: split on LF only (U+2028, U+0085 and friends are text), a leading BOM
+    and a CR before each LF dropped. A line that is not UTF-8 goes to `problems` instead; the numbers stay right.
+    `progress(n)` hears of every PROGRESS_STEP lines read, and of the rest at the end."""
+    number = 0
+    for number, raw in enumerate(stream, start=1):  # a binary file splits on b"\n" only
+        if number == 1:
+            raw = raw.removeprefix(b"\xef\xbb\xbf")
+        elif number % PROGRESS_STEP == 0:
+            progress(PROGRESS_STEP)
         try:
-            lines.append(line.removesuffix(b"\r").decode("utf-8"))
+            yield number, raw.removesuffix(b"\n").removesuffix(b"\r").decode("utf-8")
         except UnicodeDecodeError as error:
-            lines.append("")
-            problems.append((number, f"not UTF-8 text (byte {error.start + 1}: {error.reason})"))
-    return lines, problems
+            problems.add(number, [f"not UTF-8 text (byte {error.start + 1}: {error.reason})"])
+    progress(number % PROGRESS_STEP)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -70,6 +101,10 @@ def _number(kind: Callable[[str], Any]) -> Callable[[str], Any]:
 
 def _constant(name: str) -> Any:
     raise _LineError(f"{name} is not a JSON number")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_int=_number(int), parse_float=_number(float), parse_constant=_constant)
+"""Built once: json.loads with hooks builds a decoder for every line."""
 
 
 def _depth(line: str) -> int:
@@ -99,7 +134,9 @@ def parse_line(line: str) -> dict[str, Any]:
     if line.count("[") + line.count("{") > MAX_DEPTH and _depth(line) > MAX_DEPTH:
         raise _LineError(f"nested deeper than {MAX_DEPTH} levels")
     try:
-        value = json.loads(line, object_pairs_hook=_no_duplicates, parse_int=_number(int), parse_float=_number(float), parse_constant=_constant)
+        if line.startswith("\ufeff"):  # as json.loads says it, which _DECODER alone does not check
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", line, 0)
+        value = _DECODER.decode(line)
     except json.JSONDecodeError as error:
         raise _LineError(f"malformed JSON at column {error.colno}: {error.msg}") from None
     if not isinstance(value, dict):
@@ -107,28 +144,19 @@ def parse_line(line: str) -> dict[str, Any]:
     return value
 
 
-def parse_file(lines: Iterable[str], describe: Callable[[ValidationError], list[str]]) -> ParsedFile:
-    """Every line checked alone: JSON syntax, limits and field values. Blank lines are skipped."""
-    parsed = ParsedFile()
-    for number, line in enumerate(lines, start=1):
+def parse_lines(
+    lines: Iterator[tuple[int, str]], describe: Callable[[ValidationError], list[str]], problems: Problems
+) -> Iterator[tuple[int, c.Command]]:
+    """Each line checked alone (JSON syntax, limits and field values) and yielded as a command with its number; a bad
+    line goes to `problems` instead. Blank lines are skipped."""
+    for number, line in lines:
         if not line.strip():
             continue
         try:
             command = c.COMMAND.validate_python(parse_line(line))
         except _LineError as error:
-            parsed.problems.append((number, str(error)))
+            problems.add(number, [str(error)])
         except ValidationError as error:
-            parsed.problems += [(number, problem) for problem in describe(error)]
+            problems.add(number, describe(error))
         else:
-            parsed.commands.append(command)
-            parsed.lines.append(number)
-    return parsed
-
-
-def report(problems: list[tuple[int, str]]) -> list[str]:
-    """Problems in line order, at most MAX_REPORTED of them, then how many more there are."""
-    ordered = [f"line {number}: {problem}" for number, problem in sorted(problems, key=lambda p: p[0])]
-    if len(ordered) > MAX_REPORTED:
-        return [*ordered[:MAX_REPORTED], f"... and {len(ordered) - MAX_REPORTED:,} more problem(s)"]
-    return ordered
-
+            yield number, command

@@ -1,4 +1,4 @@
-"""The ledger application: one handler per command; a batch of commands is one atomic save."""
+"""The ledger application: one handler per command; a batch of commands, or a stream of them in chunks, is one atomic save."""
 
 from __future__ import annotations
 
@@ -6,14 +6,15 @@ import contextlib
 import functools
 import gc
 import getpass
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import itertools
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, Mapper
+from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
 
 from adapters import scan
 from adapters.mapper import PydanticMapper
@@ -35,7 +36,27 @@ from domain.values import Members
 from service_layer import commands as c
 
 A = TypeVar("A", bound=Aggregate)
+T = TypeVar("T")
 Clock = Callable[[], datetime]
+
+CHUNK = 2_000
+"""Commands carried out and written at a time by `Ledger.execute_in_chunks`; memory holds one chunk."""
+CARRIED = 10_000
+"""Aggregates a chunk hands on to the next (the most recently used), so records used again soon are not read back."""
+
+
+class Writing(Protocol):
+    """One open write transaction of a recorder (`recorder.writing()`): reads in it see its own uncommitted writes."""
+
+    def events_of(self, ids: Collection[UUID]) -> dict[UUID, list[StoredEvent]]: ...
+
+    def personal_data(self, person: str) -> tuple[str, str] | None: ...
+
+    def write(
+        self, stored_events: Sequence[StoredEvent], personal_data: Sequence[tuple[str, str, str]] = (), forget: Sequence[str] = ()
+    ) -> list[int]: ...
+
+    def keep(self) -> None: ...
 
 
 def utc_now() -> datetime:
@@ -77,23 +98,31 @@ class Outcome:
     positions: list[int] = field(default_factory=list)
 
 
+_UNSEEN: Any = object()
+
+
 class _Batch:
     """Aggregates loaded or created while a batch runs; saved together at its end."""
 
-    def __init__(self, app: Ledger) -> None:
+    def __init__(self, app: Ledger, writing: Writing | None = None, carried: dict[UUID, Aggregate | None] | None = None) -> None:
         self.app = app
+        self.writing = writing
+        """The open transaction this batch reads from (and is written into), if any."""
         self.aggregates: dict[UUID, Aggregate | None] = {}
-        self.loaded: dict[UUID, Aggregate | None] = {}
-        """Aggregates preloaded but not used yet (None: the ref has no events)."""
+        self.loaded: dict[UUID, Aggregate | None] = carried if carried is not None else {}
+        """Aggregates preloaded (or handed on by the chunk before, as saved) but not used yet (None: the ref has no events)."""
         self.personal_data: list[tuple[str, str, str]] = []
         self.forgotten: list[str] = []
 
     def preload(self, refs: Iterable[str]) -> None:
         """Load the aggregates of `refs` in a few queries; a ref with no events is then known to be new, with no lookup."""
-        ids = {ref_id(ref) for ref in refs} - self.aggregates.keys() - self.loaded.keys()
-        stored = scan.events_of(self.app.recorder, ids) if ids else None
+        # Refs first made unique as strings, whose hashes Python keeps: a UUID's hash is computed at every lookup.
+        ids = {ref_id(ref) for ref in set(refs)} - self.aggregates.keys() - self.loaded.keys()
+        if not ids:
+            return
+        stored = self.writing.events_of(ids) if self.writing is not None else scan.events_of(self.app.recorder, ids)
         if stored is None:
-            return  # nothing to load, or a store read one aggregate at a time, when first used
+            return  # a store read one aggregate at a time, when first used
         to_event = self.app.mapper.to_domain_event
         for aggregate_id in ids:
             aggregate = None
@@ -103,15 +132,19 @@ class _Batch:
 
     def find(self, ref: str, cls: type[A]) -> A | None:
         aggregate_id = ref_id(ref)
-        if aggregate_id not in self.aggregates and aggregate_id in self.loaded:
+        found = self.aggregates.get(aggregate_id, _UNSEEN)
+        if found is _UNSEEN:
+            found = self.loaded.pop(aggregate_id, _UNSEEN)
+            if found is _UNSEEN and self.writing is not None:
+                self.preload([ref])
+                found = self.loaded.pop(aggregate_id)
+            elif found is _UNSEEN:
+                try:
+                    found = self.app.repository.get(aggregate_id)
+                except AggregateNotFoundError:
+                    found = None
             # Taken over on first use, so a batch saves its aggregates in the order its commands first touch them.
-            self.aggregates[aggregate_id] = self.loaded.pop(aggregate_id)
-        elif aggregate_id not in self.aggregates:
-            try:
-                self.aggregates[aggregate_id] = self.app.repository.get(aggregate_id)
-            except AggregateNotFoundError:
-                self.aggregates[aggregate_id] = None
-        found = self.aggregates[aggregate_id]
+            self.aggregates[aggregate_id] = found
         if found is not None and not isinstance(found, cls):
             raise UnknownReference(cls.kind, f"{ref} (it is a {found.kind})")
         return found  # type: ignore[return-value]
@@ -143,6 +176,20 @@ class _Batch:
     def pending(self) -> list[Aggregate]:
         return [a for a in self.aggregates.values() if a is not None and a.pending_events]
 
+    def carried(self, most: int) -> dict[UUID, Aggregate | None]:
+        """The aggregates of this batch, the most recently used last, cut to `most` once they pass twice that, for the next
+        chunk (call once its events are written)."""
+        known = {**self.loaded, **self.aggregates}
+        if len(known) > 2 * most:  # trimmed now and then, not at every chunk
+            known = dict(itertools.islice(known.items(), len(known) - most, None))
+        return known
+
+    def held_personal_data(self, person: str) -> tuple[str, str] | None:
+        """The name and e-mail held for `person`, as this batch's transaction sees them."""
+        if self.writing is not None:
+            return self.writing.personal_data(person)
+        return getattr(self.app.recorder, "personal_data", lambda _: None)(person)
+
 
 Handler = Callable[[_Batch, Any, Action], None]
 
@@ -170,24 +217,8 @@ class Ledger(Application[UUID]):
 
     def _execute(self, commands: Sequence[c.Command], actor: str | None, write: bool) -> Outcome:
         batch = _Batch(self)
-        batch.preload(ref for command in commands for ref in refs_named(command))
-        failures: list[CommandFailed] = []
-        fallback_actor = actor or default_actor()
         # One batch is one transaction, so all its events share one recorded time.
-        recorded_at = self.clock()
-        for index, command in enumerate(commands):
-            action = Action(
-                actor=command.actor or fallback_actor,
-                occurred_at=command.occurred_at,
-                recorded_at=recorded_at,
-                key=key_digest(command.idempotency_key()),
-                given_key=command.key,
-                digest=command.content_digest(),
-            )
-            try:
-                HANDLERS[type(command)](batch, command, action)
-            except LedgerError as error:
-                failures.append(CommandFailed(index, error))
+        failures = self._apply(batch, commands, actor or default_actor(), self.clock())
         if failures:
             raise BatchFailed(failures)
         pending = batch.pending()
@@ -200,9 +231,7 @@ class Ledger(Application[UUID]):
         try:
             recordings = self.save(*pending, personal_data=batch.personal_data, forget=batch.forgotten)
         except IntegrityError as error:
-            raise ConcurrentChange(
-                "another writer changed the same record first; nothing was written, run the command again"
-            ) from error
+            raise _concurrent_change() from error
         if batch.forgotten:
             # Erased rows must not survive in freed pages or write-ahead logs either.
             getattr(self.recorder, "scrub_personal_data", lambda: None)()
@@ -211,6 +240,100 @@ class Ledger(Application[UUID]):
             repeated=repeated,
             positions=[r.notification.id for r in recordings],
         )
+
+    def execute_in_chunks(
+        self,
+        commands: Iterable[tuple[int, c.Command]],
+        actor: str | None = None,
+        *,
+        failed: Callable[[int, LedgerError], None] | None = None,
+        keep: Callable[[], bool] = lambda: True,
+        chunk: int | None = None,
+    ) -> Outcome:
+        """Carry out a stream of numbered commands (an import's line numbers) as one atomic save, CHUNK at a time.
+
+        Each chunk is checked against the state the commands before it create and written into one open transaction, where
+        the next chunk reads it back, so memory holds one chunk whatever the length of the stream. The transaction commits
+        at the end if no command failed and `keep()` (asked once the stream is exhausted) is true; else nothing is written.
+        Each failure goes to `failed(number, error)` as it is found (or is collected), and the end raises BatchFailed.
+        A store without `writing()` (memory://) runs the stream as one batch. The outcome lists no positions.
+        """
+        open_writing = getattr(self.recorder, "writing", None)
+        if open_writing is None:
+            return self._execute_at_once(list(commands), actor, failed, keep)
+        found: list[CommandFailed] = []
+        report = failed or (lambda number, error: found.append(CommandFailed(number, error)))
+        failures = 0
+        outcome = Outcome()
+        fallback_actor = actor or default_actor()
+        # The whole stream is one transaction, so all its events share one recorded time.
+        recorded_at = self.clock()
+        to_stored = self.mapper.to_stored_event
+        forgot = kept = False
+        carried: dict[UUID, Aggregate | None] = {}
+        with _collector_paused(), open_writing() as writing:
+            for run in _runs(commands, chunk or CHUNK):
+                # What the chunk before saved is current: once this transaction has written, no one else writes until it ends
+                # (and a record someone changed before that fails the write as a concurrent change).
+                batch = _Batch(self, writing, carried)
+                for failure in self._apply(batch, [command for _, command in run], fallback_actor, recorded_at):
+                    report(run[failure.index][0], failure.error)
+                    failures += 1
+                events = [event for aggregate in batch.pending() for event in aggregate.collect_events()]
+                outcome.repeated += len(run) - len(events)
+                outcome.events += len(events)
+                forgot = forgot or bool(batch.forgotten)
+                if events or batch.personal_data or batch.forgotten:
+                    try:
+                        writing.write([to_stored(event) for event in events], batch.personal_data, batch.forgotten)
+                    except IntegrityError as error:
+                        raise _concurrent_change() from error
+                carried = batch.carried(CARRIED)
+            if failures:
+                raise BatchFailed(found)
+            if kept := keep():
+                writing.keep()
+        if forgot and kept:
+            # Erased rows must not survive in freed pages or write-ahead logs either.
+            getattr(self.recorder, "scrub_personal_data", lambda: None)()
+        return outcome
+
+    def _execute_at_once(
+        self,
+        numbered: list[tuple[int, c.Command]],
+        actor: str | None,
+        failed: Callable[[int, LedgerError], None] | None,
+        keep: Callable[[], bool],
+    ) -> Outcome:
+        try:
+            return self.execute([command for _, command in numbered], actor, write=keep())
+        except BatchFailed as error:
+            failures = [CommandFailed(numbered[f.index][0], f.error) for f in error.failures]
+            if failed is None:
+                raise BatchFailed(failures) from None
+            for failure in failures:
+                failed(failure.index, failure.error)
+            raise BatchFailed([]) from None
+
+    def _apply(self, batch: _Batch, commands: Sequence[c.Command], fallback_actor: str, recorded_at: datetime) -> list[CommandFailed]:
+        """Run each command's handler against `batch`; the commands that broke a rule (they leave no event)."""
+        batch.preload(ref for command in commands for ref in refs_named(command))
+        failures: list[CommandFailed] = []
+        for index, command in enumerate(commands):
+            key, digest = command.key_and_digest()
+            action = Action(
+                actor=command.actor or fallback_actor,
+                occurred_at=command.occurred_at,
+                recorded_at=recorded_at,
+                key=key_digest(key),
+                given_key=command.key,
+                digest=digest,
+            )
+            try:
+                HANDLERS[type(command)](batch, command, action)
+            except LedgerError as error:
+                failures.append(CommandFailed(index, error))
+        return failures
 
     def aggregate_events(self, ref_or_id: str, until: datetime | None = None) -> list[Any]:
         """Every event of one aggregate, oldest first; with `until`, those recorded by then."""
@@ -245,6 +368,21 @@ def refs_named(command: c.Command) -> Iterator[str]:
     elif isinstance(command, c.RequestMeeting):
         yield participation_ref(command.activity, command.requester)
         yield participation_ref(command.activity, command.partner)
+
+
+def _runs(commands: Iterable[T], size: int) -> Iterator[list[T]]:
+    run: list[T] = []
+    for command in commands:
+        run.append(command)
+        if len(run) == size:
+            yield run
+            run = []
+    if run:
+        yield run
+
+
+def _concurrent_change() -> ConcurrentChange:
+    return ConcurrentChange("another writer changed the same record first; nothing was written, run the command again")
 
 
 @contextlib.contextmanager
@@ -283,7 +421,7 @@ def _register_person(b: _Batch, cmd: c.RegisterPerson, action: Action) -> None:
         b.add(Person.register(cmd.person, action))
         b.personal_data.append((cmd.person, cmd.name, cmd.email))
         return
-    held = getattr(b.app.recorder, "personal_data", lambda _: None)(cmd.person)
+    held = b.held_personal_data(cmd.person)
     if held is None and b.get(cmd.person, Person).forgotten:
         raise AlreadyForgotten(f"person: {cmd.person!r} was forgotten; a forgotten person is not registered again")
     if held is not None and held != (cmd.name, cmd.email):

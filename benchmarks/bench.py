@@ -687,7 +687,7 @@ def main() -> None:
     run.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     run.add_argument("--no-pages", action="store_true", help="skip the browser view's page times")
     run.add_argument("--written", metavar="URL[=RESULT]", help="measure the ledger already written at URL (e.g. by `python -m benchmarks.bench "
-                     "one ledger-write URL SIZE SEED > RESULT`, whose printed RESULT is then quoted as its ledger-write row) instead of writing one")
+                     "one ledger-write|import URL SIZE SEED > RESULT`, whose printed RESULT is then quoted as its row) instead of writing one")
     one = sub.add_parser("one", help="one measurement (internal)")
     one.add_argument("name", choices=sorted(MEASURES))
     one.add_argument("args", nargs="*")
@@ -742,7 +742,8 @@ def main() -> None:
             results.append(_measure("raw-postgres-insert", url, schema_url(), "copy"))
             results.append(_measure("raw-postgres-insert", url, schema_url(), "executemany"))
         import_url = f"sqlite:///{folder / 'import.db'}" if store == "sqlite" else schema_url()
-        results.append(_measure("import", import_url, str(events), str(options.seed)))
+        if written.get(url, {}).get("name") != "import":  # a ledger written by an import has measured it already
+            results.append(_measure("import", import_url, str(events), str(options.seed)))
         results.append(_measure("raw-scan", url, "json"))
         results.append(_measure("raw-scan", url, "orjson"))
         if events <= CLEAR_CAP:

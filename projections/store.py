@@ -389,17 +389,7 @@ class PostgresProjectionStore:
     def put_rows(self, projection: str, rows: Sequence[tuple[str, str]]) -> None:
         if not rows:
             return
-        # COPY into a scratch table, then one upsert: arrays of JSON text cost psycopg a regex escape per element.
-        with self.connection.transaction(), self.connection.cursor() as cursor:
-            cursor.execute("CREATE TEMPORARY TABLE IF NOT EXISTS projection_rows_in (key text, data text) ON COMMIT DELETE ROWS")
-            with cursor.copy("COPY projection_rows_in (key, data) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            cursor.execute(
-                self._sql("INSERT INTO {} (projection, key, data) SELECT %s, key, data FROM projection_rows_in "
-                          "ON CONFLICT (projection, key) DO UPDATE SET data = excluded.data").format(self.rows_table),
-                (projection,),
-            )
+        self._copy_upsert(projection, rows, self.rows_table, "projection_rows_in", ("key", "data"), "key text, data text", ("projection", "key"))
 
     def upsert_tracking(self, cursor: Any, projection: str, version: int, position: int, *, keep_highest: bool = False) -> None:
         """Write the tracking position within the caller's transaction."""
@@ -494,14 +484,22 @@ class PostgresProjectionStore:
     def put_snapshot_rows(self, projection: str, rows: Sequence[tuple[int, str, str]]) -> None:
         if not rows or not self.keeps_snapshots:
             return
+        self._copy_upsert(projection, rows, self.snapshots_table, "projection_snapshots_in", ("boundary", "key", "data"),
+                          "boundary bigint, key text, data text", ("projection", "key", "boundary"))
+
+    def _copy_upsert(self, projection: str, rows: Sequence[tuple[Any, ...]], table: Any, scratch_name: str, columns: tuple[str, ...],
+                     types: str, conflict: tuple[str, ...]) -> None:
+        """COPY `rows` into a scratch table, then one upsert into `table`: arrays of JSON text cost psycopg a regex escape per element."""
+        scratch = self._identifier(scratch_name)
+        names = self._sql(", ").join(self._identifier(c) for c in columns)
         with self.connection.transaction(), self.connection.cursor() as cursor:
-            cursor.execute("CREATE TEMPORARY TABLE IF NOT EXISTS projection_snapshots_in (boundary bigint, key text, data text) ON COMMIT DELETE ROWS")
-            with cursor.copy("COPY projection_snapshots_in (boundary, key, data) FROM STDIN") as copy:
+            cursor.execute(self._sql("CREATE TEMPORARY TABLE IF NOT EXISTS {} (" + types + ") ON COMMIT DELETE ROWS").format(scratch))
+            with cursor.copy(self._sql("COPY {} ({}) FROM STDIN").format(scratch, names)) as copy:
                 for row in rows:
                     copy.write_row(row)
             cursor.execute(
-                self._sql("INSERT INTO {} (projection, key, boundary, data) SELECT %s, key, boundary, data FROM projection_snapshots_in "
-                          "ON CONFLICT (projection, key, boundary) DO UPDATE SET data = excluded.data").format(self.snapshots_table),
+                self._sql("INSERT INTO {} (projection, {}) SELECT %s, {} FROM {} ON CONFLICT ({}) DO UPDATE SET data = excluded.data").format(
+                    table, names, names, scratch, self._sql(", ").join(self._identifier(c) for c in conflict)),
                 (projection,),
             )
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,18 +13,10 @@ from adapters.postgres import PostgresWriting
 from adapters.sqlite import SQLiteWriting
 from cli.main import ledger
 from service_layer import ledger as ledger_module
-from tests.conftest import STORES, drop_schema, new_url, snapshot, stored_rows
+from tests.conftest import drop_schema, new_url, snapshot, stored_rows
 
 CHUNK = 10
 """A chunk this small makes a file of a few dozen lines cross several chunks."""
-
-
-@pytest.fixture(params=STORES)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    url = new_url(request.param, tmp_path)
-    yield url
-    if request.param == "postgres":
-        drop_schema(url)
 
 
 @pytest.fixture(autouse=True)

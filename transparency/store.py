@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
@@ -59,6 +60,26 @@ class TreeStore(Protocol):
 
     def nodes(self) -> dict[tuple[int, int], Hash]:
         """Every stored node above the leaves, by (level, index)."""
+        ...
+
+    def leaves_after(self, index: int, limit: int) -> list[StoredLeaf]:
+        """Up to `limit` stored leaves after leaf `index`, by index."""
+        ...
+
+    def leaves_between(self, first: int, last: int) -> list[StoredLeaf]:
+        """The stored leaves of the events at positions `first` to `last`, both included."""
+        ...
+
+    def positions_present(self, positions: Sequence[int]) -> set[int]:
+        """Which of these positions hold a stored event."""
+        ...
+
+    def nodes_at(self, level: int, first: int, limit: int) -> dict[int, Hash]:
+        """The stored nodes of one level from index `first`, up to `limit` of them, by index."""
+        ...
+
+    def nodes_beyond(self, size: int) -> int:
+        """How many stored node rows a tree of `size` leaves has no place for: below level 1, or past the last complete node."""
         ...
 
     def close(self) -> None:
@@ -201,6 +222,36 @@ class SQLiteTreeStore:
     def nodes(self) -> dict[tuple[int, int], Hash]:
         return {(_whole(level), _whole(index)): _hash(h) for level, index, h in self.connection.execute("SELECT level, node_index, hash FROM tlog_nodes")}
 
+    def leaves_after(self, index: int, limit: int) -> list[StoredLeaf]:
+        rows = self.connection.execute(
+            "SELECT leaf_index, position, hash FROM tlog_leaves WHERE leaf_index > ? ORDER BY leaf_index LIMIT ?", (index, limit)
+        )
+        return [_leaf(*row) for row in rows]
+
+    def leaves_between(self, first: int, last: int) -> list[StoredLeaf]:
+        rows = self.connection.execute("SELECT leaf_index, position, hash FROM tlog_leaves WHERE position BETWEEN ? AND ?", (first, last))
+        return [_leaf(*row) for row in rows]
+
+    def positions_present(self, positions: Sequence[int]) -> set[int]:
+        rows = self.connection.execute(
+            f"SELECT rowid FROM {self.events} WHERE rowid IN (SELECT value FROM json_each(?))", (json.dumps(list(positions)),)
+        )
+        return {row[0] for row in rows}
+
+    def nodes_at(self, level: int, first: int, limit: int) -> dict[int, Hash]:
+        rows = self.connection.execute(
+            "SELECT node_index, hash FROM tlog_nodes WHERE level = ? AND node_index >= ? AND node_index < ?", (level, first, first + limit)
+        )
+        return {_whole(index): _hash(h) for index, h in rows}
+
+    def nodes_beyond(self, size: int) -> int:
+        # A level or index that is not a whole number reads as the lowest one, as `nodes()` reads it.
+        row = self.connection.execute(
+            "SELECT count(*) FROM tlog_nodes WHERE typeof(level) != 'integer' OR level < 1"
+            " OR (typeof(node_index) = 'integer' AND node_index >= (CASE WHEN level >= 63 THEN 0 ELSE ? >> level END))", (size,)
+        ).fetchone()
+        return int(row[0])
+
     def close(self) -> None:
         self.connection.close()
 
@@ -285,6 +336,39 @@ class PostgresTreeStore:
     def nodes(self) -> dict[tuple[int, int], Hash]:
         rows = self.connection.execute(self._sql("SELECT level, node_index, hash FROM {}").format(self.nodes_table))
         return {(level, index): bytes(h) for level, index, h in rows}
+
+    def leaves_after(self, index: int, limit: int) -> list[StoredLeaf]:
+        rows = self.connection.execute(
+            self._sql("SELECT leaf_index, position, hash FROM {} WHERE leaf_index > %s ORDER BY leaf_index LIMIT %s").format(self.leaves_table),
+            (index, limit),
+        )
+        return [StoredLeaf(i, p, bytes(h)) for i, p, h in rows]
+
+    def leaves_between(self, first: int, last: int) -> list[StoredLeaf]:
+        rows = self.connection.execute(
+            self._sql("SELECT leaf_index, position, hash FROM {} WHERE position BETWEEN %s AND %s").format(self.leaves_table), (first, last)
+        )
+        return [StoredLeaf(i, p, bytes(h)) for i, p, h in rows]
+
+    def positions_present(self, positions: Sequence[int]) -> set[int]:
+        rows = self.connection.execute(
+            self._sql("SELECT notification_id FROM {} WHERE notification_id = ANY(%s::bigint[])").format(self.events), (list(positions),)
+        )
+        return {row[0] for row in rows}
+
+    def nodes_at(self, level: int, first: int, limit: int) -> dict[int, Hash]:
+        rows = self.connection.execute(
+            self._sql("SELECT node_index, hash FROM {} WHERE level = %s AND node_index >= %s AND node_index < %s").format(self.nodes_table),
+            (level, first, first + limit),
+        )
+        return {index: bytes(h) for index, h in rows}
+
+    def nodes_beyond(self, size: int) -> int:
+        row = self.connection.execute(
+            self._sql("SELECT count(*) FROM {} WHERE level < 1 OR node_index >= (CASE WHEN level >= 63 THEN 0 ELSE %s::bigint >> level END)")
+            .format(self.nodes_table), (size,),
+        ).fetchone()
+        return 0 if row is None else int(row[0])
 
     def close(self) -> None:
         self.connection.close()

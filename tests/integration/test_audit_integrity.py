@@ -211,3 +211,29 @@ def test_findings_do_not_depend_on_how_many_rows_are_read_at_a_time(
     assert whole[1][:3] == ["position 3: events reordered (2 positions): the event stored at position 3 was recorded at position 9",
                             "position 6: payload altered: the event's leaf hash is not the one the tree recorded",
                             "position 11: event deleted: the tree holds leaf 10 for position 11, the log has no event there"], whole
+
+
+def test_verification_memory_does_not_grow_with_the_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tracemalloc
+
+    import bootstrap
+    from transparency import audit, log
+
+    monkeypatch.setattr(audit, "PAGE", 8)
+
+    def peak(url: str, events: int) -> int:
+        while (store := bootstrap.build_tree_store(url)).last_position() < events:
+            store.close()
+            history(url)
+        try:
+            cp = log.checkpoint(store)
+            audit.verify(store, cp)  # the first run fills what caches there are
+            tracemalloc.start()
+            assert audit.verify(store, cp).holds
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+            store.close()
+
+    small, large = peak(f"sqlite:///{tmp_path / 'small.db'}", 48), peak(f"sqlite:///{tmp_path / 'large.db'}", 192)
+    assert large < 1.5 * small, (small, large)  # holding every leaf and node, it grew 3.8 times

@@ -246,11 +246,7 @@ def _tree_findings(tally: _Tally, store: TreeStore, size: int, last_position: in
         width = size >> level
         for first in range(0, width, PAGE):
             limit = min(PAGE, width - first)
-            nodes = store.nodes_at(level, first, limit)
-            if level == 1:
-                below = {leaf.index: leaf.hash for leaf in store.leaves_after(2 * first - 1, 2 * limit)}
-            else:
-                below = store.nodes_at(level - 1, 2 * first, 2 * limit)
+            nodes, below = store.nodes_at(level, first, limit), store.nodes_at(level - 1, 2 * first, 2 * limit)
             for j in range(first, first + limit):
                 node = nodes.get(j)
                 left, right = below.get(2 * j), below.get(2 * j + 1)

@@ -75,7 +75,7 @@ class TreeStore(Protocol):
         ...
 
     def nodes_at(self, level: int, first: int, limit: int) -> dict[int, Hash]:
-        """The stored nodes of one level from index `first`, up to `limit` of them, by index."""
+        """The stored hashes of one level (0: the leaves) from index `first`, up to `limit` of them, by index."""
         ...
 
     def nodes_beyond(self, size: int) -> int:
@@ -145,6 +145,11 @@ def _record(position: int, aggregate: Any, version: Any, topic: Any, state: Any,
         position=position, aggregate_id=_canonical_id(aggregate), version=number,
         topic=topic if isinstance(topic, str) else repr(topic), state=payload, note="; ".join(notes),
     )
+
+
+_SQLITE_HASH = "CASE WHEN typeof(hash) = 'blob' THEN hash ELSE x'' END"
+_SQLITE_LEAF = f"leaf_index, CASE WHEN typeof(position) = 'integer' THEN position ELSE ({LOWEST + 1} - 1) END, {_SQLITE_HASH}"
+"""A leaf row as `_leaf` reads it, whatever an editor of the table put in it, converted by SQLite itself."""
 
 
 class SQLiteTreeStore:
@@ -223,14 +228,12 @@ class SQLiteTreeStore:
         return {(_whole(level), _whole(index)): _hash(h) for level, index, h in self.connection.execute("SELECT level, node_index, hash FROM tlog_nodes")}
 
     def leaves_after(self, index: int, limit: int) -> list[StoredLeaf]:
-        rows = self.connection.execute(
-            "SELECT leaf_index, position, hash FROM tlog_leaves WHERE leaf_index > ? ORDER BY leaf_index LIMIT ?", (index, limit)
-        )
-        return [_leaf(*row) for row in rows]
+        rows = self.connection.execute(f"SELECT {_SQLITE_LEAF} FROM tlog_leaves WHERE leaf_index > ? ORDER BY leaf_index LIMIT ?", (index, limit))
+        return [StoredLeaf(*row) for row in rows]
 
     def leaves_between(self, first: int, last: int) -> list[StoredLeaf]:
-        rows = self.connection.execute("SELECT leaf_index, position, hash FROM tlog_leaves WHERE position BETWEEN ? AND ?", (first, last))
-        return [_leaf(*row) for row in rows]
+        rows = self.connection.execute(f"SELECT {_SQLITE_LEAF} FROM tlog_leaves WHERE position BETWEEN ? AND ?", (first, last))
+        return [StoredLeaf(*row) for row in rows]
 
     def positions_present(self, positions: Sequence[int]) -> set[int]:
         rows = self.connection.execute(
@@ -239,10 +242,11 @@ class SQLiteTreeStore:
         return {row[0] for row in rows}
 
     def nodes_at(self, level: int, first: int, limit: int) -> dict[int, Hash]:
-        rows = self.connection.execute(
-            "SELECT node_index, hash FROM tlog_nodes WHERE level = ? AND node_index >= ? AND node_index < ?", (level, first, first + limit)
-        )
-        return {_whole(index): _hash(h) for index, h in rows}
+        if level == 0:
+            sql = "SELECT leaf_index, {} FROM tlog_leaves WHERE ? = 0 AND leaf_index >= ? AND leaf_index < ?"
+        else:
+            sql = "SELECT node_index, {} FROM tlog_nodes WHERE level = ? AND node_index >= ? AND node_index < ? AND typeof(node_index) = 'integer'"
+        return dict(self.connection.execute(sql.format(_SQLITE_HASH), (level, first, first + limit)))
 
     def nodes_beyond(self, size: int) -> int:
         # A level or index that is not a whole number reads as the lowest one, as `nodes()` reads it.
@@ -357,10 +361,12 @@ class PostgresTreeStore:
         return {row[0] for row in rows}
 
     def nodes_at(self, level: int, first: int, limit: int) -> dict[int, Hash]:
-        rows = self.connection.execute(
-            self._sql("SELECT node_index, hash FROM {} WHERE level = %s AND node_index >= %s AND node_index < %s").format(self.nodes_table),
-            (level, first, first + limit),
-        )
+        if level == 0:
+            sql = self._sql("SELECT leaf_index, hash FROM {} WHERE leaf_index >= %s AND leaf_index < %s").format(self.leaves_table)
+            rows = self.connection.execute(sql, (first, first + limit))
+        else:
+            sql = self._sql("SELECT node_index, hash FROM {} WHERE level = %s AND node_index >= %s AND node_index < %s").format(self.nodes_table)
+            rows = self.connection.execute(sql, (level, first, first + limit))
         return {index: bytes(h) for index, h in rows}
 
     def nodes_beyond(self, size: int) -> int:

@@ -55,129 +55,220 @@ class Report:
         return not self.findings
 
 
+PAGE = 5000
+"""Events, leaves and nodes are read this many at a time: verification holds a few pages, never the whole tree."""
+KEPT_POSITIONS = 100_000
+"""How many distinct positions of one kind are remembered to count them: past this, each further finding counts as a new position."""
+
+
+@dataclass
+class _Kind:
+    first: tuple[int, int]
+    best: tuple[int, int, int]
+    detail: str
+    count: int = 0
+    seen: set[int] = dataclasses.field(default_factory=set)
+
+
+class _Tally:
+    """The findings of each kind as they are noted: the first (lowest position) with its detail, and how many positions."""
+
+    # Phases, in the order a reader of the whole history would note them: deleted, inserted, diverging events by position, the tree.
+    DELETED, INSERTED, DIVERGING, TREE = range(4)
+
+    def __init__(self) -> None:
+        self.kinds: dict[str, _Kind] = {}
+        self.noted = 0
+
+    def note(self, kind: str, phase: int, position: int, detail: str) -> None:
+        self.noted += 1
+        order = position if phase == self.DIVERGING else self.noted
+        key = (position, phase, order)
+        entry = self.kinds.get(kind)
+        if entry is None:
+            entry = self.kinds[kind] = _Kind((phase, order), key, detail)
+        else:
+            entry.first = min(entry.first, (phase, order))
+            if key < entry.best:  # at one position, what was noted first explains the rest
+                entry.best, entry.detail = key, detail
+        if position not in entry.seen:
+            entry.count += 1
+            if len(entry.seen) < KEPT_POSITIONS:
+                entry.seen.add(position)
+
+    def findings(self) -> list[Finding]:
+        ordered = sorted(self.kinds.items(), key=lambda item: item[1].first)
+        return [Finding(entry.best[0], kind, entry.detail, entry.count) for kind, entry in ordered]
+
+
+class _RootOfPrefix:
+    """RFC 9162 MTH of the first `size` hashes added, on a stack of at most log2(size) complete subtrees."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.added = 0
+        self.stack: list[tuple[int, bytes]] = []
+
+    def add(self, h: bytes) -> None:
+        if self.added >= self.size:
+            return
+        self.added += 1
+        height = 0
+        while self.stack and self.stack[-1][0] == height:
+            h = merkle.node_hash(self.stack.pop()[1], h)
+            height += 1
+        self.stack.append((height, h))
+
+    def root(self) -> bytes:
+        if not self.stack:
+            return merkle.EMPTY_ROOT
+        h = self.stack[-1][1]
+        for _, left in reversed(self.stack[:-1]):
+            h = merkle.node_hash(left, h)
+        return h
+
+
 def verify(store: TreeStore, checkpoint: Checkpoint | None = None, *, progress: Callable[[int], None] = lambda n: None) -> Report:
-    """Recompute every leaf from the stored events and compare with the stored tree and the checkpoint."""
+    """Recompute every leaf from the stored events and compare with the stored tree and the checkpoint, a page at a time."""
     found: list[Finding] = []
     try:
         catch_up(store)
     except Exception as error:  # noqa: BLE001 - whatever an edited tree table makes the follower trip on is a finding, not a crash
         found.append(Finding(None, TREE_ALTERED, f"the stored tree cannot be extended: {type(error).__name__}: {' '.join(str(error).split())[:200]}"))
-    stored = store.leaves()
-    by_position = {leaf.position: leaf for leaf in stored}
-    last_stored = stored[-1].position if stored else LOWEST
-    nodes = store.nodes()
+    tally = _Tally()
+    last = store.last_leaf()
+    last_stored = last.position if last is not None else LOWEST
 
-    positions: list[int] = []
-    hashes: list[bytes] = []
-    diverging: dict[int, StoredRecord] = {}
-    inserted: list[int] = []
+    # The tree's leaves by index: any whose event is gone, and whether they are in order.
+    rows, previous, disorder = 0, LOWEST, None
     after = LOWEST
-    while page := store.records(after, 5000):
+    while leaves := store.leaves_after(after, PAGE):
+        present = store.positions_present([leaf.position for leaf in leaves])
+        for leaf in leaves:
+            if leaf.position not in present:
+                tally.note(EVENT_DELETED, _Tally.DELETED, leaf.position,
+                           f"the tree holds leaf {leaf.index} for position {leaf.position}, the log has no event there")
+            if disorder is None and (leaf.index != rows or (rows and leaf.position <= previous)):
+                disorder = (leaf.position, f"leaf {leaf.index} at position {leaf.position} is out of order in the tree table")
+            previous = leaf.position
+            rows += 1
+        after = leaves[-1].index
+
+    # The events by position, each beside the leaf the tree holds for it.
+    events, last_position = 0, 0
+    prefix = _RootOfPrefix(checkpoint.size if checkpoint is not None else 0)
+    kept: list[tuple[StoredRecord, StoredLeaf]] = []
+    keep = REORDER_CHECKED + REORDER_CANDIDATES + 1
+    after = LOWEST
+    while page := store.records(after, PAGE):
+        by_position = {leaf.position: leaf for leaf in store.leaves_between(page[0].position, page[-1].position)}
         for record in page:
             h = merkle.leaf_hash(record_leaf(record))
-            positions.append(record.position)
-            hashes.append(h)
+            prefix.add(h)
+            events += 1
             leaf = by_position.get(record.position)
             if leaf is None:
                 if record.position < last_stored:
-                    inserted.append(record.position)
+                    tally.note(EVENT_INSERTED, _Tally.INSERTED, record.position,
+                               f"the log has an event at position {record.position} that the tree never held")
             elif leaf.hash != h:
-                diverging[record.position] = record
-        after = page[-1].position
+                if len(kept) < keep:  # the first diverging events are tried at each other's positions once all are known
+                    kept.append((record, leaf))
+                else:
+                    _note_altered(tally, store, record, leaf, h, rows)
+        after = last_position = page[-1].position
         progress(len(page))
 
-    seen = set(positions)
-    deleted = [leaf.position for leaf in stored if leaf.position not in seen]
-    kinds: dict[str, list[tuple[int, str]]] = {}
-
-    def note(kind: str, position: int, detail: str) -> None:
-        kinds.setdefault(kind, []).append((position, detail))
-
-    for p in deleted:
-        note(EVENT_DELETED, p, f"the tree holds leaf {by_position[p].index} for position {p}, the log has no event there")
-    for p in inserted:
-        note(EVENT_INSERTED, p, f"the log has an event at position {p} that the tree never held")
-    others = sorted(diverging)
-    for n, (p, record) in enumerate(sorted(diverging.items())):
+    hashes = {leaf.position: leaf.hash for _, leaf in kept}
+    others = [record.position for record, _ in kept]
+    for n, (record, leaf) in enumerate(kept):
+        p = record.position
         nearest = sorted((q for q in others[max(0, n - REORDER_CANDIDATES) : n + REORDER_CANDIDATES + 1] if q != p), key=lambda q: abs(q - p))
-        moved = _recorded_at(record, nearest[:REORDER_CANDIDATES], by_position) if n < REORDER_CHECKED else None
+        moved = _recorded_at(record, nearest[:REORDER_CANDIDATES], hashes) if n < REORDER_CHECKED else None
         if moved is not None:
-            note(EVENTS_REORDERED, p, f"the event stored at position {p} was recorded at position {moved}")
-        elif _tree_leaf_altered(by_position[p], merkle.leaf_hash(record_leaf(record)), stored, nodes):
-            note(TREE_ALTERED, p, f"the stored hash of leaf {by_position[p].index} is not the hash of the event, which its parent node still matches")
+            tally.note(EVENTS_REORDERED, _Tally.DIVERGING, p, f"the event stored at position {p} was recorded at position {moved}")
         else:
-            why = f" ({record.note[:100]})" if record.note else ""
-            note(PAYLOAD_ALTERED, p, f"the event's leaf hash is not the one the tree recorded{why}")
-    for position, detail in _tree_findings(stored, nodes):
-        note(TREE_ALTERED, position, detail)
-    for kind, items in kinds.items():
-        items.sort(key=lambda item: item[0])  # stable: at one position, what was noted first explains the rest
-        found.append(Finding(items[0][0], kind, items[0][1], len({p for p, _ in items})))
+            _note_altered(tally, store, record, leaf, merkle.leaf_hash(record_leaf(record)), rows)
+
+    if disorder is not None:
+        tally.note(TREE_ALTERED, _Tally.TREE, *disorder)
+    else:
+        _tree_findings(tally, store, rows, previous if rows else 0)
+    found += tally.findings()
 
     if checkpoint is not None:
-        found += _against_checkpoint(checkpoint, positions, hashes, stored, store, any(f.kind == TREE_ALTERED for f in found))
+        tree_reported = any(f.kind == TREE_ALTERED for f in found)
+        found += _against_checkpoint(checkpoint, events, last_position, prefix.root(), rows, store, tree_reported)
     found.sort(key=lambda f: (f.position is None, f.position or 0))
-    return Report(len(positions), len(stored), found)
+    return Report(events, rows, found)
 
 
-def _recorded_at(record: StoredRecord, candidates: list[int], by_position: dict[int, StoredLeaf]) -> int | None:
+def _note_altered(tally: _Tally, store: TreeStore, record: StoredRecord, leaf: StoredLeaf, recomputed: bytes, rows: int) -> None:
+    """An event whose leaf hash is not the tree's: the tree row was edited if its parent node still fits the event, else the event was."""
+    p = record.position
+    if _tree_leaf_altered(store, leaf, recomputed, rows):
+        tally.note(TREE_ALTERED, _Tally.DIVERGING, p, f"the stored hash of leaf {leaf.index} is not the hash of the event, which its parent node still matches")
+    else:
+        why = f" ({record.note[:100]})" if record.note else ""
+        tally.note(PAYLOAD_ALTERED, _Tally.DIVERGING, p, f"the event's leaf hash is not the one the tree recorded{why}")
+
+
+def _recorded_at(record: StoredRecord, candidates: list[int], hashes: dict[int, bytes]) -> int | None:
     """The other position whose recorded leaf this event's content matches, if any: the event was moved there from."""
     for q in candidates:
-        if merkle.leaf_hash(record_leaf(dataclasses.replace(record, position=q))) == by_position[q].hash:
+        if merkle.leaf_hash(record_leaf(dataclasses.replace(record, position=q))) == hashes[q]:
             return q
     return None
 
 
-def _tree_leaf_altered(leaf: StoredLeaf, recomputed: bytes, stored: list[StoredLeaf], nodes: dict[tuple[int, int], bytes]) -> bool:
+def _tree_leaf_altered(store: TreeStore, leaf: StoredLeaf, recomputed: bytes, rows: int) -> bool:
     """Whether the recomputed leaf, not the stored one, fits the stored parent node: then the tree row was edited."""
     sibling = leaf.index ^ 1
-    parent = nodes.get((1, leaf.index >> 1))
-    if parent is None or sibling >= len(stored) or stored[sibling].index != sibling:
+    if not 0 <= sibling < rows:
         return False
-    pair = (recomputed, stored[sibling].hash) if leaf.index % 2 == 0 else (stored[sibling].hash, recomputed)
+    try:
+        parent = store.complete(1, leaf.index >> 1)
+        other = store.complete(0, sibling)
+    except KeyError:
+        return False
+    pair = (recomputed, other) if leaf.index % 2 == 0 else (other, recomputed)
     return merkle.node_hash(*pair) == parent
 
 
-def _tree_findings(stored: list[StoredLeaf], nodes: dict[tuple[int, int], bytes]) -> list[tuple[int, str]]:
-    """Places where the stored tree disagrees with itself: leaves out of order, nodes missing or not the hash of their children."""
-    out: list[tuple[int, str]] = []
-    for i, leaf in enumerate(stored):
-        if leaf.index != i or (i and leaf.position <= stored[i - 1].position):
-            out.append((leaf.position, f"leaf {leaf.index} at position {leaf.position} is out of order in the tree table"))
-            return out
-    size = len(stored)
+def _tree_findings(tally: _Tally, store: TreeStore, size: int, last_position: int) -> None:
+    """Where the stored tree, its leaves in order, disagrees with itself: nodes missing or not the hash of their children."""
+
+    def position(level: int, j: int) -> int:
+        return store.leaves_after((j << level) - 1, 1)[0].position
+
     level = 1
     while size >> level:
-        for j in range(size >> level):
-            first = stored[j << level].position
-            node = nodes.get((level, j))
-            left, right = _child(stored, nodes, level - 1, 2 * j), _child(stored, nodes, level - 1, 2 * j + 1)
-            if node is None:
-                out.append((first, f"node ({level}, {j}) is missing from the tree table"))
-            elif left is not None and right is not None and merkle.node_hash(left, right) != node:
-                out.append((first, f"node ({level}, {j}) is not the hash of its two children"))
+        width = size >> level
+        for first in range(0, width, PAGE):
+            limit = min(PAGE, width - first)
+            nodes, below = store.nodes_at(level, first, limit), store.nodes_at(level - 1, 2 * first, 2 * limit)
+            for j in range(first, first + limit):
+                node = nodes.get(j)
+                left, right = below.get(2 * j), below.get(2 * j + 1)
+                if node is None:
+                    tally.note(TREE_ALTERED, _Tally.TREE, position(level, j), f"node ({level}, {j}) is missing from the tree table")
+                elif left is not None and right is not None and merkle.node_hash(left, right) != node:
+                    tally.note(TREE_ALTERED, _Tally.TREE, position(level, j), f"node ({level}, {j}) is not the hash of its two children")
         level += 1
-    extra = [key for key in nodes if key[0] < 1 or key[1] >= size >> key[0]]
+    extra = store.nodes_beyond(size)
     if extra:
-        out.append((stored[-1].position if stored else 0, f"the tree table holds {len(extra)} node(s) beyond its {size} leaves"))
-    return out
-
-
-def _child(stored: list[StoredLeaf], nodes: dict[tuple[int, int], bytes], level: int, index: int) -> bytes | None:
-    return stored[index].hash if level == 0 else nodes.get((level, index))
+        tally.note(TREE_ALTERED, _Tally.TREE, last_position, f"the tree table holds {extra} node(s) beyond its {size} leaves")
 
 
 def _against_checkpoint(
-    cp: Checkpoint, positions: list[int], hashes: list[bytes], stored: list[StoredLeaf], store: TreeStore, tree_reported: bool
+    cp: Checkpoint, events: int, last_position: int, recomputed: bytes, rows: int, store: TreeStore, tree_reported: bool
 ) -> list[Finding]:
-    if cp.size > len(hashes):
-        last = positions[-1] if positions else 0
-        return [Finding(last + 1, LOG_SHORTER,
-                        f"the checkpoint commits to {cp.size} events, the log holds {len(hashes)}; the first missing one follows position {last}")]
-    recomputed = merkle.root_of(hashes[: cp.size])
+    if cp.size > events:
+        return [Finding(last_position + 1, LOG_SHORTER,
+                        f"the checkpoint commits to {cp.size} events, the log holds {events}; the first missing one follows position {last_position}")]
     if recomputed != cp.root:
         return [Finding(None, ROOT_DIFFERS, f"the first {cp.size} stored events hash to root {b64(recomputed)}, the checkpoint says {b64(cp.root)}")]
-    if not tree_reported and len(stored) >= cp.size:
+    if not tree_reported and rows >= cp.size:
         try:
             tree_root = merkle.subtree_root(store.complete, 0, cp.size)
         except KeyError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
@@ -59,6 +60,26 @@ class TreeStore(Protocol):
 
     def nodes(self) -> dict[tuple[int, int], Hash]:
         """Every stored node above the leaves, by (level, index)."""
+        ...
+
+    def leaves_after(self, index: int, limit: int) -> list[StoredLeaf]:
+        """Up to `limit` stored leaves after leaf `index`, by index."""
+        ...
+
+    def leaves_between(self, first: int, last: int) -> list[StoredLeaf]:
+        """The stored leaves of the events at positions `first` to `last`, both included."""
+        ...
+
+    def positions_present(self, positions: Sequence[int]) -> set[int]:
+        """Which of these positions hold a stored event."""
+        ...
+
+    def nodes_at(self, level: int, first: int, limit: int) -> dict[int, Hash]:
+        """The stored hashes of one level (0: the leaves) from index `first`, up to `limit` of them, by index."""
+        ...
+
+    def nodes_beyond(self, size: int) -> int:
+        """How many stored node rows a tree of `size` leaves has no place for: below level 1, or past the last complete node."""
         ...
 
     def close(self) -> None:
@@ -124,6 +145,11 @@ def _record(position: int, aggregate: Any, version: Any, topic: Any, state: Any,
         position=position, aggregate_id=_canonical_id(aggregate), version=number,
         topic=topic if isinstance(topic, str) else repr(topic), state=payload, note="; ".join(notes),
     )
+
+
+_SQLITE_HASH = "CASE WHEN typeof(hash) = 'blob' THEN hash ELSE x'' END"
+_SQLITE_LEAF = f"leaf_index, CASE WHEN typeof(position) = 'integer' THEN position ELSE ({LOWEST + 1} - 1) END, {_SQLITE_HASH}"
+"""A leaf row as `_leaf` reads it, whatever an editor of the table put in it, converted by SQLite itself."""
 
 
 class SQLiteTreeStore:
@@ -200,6 +226,35 @@ class SQLiteTreeStore:
 
     def nodes(self) -> dict[tuple[int, int], Hash]:
         return {(_whole(level), _whole(index)): _hash(h) for level, index, h in self.connection.execute("SELECT level, node_index, hash FROM tlog_nodes")}
+
+    def leaves_after(self, index: int, limit: int) -> list[StoredLeaf]:
+        rows = self.connection.execute(f"SELECT {_SQLITE_LEAF} FROM tlog_leaves WHERE leaf_index > ? ORDER BY leaf_index LIMIT ?", (index, limit))
+        return [StoredLeaf(*row) for row in rows]
+
+    def leaves_between(self, first: int, last: int) -> list[StoredLeaf]:
+        rows = self.connection.execute(f"SELECT {_SQLITE_LEAF} FROM tlog_leaves WHERE position BETWEEN ? AND ?", (first, last))
+        return [StoredLeaf(*row) for row in rows]
+
+    def positions_present(self, positions: Sequence[int]) -> set[int]:
+        rows = self.connection.execute(
+            f"SELECT rowid FROM {self.events} WHERE rowid IN (SELECT value FROM json_each(?))", (json.dumps(list(positions)),)
+        )
+        return {row[0] for row in rows}
+
+    def nodes_at(self, level: int, first: int, limit: int) -> dict[int, Hash]:
+        if level == 0:
+            sql = "SELECT leaf_index, {} FROM tlog_leaves WHERE ? = 0 AND leaf_index >= ? AND leaf_index < ?"
+        else:
+            sql = "SELECT node_index, {} FROM tlog_nodes WHERE level = ? AND node_index >= ? AND node_index < ? AND typeof(node_index) = 'integer'"
+        return dict(self.connection.execute(sql.format(_SQLITE_HASH), (level, first, first + limit)))
+
+    def nodes_beyond(self, size: int) -> int:
+        # A level or index that is not a whole number reads as the lowest one, as `nodes()` reads it.
+        row = self.connection.execute(
+            "SELECT count(*) FROM tlog_nodes WHERE typeof(level) != 'integer' OR level < 1"
+            " OR (typeof(node_index) = 'integer' AND node_index >= (CASE WHEN level >= 63 THEN 0 ELSE ? >> level END))", (size,)
+        ).fetchone()
+        return int(row[0])
 
     def close(self) -> None:
         self.connection.close()
@@ -285,6 +340,41 @@ class PostgresTreeStore:
     def nodes(self) -> dict[tuple[int, int], Hash]:
         rows = self.connection.execute(self._sql("SELECT level, node_index, hash FROM {}").format(self.nodes_table))
         return {(level, index): bytes(h) for level, index, h in rows}
+
+    def leaves_after(self, index: int, limit: int) -> list[StoredLeaf]:
+        rows = self.connection.execute(
+            self._sql("SELECT leaf_index, position, hash FROM {} WHERE leaf_index > %s ORDER BY leaf_index LIMIT %s").format(self.leaves_table),
+            (index, limit),
+        )
+        return [StoredLeaf(i, p, bytes(h)) for i, p, h in rows]
+
+    def leaves_between(self, first: int, last: int) -> list[StoredLeaf]:
+        rows = self.connection.execute(
+            self._sql("SELECT leaf_index, position, hash FROM {} WHERE position BETWEEN %s AND %s").format(self.leaves_table), (first, last)
+        )
+        return [StoredLeaf(i, p, bytes(h)) for i, p, h in rows]
+
+    def positions_present(self, positions: Sequence[int]) -> set[int]:
+        rows = self.connection.execute(
+            self._sql("SELECT notification_id FROM {} WHERE notification_id = ANY(%s::bigint[])").format(self.events), (list(positions),)
+        )
+        return {row[0] for row in rows}
+
+    def nodes_at(self, level: int, first: int, limit: int) -> dict[int, Hash]:
+        if level == 0:
+            sql = self._sql("SELECT leaf_index, hash FROM {} WHERE leaf_index >= %s AND leaf_index < %s").format(self.leaves_table)
+            rows = self.connection.execute(sql, (first, first + limit))
+        else:
+            sql = self._sql("SELECT node_index, hash FROM {} WHERE level = %s AND node_index >= %s AND node_index < %s").format(self.nodes_table)
+            rows = self.connection.execute(sql, (level, first, first + limit))
+        return {index: bytes(h) for index, h in rows}
+
+    def nodes_beyond(self, size: int) -> int:
+        row = self.connection.execute(
+            self._sql("SELECT count(*) FROM {} WHERE level < 1 OR node_index >= (CASE WHEN level >= 63 THEN 0 ELSE %s::bigint >> level END)")
+            .format(self.nodes_table), (size,),
+        ).fetchone()
+        return 0 if row is None else int(row[0])
 
     def close(self) -> None:
         self.connection.close()

@@ -158,3 +158,82 @@ def test_an_empty_ledger_or_read_model_is_said_to_hold_no_events(tmp_path: Path)
         result = CliRunner().invoke(ledger, [*command, "--db", url])
         assert result.exit_code == 0, result.output
         assert "note: this database holds no stored events" in result.stderr
+
+
+class WholeTreeRefused:
+    """A tree store that refuses to hand over the whole tree at once: verification must read it a page at a time."""
+
+    def __init__(self, store: object) -> None:
+        self.store = store
+
+    def leaves(self) -> None:
+        raise AssertionError("verify read every leaf at once")
+
+    def nodes(self) -> None:
+        raise AssertionError("verify read every node at once")
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+
+def test_verification_never_reads_the_whole_tree_at_once(recorded: tuple[str, Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import bootstrap
+    from transparency import audit, log
+
+    url = recorded[0]
+    monkeypatch.setattr(audit, "PAGE", 4)
+    store = bootstrap.build_tree_store(url)
+    try:
+        report = audit.verify(WholeTreeRefused(store), log.checkpoint(store))  # type: ignore[arg-type]
+        assert report.holds and (report.events, report.tree_size) == (12, 12)
+        tamper(url, "DELETE FROM {events} WHERE {id} = 4", "UPDATE tlog_nodes SET hash = zeroblob(32) WHERE level = 2 AND node_index = 1"
+               if url.startswith("sqlite") else "UPDATE {schema}.tlog_nodes SET hash = '\\x00'::bytea WHERE level = 2 AND node_index = 1")
+        lines = [finding.line() for finding in audit.verify(WholeTreeRefused(store)).findings]  # type: ignore[arg-type]
+        assert lines == ["position 1: tree table altered (2 positions): node (3, 0) is not the hash of its two children",
+                         "position 4: event deleted: the tree holds leaf 3 for position 4, the log has no event there"], lines
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("page", [1, 2, 3, 5])
+def test_findings_do_not_depend_on_how_many_rows_are_read_at_a_time(
+    recorded: tuple[str, Path, Path], monkeypatch: pytest.MonkeyPatch, page: int
+) -> None:
+    from transparency import audit
+
+    url, cp, key = recorded
+    tamper(url, "UPDATE {events} SET {id} = -1 WHERE {id} = 3", "UPDATE {events} SET {id} = 3 WHERE {id} = 9",
+           "UPDATE {events} SET {id} = 9 WHERE {id} = -1", "DELETE FROM {events} WHERE {id} = 11",
+           "UPDATE {events} SET originator_version = 9 WHERE {id} = 6")
+    whole = verify(url, cp, key)
+    monkeypatch.setattr(audit, "PAGE", page)
+    assert verify(url, cp, key) == whole
+    assert whole[1][:3] == ["position 3: events reordered (2 positions): the event stored at position 3 was recorded at position 9",
+                            "position 6: payload altered: the event's leaf hash is not the one the tree recorded",
+                            "position 11: event deleted: the tree holds leaf 10 for position 11, the log has no event there"], whole
+
+
+def test_verification_memory_does_not_grow_with_the_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tracemalloc
+
+    import bootstrap
+    from transparency import audit, log
+
+    monkeypatch.setattr(audit, "PAGE", 8)
+
+    def peak(url: str, events: int) -> int:
+        while (store := bootstrap.build_tree_store(url)).last_position() < events:
+            store.close()
+            history(url)
+        try:
+            cp = log.checkpoint(store)
+            audit.verify(store, cp)  # the first run fills what caches there are
+            tracemalloc.start()
+            assert audit.verify(store, cp).holds
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+            store.close()
+
+    small, large = peak(f"sqlite:///{tmp_path / 'small.db'}", 48), peak(f"sqlite:///{tmp_path / 'large.db'}", 192)
+    assert large < 1.5 * small, (small, large)  # holding every leaf and node, it grew 3.8 times

@@ -635,7 +635,7 @@ def targets(r: dict[str, Any], by_name: dict[tuple[str, str], dict[str, Any]]) -
             notes.append(f"≥0.5 of scan+json {'met' if r['events_per_s'] >= 0.5 * scan['events_per_s'] else 'MISSED'}")
     if r["name"] == "import":
         notes.append(f"≥30k/s {'met' if r['events_per_s'] >= 30_000 else 'MISSED'}")
-    if r["name"] in ("rebuild", "import", "report-impact", "report-as-of"):
+    if r["name"] in ("rebuild", "import", "report-impact", "report-as-of", "tlog-verify"):
         notes.append(f"<250 MiB {'met' if r['peak_mib'] < 250 else 'MISSED'}")
     if r["name"] == "report-impact":
         notes.append(f"<5 s {'met' if r['seconds'] < 5 else 'MISSED'}")

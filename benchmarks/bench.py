@@ -590,6 +590,25 @@ def ledger_size(url: str) -> dict[str, Any]:
     return {**_result("ledger-size", _store(url), total, 0), "events_per_s": 0}
 
 
+def report_at_position(url: str, position: str) -> dict[str, Any]:
+    """The impact report as of log position `position` (what `--as-of` reaches on a ledger whose events were recorded at
+    different times; an import records all its events at one time, so there no `--as-of` stops in the middle)."""
+    import bootstrap
+    from projections import reports, runner
+    from projections.figures import Settings
+
+    app = bootstrap.build_ledger(url)
+    store = bootstrap.build_projection_store(url)
+    upto = int(position)
+    started = time.perf_counter()
+    rows = lambda: (row for _, row in runner.rows_as_of(app.recorder, store, upto))  # noqa: E731
+    reports.impact(rows, Settings(*reports.default_period()), None, included=reports.Included(upto))
+    seconds = time.perf_counter() - started
+    store.close()
+    app.close()
+    return _result("report-at-position", _store(url), upto, seconds)
+
+
 def _store(url: str) -> str:
     return url.split(":", 1)[0]
 
@@ -601,6 +620,7 @@ MEASURES = {
     "raw-sqlite-insert": raw_sqlite_insert, "raw-postgres-insert": raw_postgres_insert, "raw-scan": raw_scan,
     "rebuild-by-pages": rebuild_by_pages, "report": report,
     "tlog-verify": tlog_verify, "baseline-sha256": baseline_sha256, "web-pages": web_pages, "ledger-size": ledger_size,
+    "report-at-position": report_at_position,
 }
 
 

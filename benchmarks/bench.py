@@ -470,8 +470,15 @@ def report(url: str, as_of: str) -> dict[str, Any]:
     events = total
     if as_of == "middle":
         middle = next(iter(app.recorder.select_notifications(start=max(1, total // 2), limit=1)))
-        args += ["--as-of", json.loads(middle.state)["timestamp"]]
-        events = middle.id
+        stamp = json.loads(middle.state)["timestamp"]
+        args += ["--as-of", stamp]
+        # The events the report includes: all those recorded by then (an import records every event at one time).
+        from datetime import datetime
+
+        from projections import reports
+
+        sources = reports.Sources(app.recorder, app.mapper, None)  # type: ignore[arg-type]
+        events = reports.last_recorded_by(sources, datetime.fromisoformat(stamp)).position
     app.close()
     started = time.perf_counter()
     ledger.main(args, standalone_mode=False)

@@ -38,7 +38,8 @@ def test_the_benchmark_reports_every_measure_with_its_ratios(tmp_path: Path) -> 
         if r["name"] == "web-pages":
             continue
         assert r["events"] > 0 and r["seconds"] >= 0 and r["events_per_s"] > 0 and 10 < r["peak_mib"] < 4096, r
-        assert r["events"] == (200 if r["name"] == "report-as-of" else 400), r
+        # As of the middle event's recorded time: every event recorded by then, at least half of them.
+        assert (200 <= r["events"] <= 400) if r["name"] == "report-as-of" else r["events"] == 400, r
     by_name = {(r["name"], r["store"]): r for r in rows}
     for store in ("sqlite", "postgresql"):
         ratios = by_name[("rebuild", store)]["ratios"]

@@ -38,10 +38,6 @@ class ProjectionStore(Protocol):
         """The stored rows of `keys` (missing keys are left out)."""
         ...
 
-    def all_rows(self, projection: str) -> dict[str, Row]:
-        """Every row of the projection."""
-        ...
-
     def raw_rows(self, projection: str) -> list[tuple[str, str]]:
         """Every row as stored text, sorted by key."""
         ...
@@ -136,11 +132,6 @@ class SQLiteProjectionStore:
             ):
                 found[key] = json.loads(data)
         return found
-
-    def all_rows(self, projection: str) -> dict[str, Row]:
-        # Decoded as the cursor goes, so the rows' text is never all held at once beside the rows.
-        cursor = self.connection.execute("SELECT key, data FROM projection_rows WHERE projection = ? ORDER BY key", (projection,))
-        return {key: orjson.loads(data) for key, data in cursor}
 
     def raw_rows(self, projection: str) -> list[tuple[str, str]]:
         return list(
@@ -336,15 +327,6 @@ class PostgresProjectionStore:
                       ).format(self.rows_table), (list(keys), projection)
         )
         return {key: json.loads(data) for key, data in cursor}
-
-    def all_rows(self, projection: str) -> dict[str, Row]:
-        # A server-side cursor decoded as it goes, so the rows' text is never all held at once beside the rows.
-        with self.connection.transaction(), self.connection.cursor(name="projection_all_rows") as cursor:
-            cursor.itersize = 5_000
-            cursor.execute(
-                self._sql("SELECT key, data FROM {} WHERE projection = %s ORDER BY key COLLATE \"C\"").format(self.rows_table), (projection,)
-            )
-            return {key: orjson.loads(data) for key, data in cursor}
 
     def raw_rows(self, projection: str) -> list[tuple[str, str]]:
         cursor = self.connection.execute(

@@ -54,14 +54,6 @@ class TreeStore(Protocol):
         """Add `(position, leaf hash)` leaves and the nodes they complete, if the tree still has `expected_size` leaves."""
         ...
 
-    def leaves(self) -> list[StoredLeaf]:
-        """Every stored leaf, by index."""
-        ...
-
-    def nodes(self) -> dict[tuple[int, int], Hash]:
-        """Every stored node above the leaves, by (level, index)."""
-        ...
-
     def leaves_after(self, index: int, limit: int) -> list[StoredLeaf]:
         """Up to `limit` stored leaves after leaf `index`, by index."""
         ...
@@ -221,12 +213,6 @@ class SQLiteTreeStore:
         self.connection.execute("COMMIT")
         return True
 
-    def leaves(self) -> list[StoredLeaf]:
-        return [_leaf(*row) for row in self.connection.execute("SELECT leaf_index, position, hash FROM tlog_leaves ORDER BY leaf_index")]
-
-    def nodes(self) -> dict[tuple[int, int], Hash]:
-        return {(_whole(level), _whole(index)): _hash(h) for level, index, h in self.connection.execute("SELECT level, node_index, hash FROM tlog_nodes")}
-
     def leaves_after(self, index: int, limit: int) -> list[StoredLeaf]:
         rows = self.connection.execute(f"SELECT {_SQLITE_LEAF} FROM tlog_leaves WHERE leaf_index > ? ORDER BY leaf_index LIMIT ?", (index, limit))
         return [StoredLeaf(*row) for row in rows]
@@ -249,7 +235,7 @@ class SQLiteTreeStore:
         return dict(self.connection.execute(sql.format(_SQLITE_HASH), (level, first, first + limit)))
 
     def nodes_beyond(self, size: int) -> int:
-        # A level or index that is not a whole number reads as the lowest one, as `nodes()` reads it.
+        # A level or index that is not a whole number reads as the lowest one (`_whole`), so it counts as out of place.
         row = self.connection.execute(
             "SELECT count(*) FROM tlog_nodes WHERE typeof(level) != 'integer' OR level < 1"
             " OR (typeof(node_index) = 'integer' AND node_index >= (CASE WHEN level >= 63 THEN 0 ELSE ? >> level END))", (size,)
@@ -332,14 +318,6 @@ class PostgresTreeStore:
                 nodes = nodes_completed(expected_size, [h for _, h in leaves], self.complete)
                 cursor.executemany(self._sql("INSERT INTO {} (level, node_index, hash) VALUES (%s, %s, %s)").format(self.nodes_table), nodes)
         return True
-
-    def leaves(self) -> list[StoredLeaf]:
-        rows = self.connection.execute(self._sql("SELECT leaf_index, position, hash FROM {} ORDER BY leaf_index").format(self.leaves_table))
-        return [StoredLeaf(i, p, bytes(h)) for i, p, h in rows]
-
-    def nodes(self) -> dict[tuple[int, int], Hash]:
-        rows = self.connection.execute(self._sql("SELECT level, node_index, hash FROM {}").format(self.nodes_table))
-        return {(level, index): bytes(h) for level, index, h in rows}
 
     def leaves_after(self, index: int, limit: int) -> list[StoredLeaf]:
         rows = self.connection.execute(

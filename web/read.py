@@ -168,7 +168,8 @@ class Reader:
         return self._rows[key]
 
     def report(self, query: Query) -> tuple[dict[str, Any], Figures]:
-        """The report of `query`, computed once while the log stays the same size."""
+        """The impact report (or country sheet) of `query`, as `ledger report impact --format json` gives it; computed once
+        while the log stays the same size."""
         period, moment = query.period(), query.moment()
         rows, included = self.rows(moment)
         key = (query, included.position, self.sources().recorder.max_notification_id() or 0)
@@ -219,14 +220,9 @@ def _page_of(run: EvidencePage, after: int, limit: int) -> EvidencePage | None:
     return replace(run, events=shown, more=len(rest) > len(shown) or run.more)
 
 
-def report(reader: Reader, query: Query) -> tuple[dict[str, Any], Figures]:
-    """The impact report (or country sheet) of `query`, as `ledger report impact --format json` gives it."""
-    return reader.report(query)
-
-
 def figures_page(reader: Reader, query: Query) -> dict[str, Any]:
     """Page 1: every figure beside its published value."""
-    found, figures = report(reader, query)
+    found, figures = reader.report(query)
     published = {f["key"]: f for f in published_figures()["figures"]}
     listed = []
     for key, value in found["figures"].items():

@@ -127,6 +127,18 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             c.execute(statement, (after,))
             return [(row[0], _whole(row[1]), int(row[2]), int(row[3])) for row in c.fetchall()]
 
+    def altered_ids(self, after: int = 0, originator_id: UUID | None = None) -> list[tuple[int, str]]:
+        """(position, stored id) of each event after `after` whose aggregate id is not 32 lowercase hex digits, as this
+        recorder writes ids; with `originator_id`, only the other spellings of that id."""
+        statement = (
+            f"SELECT rowid, originator_id FROM {self.events_table_name} WHERE rowid > ? AND (typeof(originator_id) <> 'text' "
+            "OR length(originator_id) <> 32 OR originator_id GLOB '*[^0-9a-f]*') ORDER BY rowid"
+        )
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(statement, (after,))
+            found = [(int(row[0]), str(row[1])) for row in c.fetchall()]
+        return [(p, i) for p, i in found if originator_id is None or _spells(i, originator_id)]
+
     def positions(self, originator_id: UUID) -> list[int]:
         """The log positions of one aggregate's events, oldest version first."""
         with self.datastore.transaction(commit=False) as c:
@@ -168,3 +180,11 @@ class SQLiteWriting:
 def _whole(value: object) -> int:
     """A stored version as a whole number; anything else as 0, which no event type has."""
     return value if isinstance(value, int) else 0
+
+
+def _spells(stored: str, originator_id: UUID) -> bool:
+    """Whether a stored id text is another spelling of `originator_id` (case, hyphens, braces, a `urn:uuid:` prefix)."""
+    try:
+        return UUID(stored) == originator_id
+    except ValueError:
+        return False

@@ -215,13 +215,17 @@ def db_init(settings: Settings, owner_url: str | None) -> None:
 @db_option
 @pass_settings
 def db_check(settings: Settings, fmt: str) -> None:
-    """List the stored event types and versions and whether this code can read each; exit 1 if any cannot be read."""
+    """List the stored event types and versions and whether this code can read each, and fold every event as a rebuild
+    would (writing nothing); exit 1 if any cannot be read or replayed."""
     app = settings.ledger()
     try:
         found = log_check.check(app.recorder)
+        problems = log_check.dry_run(app.recorder)
     finally:
         app.close()
     click.echo(render.stored_types(found, fmt))
+    for problem in problems:
+        click.echo(f"cannot replay ({problem.kind}): {problem.count} event(s); first: {render.printable(problem.message)}", err=True)
     unreadable = [t for t in found if not t.readable]
     if unreadable:
         first = unreadable[0]
@@ -229,6 +233,8 @@ def db_check(settings: Settings, fmt: str) -> None:
             f"{len(unreadable)} stored type(s) cannot be read by this code; first: {first.topic} version {first.version} "
             f"at position {first.first_position}: {first.problem}"
         )
+    if problems:
+        raise click.ClickException(f"{sum(p.count for p in problems)} stored event(s) cannot be replayed; first: {render.printable(problems[0].message)}")
 
 
 @ledger.command()

@@ -14,6 +14,7 @@ from psycopg.sql import SQL, Identifier
 
 from consumers.envelope import ENVELOPE, Envelope
 from consumers.relay import topic_partitions
+from domain.errors import UnreplayableEvent
 from projections import platform
 from projections.reports import StaleReadModel
 from projections.store import PostgresProjectionStore
@@ -143,7 +144,7 @@ class ReadModel:
                     continue
                 try:
                     new = platform.fold(rows.get(key), event, envelope.position)
-                except platform.EventDoesNotFit as error:
+                except UnreplayableEvent as error:
                     parked.append((record, f"impossible: {error}"))
                     continue
                 versions[key] = envelope.version

@@ -98,13 +98,53 @@ class ConcurrentChange(LedgerError):
     """Another writer changed the same aggregate first."""
 
 
-class UnreadableEvent(LedgerError):
+class UnreplayableEvent(LedgerError):
+    """A stored event a replay cannot apply, whatever put it there: every entry point turns it into its own one-line answer.
+
+    `kind` names the kind of problem (so `ledger db check` can list the first event of each), `position` where it is stored.
+    """
+
+    kind = "cannot be applied"
+
+    def __init__(self, position: int | None, message: str) -> None:
+        self.position = position
+        super().__init__(message)
+
+
+class UnreadableEvent(UnreplayableEvent):
     """A stored event this code cannot read: unknown type, newer version, or fields that do not fit."""
+
+    kind = "unreadable"
 
     def __init__(self, topic: str, version: object, position: int | None, reason: str) -> None:
         self.topic = topic
         self.version = version
-        self.position = position
         self.reason = reason
         where = f" at position {position}" if position is not None else ""
-        super().__init__(f"event {topic!r} version {version!r}{where}: {reason}")
+        super().__init__(position, f"event {topic!r} version {version!r}{where}: {reason}")
+
+
+class EventDoesNotFit(UnreplayableEvent):
+    """A readable stored event that no valid history puts where it is: after a row of another kind, before its creating
+    event, a second creating event, or a change dated before its record's registration."""
+
+    kind = "impossible"
+
+    def __init__(self, position: int | None, event: str, reason: str) -> None:
+        self.event = event
+        self.reason = reason
+        super().__init__(position, f"position {position}: {event} cannot be applied: {reason}; run `ledger db check`")
+
+
+class AlteredId(UnreplayableEvent):
+    """A stored event whose aggregate id is not spelled as the ledger writes ids: the row was changed after it was written."""
+
+    kind = "altered id"
+
+    def __init__(self, position: int, stored_id: str, record: str | None = None) -> None:
+        self.stored_id = stored_id
+        if record is None:
+            what = f"the stored aggregate id {shown(stored_id)} is not written as the ledger writes ids (32 lowercase hex digits)"
+        else:
+            what = f"an event of {record!r} is stored under the id {shown(stored_id)}, not as the ledger writes ids, so its history cannot be shown whole"
+        super().__init__(position, f"position {position}: {what}; run `ledger verify`")

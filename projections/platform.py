@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from domain.base import Aggregate, DomainEvent
+from domain.errors import EventDoesNotFit
 from domain.model import (
     Activity,
     BilateralMeeting,
@@ -27,10 +28,6 @@ _KINDS = {"ClusterOrganisation": "org", "Activity": "activity", "Participation":
 """The row kind of each aggregate that has a row."""
 
 
-class EventDoesNotFit(ValueError):
-    """An event that cannot follow its aggregate's row: another kind's event, no creating event yet, or a second one."""
-
-
 def _stamp(event: DomainEvent, position: int) -> dict[str, Any]:
     return {"on": event.occurred_at.date().isoformat(), "pos": position}
 
@@ -38,9 +35,9 @@ def _stamp(event: DomainEvent, position: int) -> dict[str, Any]:
 def fold(row: Row | None, event: DomainEvent, position: int) -> Row | None:
     """The row of an aggregate after `event` (at notification `position`); None if it has no row.
 
-    Raises `EventDoesNotFit` for an event that no valid history puts after `row`.
+    Raises `EventDoesNotFit` (at `position`) for an event that no valid history puts after `row`.
     """
-    _check_fits(row, event)
+    _check_fits(row, event, position)
     stamp = _stamp(event, position)
     match event:
         case ClusterOrganisation.Registered():
@@ -50,7 +47,7 @@ def fold(row: Row | None, event: DomainEvent, position: int) -> Row | None:
         case ClusterOrganisation.Published():
             return {**_need(row), "published": stamp}
         case ClusterOrganisation.Updated():
-            row = _need(row)
+            row = _dated_after_registration(_need(row), "ClusterOrganisation.Updated", stamp)
             changes = event.model_dump(mode="json", include=set(event.changes))
             version = {**stamp, "event": "ClusterOrganisation.Updated", **changes}
             return {**row, "versions": [*row["versions"], version], "updates": [*row["updates"], stamp]}
@@ -98,21 +95,33 @@ def fold(row: Row | None, event: DomainEvent, position: int) -> Row | None:
     return row
 
 
-def _check_fits(row: Row | None, event: DomainEvent) -> None:
+def _check_fits(row: Row | None, event: DomainEvent, position: int) -> None:
     name = type(event).__qualname__
-    kind = _KINDS.get(name.split(".", 1)[0])
+    _check_kind(row, name, _KINDS.get(name.split(".", 1)[0]), isinstance(event, Aggregate.Created), position)
+
+
+def _check_kind(row: Row | None, name: str, kind: str | None, created: bool, position: int) -> None:
     if row is None:
-        if kind is not None and not isinstance(event, Aggregate.Created):
-            raise EventDoesNotFit(f"{name} arrived before the event that creates its aggregate")
-    elif isinstance(event, Aggregate.Created):
-        raise EventDoesNotFit(f"{name} would create again an aggregate whose {row.get('kind')} row exists")
+        if kind is not None and not created:
+            raise EventDoesNotFit(position, name, "its aggregate has no creating event before it")
+    elif created:
+        raise EventDoesNotFit(position, name, f"its aggregate's {row.get('kind')} row already exists")
     elif row.get("kind") != kind:
-        raise EventDoesNotFit(f"{name} does not apply to the {row.get('kind')} row of its aggregate")
+        raise EventDoesNotFit(position, name, f"it does not apply to the {row.get('kind')} row of its aggregate")
 
 
 def _need(row: Row | None) -> Row:
-    if row is None:
-        raise EventDoesNotFit("an event arrived before the event that creates its aggregate")
+    if row is None:  # _check_kind refuses this first; kept so a row is never built from nothing
+        raise EventDoesNotFit(None, "an event", "its aggregate has no creating event before it")
+    return row
+
+
+def _dated_after_registration(row: Row, name: str, stamp: dict[str, Any]) -> Row:
+    """`row`, if a change effective on `stamp` can follow its registration: a profile version dated earlier would leave the
+    profile as it stood then without the registered fields."""
+    registered = row["registered"]["on"]
+    if stamp["on"] < registered:
+        raise EventDoesNotFit(stamp["pos"], name, f"its effective date {stamp['on']} precedes the registration of {row['ref']!r} ({registered})")
     return row
 
 
@@ -142,13 +151,8 @@ def field_fold(cls: type[DomainEvent]) -> FieldFold:
     known = frozenset(cls.model_fields)
 
     def fold_one(row: Row | None, fields: dict[str, Any], position: int) -> Row | None:
-        if row is None:
-            if kind is not None and not created:
-                raise EventDoesNotFit(f"{name} arrived before the event that creates its aggregate")
-        elif created:
-            raise EventDoesNotFit(f"{name} would create again an aggregate whose {row.get('kind')} row exists")
-        elif row["kind"] != kind:
-            raise EventDoesNotFit(f"{name} does not apply to the {row.get('kind')} row of its aggregate")
+        if row is None or created or row.get("kind") != kind:
+            _check_kind(row, name, kind, created, position)
         if build is None:
             return row
         # Stored datetimes are ISO 8601, so their first ten characters are the date `occurred_at.date()` gives.
@@ -164,7 +168,7 @@ def _org_registered(row: Row | None, f: dict[str, Any], stamp: dict[str, Any], k
 
 
 def _org_updated(row: Row | None, f: dict[str, Any], stamp: dict[str, Any], known: frozenset[str]) -> Row:
-    row = _need(row)
+    row = _dated_after_registration(_need(row), "ClusterOrganisation.Updated", stamp)
     changes = {key: f.get(key) for key in f["changes"] if key in known}
     return {**row, "versions": [*row["versions"], {**stamp, "event": "ClusterOrganisation.Updated", **changes}],
             "updates": [*row["updates"], stamp]}
@@ -186,6 +190,13 @@ def _status(status: str) -> Callable[..., Row]:
 def _status_from(field: str) -> Callable[..., Row]:
     return lambda row, f, stamp, known: _step(row, stamp, status=f[field])
 
+
+STAMP_ONLY = frozenset({
+    "ClusterOrganisation.Published", "ClusterOrganisation.Archived", "Activity.Held", "Activity.Cancelled", "Participation.Reregistered",
+    "Participation.Attended", "Participation.Cancelled", "BilateralMeeting.Accepted", "BilateralMeeting.Declined", "BilateralMeeting.Held",
+    "CooperationCase.Abandoned", "Publication.Updated",
+})
+"""Event classes whose change to a row reads nothing but their effective time: a rebuild checks that time, not every field."""
 
 _FIELD_FOLDS: dict[str, Callable[[Row | None, dict[str, Any], dict[str, Any], frozenset[str]], Row]] = {
     "ClusterOrganisation.Registered": _org_registered,

@@ -3,11 +3,15 @@ snapshots of it every `SNAPSHOT_EVERY` positions, from which its rows as of any 
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from itertools import groupby
 from operator import itemgetter
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
@@ -15,6 +19,7 @@ from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
 from adapters import scan
 from adapters.mapper import CATALOGUE, stored_fields
 from domain.catalogue import VERSION_KEY, EventCatalogue, version_of
+from domain.errors import AlteredId
 from projections import platform
 from projections.platform import Row
 from projections.store import ProjectionStore, encode_fast
@@ -155,26 +160,27 @@ def rebuild_in_bulk(
     key: str | None = None
     row: Row | None = None
     at = 0  # the snapshot boundary of the row's last event; 0 if beyond the last one
-    for event_key, position, topic, state in scan.by_aggregate(recorder, upto):
-        boundary = -(-position // snapshot_every) * snapshot_every if last_boundary else 0
-        if event_key != key or boundary != at:
-            if at and row is not None:
-                snapshots.append((at, key, encode_fast(row)))  # type: ignore[arg-type]
-                if len(snapshots) >= chunk:
-                    store.put_snapshot_rows(projection, snapshots)
-                    snapshots = []
-        if event_key != key:
-            if row is not None:
-                pending.append((key, encode_fast(row)))  # type: ignore[arg-type]
-                if len(pending) >= chunk:
-                    store.put_rows(projection, pending)
-                    pending = []
-            key, row = event_key, None
-        at = boundary if boundary <= last_boundary else 0
-        row = fold(row, topic, state, position)
-        applied += 1
-        if not applied % PAGE_SIZE:
-            progress(PAGE_SIZE)
+    with closing(scan.by_aggregate(recorder, upto)) as stored:
+        for event_key, position, topic, state in stored:
+            boundary = -(-position // snapshot_every) * snapshot_every if last_boundary else 0
+            if event_key != key or boundary != at:
+                if at and row is not None:
+                    snapshots.append((at, key, encode_fast(row)))  # type: ignore[arg-type]
+                    if len(snapshots) >= chunk:
+                        store.put_snapshot_rows(projection, snapshots)
+                        snapshots = []
+            if event_key != key:
+                if row is not None:
+                    pending.append((key, encode_fast(row)))  # type: ignore[arg-type]
+                    if len(pending) >= chunk:
+                        store.put_rows(projection, pending)
+                        pending = []
+                key, row = placed(event_key, position), None
+            at = boundary if boundary <= last_boundary else 0
+            row = fold(row, topic, state, position)
+            applied += 1
+            if not applied % PAGE_SIZE:
+                progress(PAGE_SIZE)
     if row is not None:
         pending.append((key, encode_fast(row)))  # type: ignore[arg-type]
         if at:
@@ -188,31 +194,51 @@ def rebuild_in_bulk(
     return applied
 
 
-def _stored_fold(catalogue: EventCatalogue) -> Callable[[Row | None, str, bytes, int], Row | None]:
-    """`fold(row, topic, state, position)`: the row after one stored event, its fields upcast by `catalogue` but not
-    validated again (they were when written)."""
+_CANONICAL_ID = re.compile(r"[0-9a-f]{32}")
+_NO_ID = UUID(int=0)
+"""Stands for the aggregate id when stored fields are validated: the id is read from its own column, not from the fields."""
+
+
+def placed(key: str, position: int) -> str:
+    """`key`, the stored aggregate id of the event at `position`, if it is written as the ledger writes ids; else AlteredId."""
+    if not _CANONICAL_ID.fullmatch(key):
+        raise AlteredId(position, key)
+    return key
+
+
+def checked_fold(catalogue: EventCatalogue = CATALOGUE) -> Callable[[Row | None, str, bytes, int], Row | None]:
+    """`_stored_fold` with every event decoded and validated, none trusted by its effective time alone: `ledger db check`'s fold."""
+    return _stored_fold(catalogue, trust_stamps=False)
+
+
+def _stored_fold(catalogue: EventCatalogue, *, trust_stamps: bool = True) -> Callable[[Row | None, str, bytes, int], Row | None]:
+    """`fold(row, topic, state, position)`: the row after one stored event, upcast by `catalogue` and checked as far as the
+    row reads it.
+
+    An event that changes a row by its effective time alone (`platform.STAMP_ONLY`), stored at the current version, has
+    that time checked and is folded from its fields; any other is decoded (validated) and folded as `catch_up` folds it,
+    so a stored event altered after it was written is refused at its position, never let into a row.
+    """
     # Stored at the current version: read with no upcast (the catalogue's upcast would change nothing).
-    current = {topic: (version_of(cls), platform.field_fold(cls)) for topic, cls in catalogue.topics().items()}
+    trusted = {topic: (version_of(cls), platform.field_fold(cls)) for topic, cls in catalogue.topics().items()
+               if trust_stamps and cls.__qualname__ in platform.STAMP_ONLY}
     loads = orjson.loads
+    moment = datetime.fromisoformat
 
     def fold(row: Row | None, topic: str, state: bytes, position: int) -> Row | None:
         try:
+            version, field_fold = trusted[topic]
             fields = loads(state)
-            version, field_fold = current[topic]
             stored_version = fields.pop(VERSION_KEY)
-            if stored_version != version or type(stored_version) is not int:
-                raise LookupError
+            if stored_version == version and type(stored_version) is int and type(fields["occurred_at"]) is str:
+                moment(fields["occurred_at"])
+                return field_fold(row, fields, position)
         except (ValueError, RecursionError, LookupError, TypeError, AttributeError):
-            cls, fields = _upcast(catalogue, topic, state, position)
-            field_fold = platform.field_fold(cls)
-        return field_fold(row, fields, position)
+            pass
+        event = catalogue.decode(topic, stored_fields(topic, state, position, loads), _NO_ID, 0, position)
+        return platform.fold(row, event, position)
 
     return fold
-
-
-def _upcast(catalogue: EventCatalogue, topic: str, state: bytes, position: int) -> tuple[type[Any], dict[str, Any]]:
-    """The class and current fields of a stored event: read as the mapper reads it (with orjson), not validated."""
-    return catalogue.upcast(topic, stored_fields(topic, state, position, orjson.loads), position)
 
 
 def fold_in_bulk(recorder: ApplicationRecorder, upto: int, catalogue: EventCatalogue = CATALOGUE) -> dict[str, Row]:
@@ -222,13 +248,14 @@ def fold_in_bulk(recorder: ApplicationRecorder, upto: int, catalogue: EventCatal
         return rows
     key: str | None = None
     row: Row | None = None
-    for event_key, position, topic, state in scan.by_aggregate(recorder, upto):
-        if event_key != key:
-            if row is not None:
-                rows[key] = row  # type: ignore[index]
-            key, row = event_key, None
-        cls, fields = _upcast(catalogue, topic, state, position)
-        row = platform.field_fold(cls)(row, fields, position)
+    fold = _stored_fold(catalogue)
+    with closing(scan.by_aggregate(recorder, upto)) as stored:
+        for event_key, position, topic, state in stored:
+            if event_key != key:
+                if row is not None:
+                    rows[key] = row  # type: ignore[index]
+                key, row = placed(event_key, position), None
+            row = fold(row, topic, state, position)
     if row is not None:
         rows[key] = row  # type: ignore[index]
     return rows
@@ -253,21 +280,24 @@ def rows_as_of(
     loads = orjson.loads
     waiting = next(snapshot, None)
     previous = ""
-    for key, events in groupby(scan.by_aggregate_after(recorder, start, upto), key=itemgetter(0)):
-        if key <= previous:  # a merge needs both sides in one order: the stored ids' order must be the keys' order
-            raise RuntimeError(f"events of {key} read after those of {previous}: the events are not in key order")
-        previous = key
-        while waiting is not None and waiting[0] < key:
-            yield waiting[0], loads(waiting[1])
-            waiting = next(snapshot, None)
-        row: Row | None = None
-        if waiting is not None and waiting[0] == key:
-            row = loads(waiting[1])
-            waiting = next(snapshot, None)
-        for _, position, topic, state in events:
-            row = fold(row, topic, state, position)
-        if row is not None:
-            yield key, row
+    with closing(scan.by_aggregate_after(recorder, start, upto)) as stored:
+        for key, grouped in groupby(stored, key=itemgetter(0)):
+            events = list(grouped)  # one aggregate's events
+            placed(key, events[0][1])
+            if key <= previous:  # a merge needs both sides in one order: the stored ids' order must be the keys' order
+                raise RuntimeError(f"events of {key} read after those of {previous}: the events are not in key order")
+            previous = key
+            while waiting is not None and waiting[0] < key:
+                yield waiting[0], loads(waiting[1])
+                waiting = next(snapshot, None)
+            row: Row | None = None
+            if waiting is not None and waiting[0] == key:
+                row = loads(waiting[1])
+                waiting = next(snapshot, None)
+            for _, position, topic, state in events:
+                row = fold(row, topic, state, position)
+            if row is not None:
+                yield key, row
     while waiting is not None:
         yield waiting[0], loads(waiting[1])
         waiting = next(snapshot, None)

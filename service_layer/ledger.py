@@ -19,7 +19,7 @@ from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
 from adapters import scan
 from adapters.mapper import PydanticMapper
 from domain.base import Action, Aggregate, ref_id
-from domain.errors import AlreadyExists, AlreadyForgotten, ConcurrentChange, InvalidValue, LedgerError, NotRegistered, UnknownReference
+from domain.errors import AlreadyExists, AlreadyForgotten, AlteredId, ConcurrentChange, InvalidValue, LedgerError, NotRegistered, UnknownReference, UnreadableEvent
 from domain.inputs import key_digest
 from domain.model import (
     Activity,
@@ -341,7 +341,20 @@ class Ledger(Application[UUID]):
             aggregate_id = UUID(ref_or_id)
         except ValueError:
             aggregate_id = ref_id(ref_or_id)
-        events = list(self.events.get(aggregate_id))
+        events = []
+        for index, stored in enumerate(self.recorder.select_events(aggregate_id)):
+            try:
+                events.append(self.mapper.to_domain_event(stored))
+            except UnreadableEvent as error:
+                positions = getattr(self.recorder, "positions", None)
+                if error.position is not None or positions is None:
+                    raise
+                # Read by aggregate, an event does not carry its position: the message names it all the same.
+                raise UnreadableEvent(error.topic, error.version, positions(aggregate_id)[index], error.reason) from None
+        # Ids are looked up as written; an event whose stored id was respelled would be left out without a word.
+        respelled = getattr(self.recorder, "altered_ids", lambda after, originator_id: [])(0, aggregate_id)
+        if respelled:
+            raise AlteredId(*respelled[0], record=ref_or_id)
         if not events:
             raise UnknownReference("record", ref_or_id)
         return [e for e in events if until is None or e.timestamp <= until]

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from domain.errors import LedgerError, UnknownReference
+from domain.errors import LedgerError, UnknownReference, UnreplayableEvent
 from web import read
 
 PROOF_SCRIPT = resources.files("web").joinpath("static", "proof.js").read_text(encoding="utf-8")
@@ -89,9 +89,11 @@ def create_app(db: str | None, token: str | None = None) -> FastAPI:
 
     @app.exception_handler(LedgerError)
     async def refused(request: Request, error: LedgerError) -> Response:
-        status = 404 if isinstance(error, (NotFound, UnknownReference)) else 400
+        # A stored event no replay can apply is the ledger's state, not the request's fault: 409, with its position.
+        status = 404 if isinstance(error, (NotFound, UnknownReference)) else 409 if isinstance(error, UnreplayableEvent) else 400
         if request.url.path.startswith("/api/"):
-            return JSONResponse({"error": str(error)}, status_code=status)
+            body = {"error": str(error), "position": error.position} if isinstance(error, UnreplayableEvent) else {"error": str(error)}
+            return JSONResponse(body, status_code=status)
         return page(request, "error.html", {"error": str(error), "status": status}, status)
 
     if token is not None:

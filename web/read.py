@@ -19,7 +19,7 @@ import bootstrap
 from adapters.mapper import CATALOGUE
 from cli.render import event_details, event_type, parse_moment, summary
 from domain.base import ref_id
-from domain.errors import InvalidValue, LedgerError
+from domain.errors import EventDoesNotFit, InvalidValue, LedgerError
 from domain.values import CountryCode
 from projections import reports, runner
 from projections.figures import EvidencePage, Figures, RowSource, Settings as Period, evidence_page, meets, published_figures
@@ -290,6 +290,9 @@ def record_page(reader: Reader, ref: str, as_of: str | None = None) -> dict[str,
             "occurred_at": e.occurred_at.isoformat(), "recorded_at": e.timestamp.isoformat(), "actor": e.actor,
             "details": event_details(e), "summary": summary(e), "recorded_by_as_of": until is None or e.timestamp <= until,
         })
+    for number, h in enumerate(history, start=1):
+        if h["version"] != number:  # the aggregate could not be rebuilt past it
+            raise EventDoesNotFit(h["position"], h["type"], f"it is stored as version {h['version']} of {ref!r}, where version {number} belongs")
     known = [h for h in history if h["recorded_by_as_of"]]
     state = None
     if known:

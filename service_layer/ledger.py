@@ -440,13 +440,11 @@ def _register_participant(b: _Batch, cmd: c.RegisterParticipant, action: Action)
     existing = b.find(participation_ref(cmd.activity, cmd.participant), Participation)
     if existing is not None and existing.has_applied(action):
         return
-    b.get(cmd.activity, Activity).check_open()
-    if cmd.org:
-        b.get(cmd.org, ClusterOrganisation)
-    else:
-        b.get(cmd.participant, Person)
+    activity = b.get(cmd.activity, Activity)
+    activity.check_open()
+    participant: ClusterOrganisation | Person = b.get(cmd.org, ClusterOrganisation) if cmd.org else b.get(cmd.participant, Person)
     if existing is None:
-        b.add(Participation.register(action, cmd.activity, cmd.participant, cmd.participant_kind))
+        b.add(Participation.register(action, activity, participant, cmd.participant_kind))
     else:
         existing.register_again(action)
 
@@ -470,8 +468,8 @@ def _hold_meeting(b: _Batch, cmd: c.HoldMeeting, action: Action) -> None:
 
 def _deliver_pitch(b: _Batch, cmd: c.DeliverPitch, action: Action) -> None:
     if b.is_new(cmd.pitch, Pitch, action):
-        b.get(cmd.org, ClusterOrganisation)
-        b.add(Pitch.deliver(cmd.pitch, action, b.get(cmd.activity, Activity), cmd.org, cmd.title))
+        org = b.get(cmd.org, ClusterOrganisation)
+        b.add(Pitch.deliver(cmd.pitch, action, b.get(cmd.activity, Activity), org, cmd.title))
 
 
 def _identify_case(b: _Batch, cmd: c.IdentifyCase, action: Action) -> None:

@@ -20,7 +20,7 @@ from adapters import scan
 from adapters.mapper import PydanticMapper
 from domain.base import Action, Aggregate, ref_id
 from domain.errors import AlreadyExists, AlreadyForgotten, ConcurrentChange, InvalidValue, LedgerError, NotRegistered, UnknownReference
-from domain.inputs import key_digest
+from domain.inputs import checked_actor, key_digest
 from domain.model import (
     Activity,
     BilateralMeeting,
@@ -70,6 +70,11 @@ def default_actor() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def acting(actor: str | None) -> str:
+    """The actor of the commands that name none: `actor`, else the system user, held to the rules a command's actor gets."""
+    return checked_actor(default_actor() if actor is None else actor)
 
 
 class CommandFailed(LedgerError):
@@ -216,9 +221,10 @@ class Ledger(Application[UUID]):
             return self._execute(commands, actor, write)
 
     def _execute(self, commands: Sequence[c.Command], actor: str | None, write: bool) -> Outcome:
+        fallback_actor = acting(actor)
         batch = _Batch(self)
         # One batch is one transaction, so all its events share one recorded time.
-        failures = self._apply(batch, commands, actor or default_actor(), self.clock())
+        failures = self._apply(batch, commands, fallback_actor, self.clock())
         if failures:
             raise BatchFailed(failures)
         pending = batch.pending()
@@ -258,14 +264,14 @@ class Ledger(Application[UUID]):
         Each failure goes to `failed(number, error)` as it is found (or is collected), and the end raises BatchFailed.
         A store without `writing()` (memory://) runs the stream as one batch. The outcome lists no positions.
         """
+        fallback_actor = acting(actor)
         open_writing = getattr(self.recorder, "writing", None)
         if open_writing is None:
-            return self._execute_at_once(list(commands), actor, failed, keep)
+            return self._execute_at_once(list(commands), fallback_actor, failed, keep)
         found: list[CommandFailed] = []
         report = failed or (lambda number, error: found.append(CommandFailed(number, error)))
         failures = 0
         outcome = Outcome()
-        fallback_actor = actor or default_actor()
         # The whole stream is one transaction, so all its events share one recorded time.
         recorded_at = self.clock()
         to_stored = self.mapper.to_stored_event

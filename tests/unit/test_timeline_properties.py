@@ -59,7 +59,7 @@ def histories(draw: st.DrawFn) -> list[Fact]:
             facts.append(Fact(c.RegisterParticipant(activity=event, org=ref, occurred_at=joined[ref]), part, (event, ref)))
             if draw(st.booleans()):
                 facts.append(Fact(c.AttendActivity(activity=event, org=ref, occurred_at=_day(draw, joined[ref], 30)), part))
-        held = datetime.combine(starts, ORIGIN.timetz()) + timedelta(days=draw(st.integers(0, 3)))
+        held = max(scheduled, datetime.combine(starts, ORIGIN.timetz())) + timedelta(days=draw(st.integers(0, 3)))
         if draw(st.booleans()):
             facts.append(Fact(c.HoldActivity(activity=event, occurred_at=held), event))
         if kind == "matchmaking":

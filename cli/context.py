@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 import bootstrap
+from domain.inputs import checked_actor
 from service_layer.ledger import Ledger
 
 
@@ -17,9 +20,15 @@ class Settings:
 
     db: str | None = None
     actor: str | None = None
+    actor_from: str = "actor"
+    """Where the actor was given, as its errors name it: `actor` (the option) or `$LEDGER_ACTOR`."""
 
     def ledger(self) -> Ledger:
         return bootstrap.build_ledger(self.db)
+
+    def acting(self) -> str | None:
+        """The actor given, held to the rules an import line's actor gets (InvalidValue if it breaks one); None if none was given."""
+        return None if self.actor is None else checked_actor(self.actor, self.actor_from)
 
 
 pass_settings = click.make_pass_decorator(Settings, ensure=True)
@@ -43,12 +52,22 @@ def db_option(f: Any) -> Any:
     )(f)
 
 
+def _remember_actor(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    settings = ctx.ensure_object(Settings)
+    from_env = ctx.get_parameter_source("actor") is ParameterSource.ENVIRONMENT
+    if value is None and settings.actor is None and os.environ.get("LEDGER_ACTOR") == "":
+        # click reads an empty variable as unset; an empty actor is refused, never taken as the system user.
+        value, from_env = "", True
+    if value is not None:
+        settings.actor, settings.actor_from = value, "$LEDGER_ACTOR" if from_env else "actor"
+
+
 def actor_option(f: Any) -> Any:
     """`--actor NAME`, accepted before or after the command name."""
     return click.option(
         "--actor",
         expose_value=False,
-        callback=_remember("actor"),
+        callback=_remember_actor,
         help="who records this (default: $LEDGER_ACTOR or the system user)",
         envvar="LEDGER_ACTOR",
     )(f)

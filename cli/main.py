@@ -59,6 +59,7 @@ def ledger() -> None:
 
 def _run(model: type[c.Command], payload: dict[str, Any]) -> None:
     settings = click.get_current_context().find_object(Settings) or Settings()
+    actor = settings.acting()
     defaulted = payload.get("occurred_at") is None
     if defaulted:
         payload["occurred_at"] = utc_now()
@@ -71,7 +72,7 @@ def _run(model: type[c.Command], payload: dict[str, Any]) -> None:
         command = command.model_copy(update={"key": f"now-{command.content_digest()}"})
     app = settings.ledger()  # opened only for a valid command, so a mistake creates no file
     try:
-        outcome = _with_retries(lambda: app.execute([command], actor=settings.actor))
+        outcome = _with_retries(lambda: app.execute([command], actor=actor))
     finally:
         app.close()
     if outcome.events:
@@ -131,6 +132,7 @@ for _group_name, (_help, _commands) in GROUPS.items():
 @pass_settings
 def import_(settings: Settings, file: str) -> None:
     """Import actions from a JSON Lines file: all of them, or none if any line is bad."""
+    actor = settings.acting()
     path = Path(file)
     if path.is_dir():
         raise click.ClickException(f"file: {file!r}: is a folder; expected a JSON Lines file")
@@ -153,7 +155,7 @@ def import_(settings: Settings, file: str) -> None:
             app = settings.ledger()
             try:
                 return app.execute_in_chunks(
-                    itertools.chain([first] if first else [], actions), actor=settings.actor,
+                    itertools.chain([first] if first else [], actions), actor=actor,
                     failed=lambda number, error: problems.add(number, [str(error)]), keep=lambda: not problems,
                 ), problems
             except BatchFailed:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar, ParamSpec, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -13,7 +13,7 @@ from eventsourcing.domain import Aggregate as LibraryAggregate
 from eventsourcing.domain import CanInitAggregate, CanMutateAggregate
 from pydantic import BaseModel, ConfigDict
 
-from domain.errors import FutureDate, InvalidValue
+from domain.errors import FutureDate, InvalidValue, OutOfTimeline
 from domain.inputs import key_digest
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://cluster-ledger.eu/ref")
@@ -43,6 +43,12 @@ class Action:
                 f"occurred_at: {self.occurred_at.isoformat()!r} is in the future "
                 f"(now {self.recorded_at.isoformat()})"
             )
+
+    def check_not_before(self, since: datetime | date, what: str) -> None:
+        """Refuse a fact dated before `since`, the effective time (or first day) of `what`, which it depends on."""
+        early = self.occurred_at < since if isinstance(since, datetime) else self.occurred_at.date() < since
+        if early:
+            raise OutOfTimeline(self.occurred_at, what, since)
 
 
 def digest_action_key(fields: dict[str, Any]) -> dict[str, Any]:
@@ -95,6 +101,8 @@ class Aggregate(LibraryAggregate):
     """Base of every ledger aggregate: remembers the action keys it has applied."""
 
     kind = "aggregate"
+    created_as = "creation"
+    """What the creating fact is called in messages: no fact of this record is dated before it (`created_at`, set on replay)."""
 
     class Event(DomainEvent, CanMutateAggregate[UUID]):
         def mutate(self, aggregate: Any) -> Any:
@@ -105,6 +113,11 @@ class Aggregate(LibraryAggregate):
     class Created(Event, CanInitAggregate[UUID]):
         originator_topic: str
         ref: str
+
+        def mutate(self, aggregate: Any) -> Any:
+            aggregate = super().mutate(aggregate)
+            aggregate.created_at = self.occurred_at
+            return aggregate
 
     def __base_init__(
         self, originator_id: UUID, originator_version: int, timestamp: datetime
@@ -138,8 +151,13 @@ class Aggregate(LibraryAggregate):
             **fields,
         )
 
+    def described(self) -> str:
+        """This record's creating fact, as messages name it."""
+        return f"the {self.created_as} of {self.ref}"
+
     def emit(self, event_class: type[Event], action: Action, **fields: Any) -> None:
-        """Record one event for `action` on this aggregate."""
+        """Record one event for `action` on this aggregate, which is never dated before the aggregate's creation."""
+        action.check_not_before(self.created_at, self.described())
         self.trigger_event(
             event_class,
             timestamp=action.recorded_at,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
 
 def shown(value: object, limit: int = 60) -> str:
     """A value as messages quote it: its repr (which escapes control characters), cut short if long."""
@@ -48,6 +50,16 @@ class RuleBroken(LedgerError):
 
 class FutureDate(RuleBroken):
     """A fact that already happened cannot be dated in the future."""
+
+
+class OutOfTimeline(RuleBroken):
+    """A fact dated before the fact it depends on: its record's creation, an earlier step, or another record it names."""
+
+    def __init__(self, at: datetime, what: str, since: date) -> None:
+        self.at = at
+        self.what = what
+        self.since = since
+        super().__init__(f"occurred_at: {at.isoformat()} is before {what} on {since.isoformat()}")
 
 
 class RegionNotInCountry(RuleBroken):

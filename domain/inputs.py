@@ -10,6 +10,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from domain.errors import InvalidValue
+
 REF_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,79}")
 """A reference: ASCII letters, digits and `-_.:`, starting with a letter or digit, at most 80 characters."""
 PERSON_PATTERN = re.compile(r"P-[0-9a-f]{4,32}")
@@ -65,6 +67,14 @@ def clean_text_in_full(value: str, limit: int, *, optional: bool = False) -> str
     if len(text) > limit:
         raise ValueError(f"is {len(text):,} characters long; at most {limit:,} are accepted")
     return text
+
+
+def checked_actor(value: str, field: str = "actor") -> str:
+    """An actor given outside a command (option, environment, system user), held to the rules a command's `actor` gets."""
+    try:
+        return clean_text(value, LIMITS["actor"])
+    except ValueError as error:
+        raise InvalidValue(field, value, str(error)) from None
 
 
 def _text(kind: str, optional: bool = False) -> AfterValidator:

@@ -43,6 +43,7 @@ class ClusterOrganisation(Aggregate):
     """A cluster organisation's public profile on the platform."""
 
     kind = "cluster organisation"
+    created_as = "registration"
 
     class Registered(Aggregate.Created):
         class_version: ClassVar[int] = 3
@@ -169,6 +170,7 @@ class Activity(Aggregate):
     """A platform activity: matchmaking event, webinar, regional event, lab, academy or mission."""
 
     kind = "activity"
+    created_as = "scheduling"
 
     class Scheduled(Aggregate.Created):
         activity_kind: ActivityKind
@@ -221,6 +223,7 @@ class Activity(Aggregate):
     def hold(self, action: Action) -> None:
         if self.status != "scheduled":
             raise ActivityClosed(f"activity: {self.ref!r} is already {self.status}")
+        action.check_not_before(self.starts_on, f"the first day (starts_on) of {self.ref}")
         self.emit(self.Held, action)
 
     @idempotent
@@ -234,6 +237,7 @@ class Person(Aggregate):
     """A natural person, known to events only by a pseudonymous reference."""
 
     kind = "person"
+    created_as = "registration"
 
     class Registered(Aggregate.Created):
         def apply(self, person: Person) -> None:
@@ -268,6 +272,7 @@ class Participation(Aggregate):
     """One participant's registration for one activity, and what became of it."""
 
     kind = "participation"
+    created_as = "registration"
 
     class Registered(Aggregate.Created):
         activity: str
@@ -297,15 +302,20 @@ class Participation(Aggregate):
         return self.status in ("registered", "attended")
 
     @classmethod
-    def register(cls, action: Action, activity: str, participant: str, participant_kind: str) -> Participation:
+    def register(cls, action: Action, activity: Activity, participant: ClusterOrganisation | Person, participant_kind: str) -> Participation:
+        action.check_not_before(activity.created_at, activity.described())
+        action.check_not_before(participant.created_at, participant.described())
         return cls.start(
             cls.Registered,
-            participation_ref(activity, participant),
+            participation_ref(activity.ref, participant.ref),
             action,
-            activity=activity,
-            participant=participant,
+            activity=activity.ref,
+            participant=participant.ref,
             participant_kind=participant_kind,
         )
+
+    def described(self) -> str:
+        return f"the registration of {self.participant} for {self.activity}"
 
     @idempotent
     def register_again(self, action: Action) -> None:
@@ -329,6 +339,7 @@ class BilateralMeeting(Aggregate):
     """A bilateral meeting between two participating organisations of one activity."""
 
     kind = "bilateral meeting"
+    created_as = "request"
 
     class Requested(Aggregate.Created):
         activity: str
@@ -338,10 +349,12 @@ class BilateralMeeting(Aggregate):
         def apply(self, m: BilateralMeeting) -> None:
             m.ref, m.activity, m.requester, m.partner = self.ref, self.activity, self.requester, self.partner
             m.status = "requested"
+            m.accepted_at = None
 
     class Accepted(Aggregate.Event):
         def apply(self, m: BilateralMeeting) -> None:
             m.status = "accepted"
+            m.accepted_at = self.occurred_at
 
     class Declined(Aggregate.Event):
         def apply(self, m: BilateralMeeting) -> None:
@@ -367,6 +380,8 @@ class BilateralMeeting(Aggregate):
         if requester.participant == partner.participant:
             raise InvalidValue("partner", partner.participant, "a meeting needs two different organisations")
         _check_both_registered(requester, partner)
+        action.check_not_before(activity.created_at, activity.described())
+        _check_registered_by(action, requester, partner)
         return cls.start(
             cls.Requested,
             ref,
@@ -394,6 +409,9 @@ class BilateralMeeting(Aggregate):
     def hold(self, action: Action, requester: Participation, partner: Participation) -> None:
         self._check_status(("requested", "accepted"), "held")
         _check_both_registered(requester, partner)
+        _check_registered_by(action, requester, partner)
+        if self.accepted_at is not None:
+            action.check_not_before(self.accepted_at, f"the acceptance of {self.ref}")
         self.emit(self.Held, action)
 
     @idempotent
@@ -408,10 +426,16 @@ def _check_both_registered(*participations: Participation) -> None:
             raise NotRegistered(f"org: {p.participant!r} is not registered for activity {p.activity!r}")
 
 
+def _check_registered_by(action: Action, *participations: Participation) -> None:
+    for p in participations:
+        action.check_not_before(p.created_at, p.described())
+
+
 class Pitch(Aggregate):
     """A pitching session delivered by an organisation at an activity."""
 
     kind = "pitch"
+    created_as = "delivery"
 
     class Delivered(Aggregate.Created):
         activity: str
@@ -423,15 +447,18 @@ class Pitch(Aggregate):
 
 
     @classmethod
-    def deliver(cls, ref: str, action: Action, activity: Activity, org: str, title: str) -> Pitch:
+    def deliver(cls, ref: str, action: Action, activity: Activity, org: ClusterOrganisation, title: str) -> Pitch:
         activity.check_open()
-        return cls.start(cls.Delivered, ref, action, activity=activity.ref, org=org, title=title)
+        for record in (activity, org):
+            action.check_not_before(record.created_at, record.described())
+        return cls.start(cls.Delivered, ref, action, activity=activity.ref, org=org.ref, title=title)
 
 
 class CooperationCase(Aggregate):
     """A cooperation between two or more organisations, from identification to a joint project."""
 
     kind = "cooperation case"
+    created_as = "identification"
 
     class Identified(Aggregate.Created):
         orgs: tuple[str, ...]
@@ -443,6 +470,7 @@ class CooperationCase(Aggregate):
         def apply(self, case: CooperationCase) -> None:
             case.ref, case.orgs, case.title = self.ref, self.orgs, self.title
             case.stage = "identified"
+            case.stage_at = self.occurred_at
             case.abandoned = False
 
     class Advanced(Aggregate.Event):
@@ -451,6 +479,7 @@ class CooperationCase(Aggregate):
 
         def apply(self, case: CooperationCase) -> None:
             case.stage = self.stage
+            case.stage_at = self.occurred_at
 
     class Abandoned(Aggregate.Event):
         reason: str
@@ -479,6 +508,8 @@ class CooperationCase(Aggregate):
             raise InvalidValue("source", source.ref, "is not an activity")
         else:
             source.check_kind(("mission",) if source_kind == "mission" else ("c2lab",), f"a case from a {source_kind}")
+        for record in (*orgs, source):
+            action.check_not_before(record.created_at, record.described())
         return cls.start(
             cls.Identified,
             ref,
@@ -496,6 +527,7 @@ class CooperationCase(Aggregate):
             raise CaseClosed(f"case: {self.ref!r} was abandoned")
         if CASE_STAGES.index(stage) <= CASE_STAGES.index(self.stage):
             raise StageNotForward(f"stage: {stage!r} does not come after {self.stage!r} for case {self.ref!r}")
+        self._check_after_stage(action)
         self.emit(self.Advanced, action, stage=stage, project=project)
 
     @idempotent
@@ -504,13 +536,19 @@ class CooperationCase(Aggregate):
             raise CaseClosed(f"case: {self.ref!r} was already abandoned")
         if self.stage == CASE_STAGES[-1]:
             raise CaseClosed(f"case: {self.ref!r} already launched a joint project")
+        self._check_after_stage(action)
         self.emit(self.Abandoned, action, reason=reason)
+
+    def _check_after_stage(self, action: Action) -> None:
+        if self.stage != "identified":  # the identification itself is checked as the case's creation
+            action.check_not_before(self.stage_at, f"the {self.stage.replace('_', ' ')} stage of {self.ref}")
 
 
 class Publication(Aggregate):
     """A case study, green transition guide, country fact sheet or panorama report."""
 
     kind = "publication"
+    created_as = "first publishing"
 
     class Published(Aggregate.Created):
         publication_kind: PublicationKind

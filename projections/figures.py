@@ -220,7 +220,7 @@ def _figures(source: RowSource, settings: Settings, kept: _Kept) -> tuple[Figure
                 return
             in_country.add(o["ref"])
         published = o["published"]
-        if published and start <= published["on"] <= end:
+        if published and start <= _effective(published, o["registered"]) <= end:
             kept.add("new_profiles_published", published["pos"], o["ref"], "ClusterOrganisation.Published")
         if _on_platform(o, end):
             on_platform += 1
@@ -238,13 +238,13 @@ def _figures(source: RowSource, settings: Settings, kept: _Kept) -> tuple[Figure
         for key, day, since in moments:
             if _on_platform(o, day):
                 base[key] += 1
-                updates = [u["pos"] for u in o["updates"] if since < u["on"] <= day]
+                updates = [u["pos"] for u in o["updates"] if since < _effective(u, o["registered"]) <= day]
                 if updates:
                     kept.add(key, max(updates), o["ref"], "ClusterOrganisation.Updated")
 
     def activity(a: Row) -> None:
         held = a["held"]
-        in_period = bool(held and start <= held["on"] <= end and not a["cancelled"])
+        in_period = bool(held and start <= _effective(held, a["scheduled"]) <= end and not a["cancelled"])
         activities[a["ref"]] = (a["activity_kind"], in_period)
         if in_period and country is None and a["activity_kind"] in _HELD:
             kept.add(_HELD[a["activity_kind"]], held["pos"], a["ref"], "Activity.Held")
@@ -290,7 +290,7 @@ def _figures(source: RowSource, settings: Settings, kept: _Kept) -> tuple[Figure
         stamps = [(p["published"], "Publication.Published")]
         if counted[1]:
             stamps += [(u, "Publication.Updated") for u in p["updates"]]
-        inside = sorted((s["pos"], label) for s, label in stamps if start <= s["on"] <= end)
+        inside = sorted((s["pos"], label) for s, label in stamps if start <= _effective(s, p["published"]) <= end)
         if inside:
             kept.add(counted[0], inside[0][0], p["ref"], inside[0][1])
 
@@ -331,30 +331,41 @@ def _share(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 0.0
 
 
+def _effective(stamp: dict[str, Any], created: dict[str, Any]) -> str:
+    """The day a fact counts from: its effective day, or its record's creation if dated before it (as old ledgers may hold)."""
+    return max(stamp["on"], created["on"])
+
+
 def _profile_at(org: Row, day: str) -> dict[str, Any]:
     """The profile's fields as they stood on `day` (effective dates), with the position of the last change."""
+    # The registration comes first whatever the dates, so the profile always holds every field.
+    registered = org["versions"][0]
     profile: dict[str, Any] = {}
-    for version in sorted(org["versions"], key=lambda v: (v["on"], v["pos"])):
-        if version["on"] <= day or not profile:
+    for version in sorted(org["versions"], key=lambda v: (_effective(v, registered), v["pos"])):
+        if _effective(version, registered) <= day or not profile:
             profile.update(version)
     return profile
 
 
 def _on_platform(org: Row, day: str) -> bool:
-    published, archived = org["published"], org["archived"]
-    return published is not None and published["on"] <= day and (archived is None or archived["on"] > day)
+    published, archived, registered = org["published"], org["archived"], org["registered"]
+    return (published is not None and _effective(published, registered) <= day
+            and (archived is None or _effective(archived, registered) > day))
 
 
 def _status_at(row: Row, day: str) -> dict[str, Any] | None:
-    found = None
+    created = row["steps"][0]
+    found, found_on = None, ""
     for step in row["steps"]:
-        if step["on"] <= day and (found is None or (step["on"], step["pos"]) > (found["on"], found["pos"])):
-            found = step
+        on = _effective(step, created)
+        if on <= day and (found is None or (on, step["pos"]) > (found_on, found["pos"])):
+            found, found_on = step, on
     return found
 
 
 def _first_held(meeting: Row, start: str, end: str) -> dict[str, Any] | None:
-    return next((s for s in meeting["steps"] if s["status"] == "held" and start <= s["on"] <= end), None)
+    created = meeting["steps"][0]
+    return next((s for s in meeting["steps"] if s["status"] == "held" and start <= _effective(s, created) <= end), None)
 
 
 def cross_border_partners(source: RowSource, settings: Settings) -> dict[str, int]:
@@ -401,11 +412,11 @@ def chart_data(source: RowSource, settings: Settings, top: int = 20) -> dict[str
     matchmaking: set[str] = set()
     for activity in _rows_of(source, {"activity"}):
         held = activity["held"]
-        if held and start <= held["on"] <= end:
-            months[held["on"][:7]][activity["activity_kind"]] += 1
+        if held and start <= (on := _effective(held, activity["scheduled"])) <= end:
+            months[on[:7]][activity["activity_kind"]] += 1
         if activity["activity_kind"] == "matchmaking":
             matchmaking.add(activity["ref"])
-    reached = lambda case, stage: any(s["status"] == stage and s["on"] <= end for s in case["steps"])  # noqa: E731
+    reached = lambda case, stage: any(s["status"] == stage and _effective(s, case["steps"][0]) <= end for s in case["steps"])  # noqa: E731
     pairs: Counter[str] = Counter()
     meetings = identified = agreements = joint = 0
     for row in _rows_of(source, {"meeting", "case"}):

@@ -20,7 +20,7 @@ from adapters import scan
 from adapters.mapper import PydanticMapper
 from domain.base import Action, Aggregate, ref_id
 from domain.errors import AlreadyExists, AlreadyForgotten, AlteredId, ConcurrentChange, InvalidValue, LedgerError, NotRegistered, UnknownReference, UnreadableEvent
-from domain.inputs import key_digest
+from domain.inputs import checked_actor, key_digest
 from domain.model import (
     Activity,
     BilateralMeeting,
@@ -70,6 +70,11 @@ def default_actor() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def acting(actor: str | None) -> str:
+    """The actor of the commands that name none: `actor`, else the system user, held to the rules a command's actor gets."""
+    return checked_actor(default_actor() if actor is None else actor)
 
 
 class CommandFailed(LedgerError):
@@ -216,9 +221,10 @@ class Ledger(Application[UUID]):
             return self._execute(commands, actor, write)
 
     def _execute(self, commands: Sequence[c.Command], actor: str | None, write: bool) -> Outcome:
+        fallback_actor = acting(actor)
         batch = _Batch(self)
         # One batch is one transaction, so all its events share one recorded time.
-        failures = self._apply(batch, commands, actor or default_actor(), self.clock())
+        failures = self._apply(batch, commands, fallback_actor, self.clock())
         if failures:
             raise BatchFailed(failures)
         pending = batch.pending()
@@ -258,14 +264,14 @@ class Ledger(Application[UUID]):
         Each failure goes to `failed(number, error)` as it is found (or is collected), and the end raises BatchFailed.
         A store without `writing()` (memory://) runs the stream as one batch. The outcome lists no positions.
         """
+        fallback_actor = acting(actor)
         open_writing = getattr(self.recorder, "writing", None)
         if open_writing is None:
-            return self._execute_at_once(list(commands), actor, failed, keep)
+            return self._execute_at_once(list(commands), fallback_actor, failed, keep)
         found: list[CommandFailed] = []
         report = failed or (lambda number, error: found.append(CommandFailed(number, error)))
         failures = 0
         outcome = Outcome()
-        fallback_actor = actor or default_actor()
         # The whole stream is one transaction, so all its events share one recorded time.
         recorded_at = self.clock()
         to_stored = self.mapper.to_stored_event
@@ -453,13 +459,11 @@ def _register_participant(b: _Batch, cmd: c.RegisterParticipant, action: Action)
     existing = b.find(participation_ref(cmd.activity, cmd.participant), Participation)
     if existing is not None and existing.has_applied(action):
         return
-    b.get(cmd.activity, Activity).check_open()
-    if cmd.org:
-        b.get(cmd.org, ClusterOrganisation)
-    else:
-        b.get(cmd.participant, Person)
+    activity = b.get(cmd.activity, Activity)
+    activity.check_open()
+    participant: ClusterOrganisation | Person = b.get(cmd.org, ClusterOrganisation) if cmd.org else b.get(cmd.participant, Person)
     if existing is None:
-        b.add(Participation.register(action, cmd.activity, cmd.participant, cmd.participant_kind))
+        b.add(Participation.register(action, activity, participant, cmd.participant_kind))
     else:
         existing.register_again(action)
 
@@ -483,8 +487,8 @@ def _hold_meeting(b: _Batch, cmd: c.HoldMeeting, action: Action) -> None:
 
 def _deliver_pitch(b: _Batch, cmd: c.DeliverPitch, action: Action) -> None:
     if b.is_new(cmd.pitch, Pitch, action):
-        b.get(cmd.org, ClusterOrganisation)
-        b.add(Pitch.deliver(cmd.pitch, action, b.get(cmd.activity, Activity), cmd.org, cmd.title))
+        org = b.get(cmd.org, ClusterOrganisation)
+        b.add(Pitch.deliver(cmd.pitch, action, b.get(cmd.activity, Activity), org, cmd.title))
 
 
 def _identify_case(b: _Batch, cmd: c.IdentifyCase, action: Action) -> None:

@@ -47,7 +47,7 @@ def fold(row: Row | None, event: DomainEvent, position: int) -> Row | None:
         case ClusterOrganisation.Published():
             return {**_need(row), "published": stamp}
         case ClusterOrganisation.Updated():
-            row = _dated_after_registration(_need(row), "ClusterOrganisation.Updated", stamp)
+            row = _need(row)
             changes = event.model_dump(mode="json", include=set(event.changes))
             version = {**stamp, "event": "ClusterOrganisation.Updated", **changes}
             return {**row, "versions": [*row["versions"], version], "updates": [*row["updates"], stamp]}
@@ -116,15 +116,6 @@ def _need(row: Row | None) -> Row:
     return row
 
 
-def _dated_after_registration(row: Row, name: str, stamp: dict[str, Any]) -> Row:
-    """`row`, if a change effective on `stamp` can follow its registration: a profile version dated earlier would leave the
-    profile as it stood then without the registered fields."""
-    registered = row["registered"]["on"]
-    if stamp["on"] < registered:
-        raise EventDoesNotFit(stamp["pos"], name, f"its effective date {stamp['on']} precedes the registration of {row['ref']!r} ({registered})")
-    return row
-
-
 def _step(row: Row | None, stamp: dict[str, Any], **fields: Any) -> Row:
     row = _need(row)
     return {**row, "steps": [*row["steps"], {**stamp, **fields}]}
@@ -168,7 +159,7 @@ def _org_registered(row: Row | None, f: dict[str, Any], stamp: dict[str, Any], k
 
 
 def _org_updated(row: Row | None, f: dict[str, Any], stamp: dict[str, Any], known: frozenset[str]) -> Row:
-    row = _dated_after_registration(_need(row), "ClusterOrganisation.Updated", stamp)
+    row = _need(row)
     changes = {key: f.get(key) for key in f["changes"] if key in known}
     return {**row, "versions": [*row["versions"], {**stamp, "event": "ClusterOrganisation.Updated", **changes}],
             "updates": [*row["updates"], stamp]}

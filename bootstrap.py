@@ -16,6 +16,24 @@ from transparency.store import PostgresTreeStore, SQLiteTreeStore, TreeStore
 
 DEFAULT_DB = "sqlite:///ledger.db"
 DEFAULT_LOCK_TIMEOUT = "30"
+SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+"""A PostgreSQL schema named in `?schema=`: a plain identifier, checked before it reaches any SQL text."""
+EVENTS_TABLES = {"eventsourcing.sqlite": "stored_events", "eventsourcing.postgres": "ledger_events"}
+"""Where each store keeps the ledger's events (eventsourcing names the table after the application)."""
+READ_MODEL_TABLE = "projection_rows"
+"""What a read model built by Kafka consumers holds instead of events: reports read it too."""
+
+
+class BadSetting(InvalidValue):
+    """A connection setting that is malformed before anything is tried: a usage mistake (exit status 2)."""
+
+
+class NoLedger(InvalidValue):
+    """A command that only reads was pointed at a database that holds no ledger; it creates none."""
+
+    def __init__(self, field: str, value: str, reason: str) -> None:
+        super().__init__(field, value, reason)
+        self.args = (f"{field}: {value!r}: {reason}",)  # the whole URL: a mistyped path must be seen to be fixed
 
 
 def database_url(explicit: str | None = None) -> str:
@@ -59,9 +77,11 @@ def persistence_env(url: str) -> dict[str, str]:
             "POSTGRES_POOL_SIZE": "2",
             "POSTGRES_MAX_OVERFLOW": "4",
         }
-        query = parse_qs(parsed.query)
+        query = parse_qs(parsed.query, keep_blank_values=True)
         schema = query.get("schema", [""])[0]
-        if schema:
+        if "schema" in query:
+            if not SCHEMA_NAME.fullmatch(schema) or schema.lower().startswith("pg_"):
+                raise BadSetting("?schema=", schema, "a schema is 1 to 63 ASCII letters, digits and _, not starting with a digit or pg_")
             env["POSTGRES_SCHEMA"] = schema
         lock_timeout = query.get("lock_timeout", [DEFAULT_LOCK_TIMEOUT])[0]
         if not lock_timeout.isdigit() or int(lock_timeout) < 1:
@@ -91,6 +111,44 @@ def diagnose(url: str | None = None) -> str:
         reason = " ".join(str(error).split())
         return f"cannot connect to PostgreSQL at {where}: {reason}"
     return ""
+
+
+def require_ledger(url: str | None = None) -> None:
+    """Refuse, with NoLedger, a database that holds no ledger: commands that only read never create one."""
+    resolved = database_url(url)
+    env = persistence_env(resolved)
+    module = env["PERSISTENCE_MODULE"]
+    if module == "eventsourcing.sqlite":
+        path = env["SQLITE_DBNAME"]
+        if path == ":memory:":
+            return
+        if not Path(path).is_file():
+            raise NoLedger("db", describe(resolved), "no such file; a write or `ledger db init` creates a ledger, a read never does")
+        import sqlite3
+
+        try:
+            # Read-only and immutable: looking must neither create nor change the file, even one the reader cannot write.
+            conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                found = conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)", (EVENTS_TABLES[module], READ_MODEL_TABLE)
+                ).fetchone()
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as error:
+            raise NoLedger("db", describe(resolved), f"not a ledger file ({error})") from None
+        if found is None:
+            raise NoLedger("db", describe(resolved), "this file holds no ledger; a write or `ledger db init` creates one, a read never does")
+    elif module == "eventsourcing.postgres":
+        import psycopg
+
+        schema = env.get("POSTGRES_SCHEMA", "public")
+        with psycopg.connect(_conninfo(env), autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT coalesce(to_regclass(%s), to_regclass(%s))", (f'"{schema}"."{EVENTS_TABLES[module]}"', f'"{schema}"."{READ_MODEL_TABLE}"')
+            ).fetchone()
+        if row is None or row[0] is None:
+            raise NoLedger("db", describe(resolved), f"schema {schema!r} holds no ledger; a write or `ledger db init` creates one, a read never does")
 
 
 def build_ledger(url: str | None = None, clock: Clock = utc_now) -> Ledger:

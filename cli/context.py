@@ -21,6 +21,11 @@ class Settings:
     def ledger(self) -> Ledger:
         return bootstrap.build_ledger(self.db)
 
+    def reader(self) -> Ledger:
+        """The ledger of a command that only reads: refused in one line, never created, where none is stored."""
+        bootstrap.require_ledger(self.db)
+        return bootstrap.build_ledger(self.db)
+
 
 pass_settings = click.make_pass_decorator(Settings, ensure=True)
 

@@ -28,6 +28,12 @@ from service_layer.ledger import BatchFailed, Outcome, utc_now
 R = TypeVar("R")
 
 
+class UsageMistake(click.ClickException):
+    """A malformed setting, reported in one line with the exit status of a malformed command line."""
+
+    exit_code = 2
+
+
 class LedgerGroup(click.Group):
     """A group whose commands report user mistakes as one line instead of a traceback."""
 
@@ -36,6 +42,8 @@ class LedgerGroup(click.Group):
             return super().invoke(ctx)
         except BatchFailed as error:
             raise click.ClickException("\n".join(str(f.error) for f in error.failures)) from None
+        except bootstrap.BadSetting as error:
+            raise UsageMistake(str(error)) from None
         except LedgerError as error:
             raise click.ClickException(str(error)) from None
         except ValidationError as error:
@@ -216,7 +224,7 @@ def db_init(settings: Settings, owner_url: str | None) -> None:
 @pass_settings
 def db_check(settings: Settings, fmt: str) -> None:
     """List the stored event types and versions and whether this code can read each; exit 1 if any cannot be read."""
-    app = settings.ledger()
+    app = settings.reader()
     try:
         found = log_check.check(app.recorder)
     finally:
@@ -240,7 +248,7 @@ def db_check(settings: Settings, fmt: str) -> None:
 def history(settings: Settings, ref: str, as_of: str | None, fmt: str) -> None:
     """Every event of one record (organisation, activity, meeting, case...), oldest first."""
     until = render.parse_moment("as-of", as_of) if as_of else None
-    app = settings.ledger()
+    app = settings.reader()
     try:
         events = app.aggregate_events(ref, until=until)
     finally:

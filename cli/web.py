@@ -20,8 +20,10 @@ def register(ledger: click.Group) -> None:
         """Serve a read-only web view and JSON API of the figures, their events, records and the audit log."""
         import uvicorn
 
+        import bootstrap
         from web.app import create_app
 
+        bootstrap.require_ledger(settings.db)
         if host not in ("127.0.0.1", "localhost", "::1") and not token:
             click.echo(f"warning: listening on {host} without --token: anyone who can reach it can read the ledger", err=True)
         uvicorn.run(create_app(settings.db, token or None), host=host, port=port, log_level="warning", server_header=False)

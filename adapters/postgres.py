@@ -8,11 +8,11 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError, ProgrammingError, StoredEvent
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, PersistenceError, ProgrammingError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import retry
 from psycopg import Cursor
-from psycopg.errors import LockNotAvailable
+from psycopg.errors import LockNotAvailable, UniqueViolation
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier, Literal
 
@@ -137,7 +137,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             except LockNotAvailable:
                 raise LedgerBusy(self.datastore.lock_timeout) from None
             self._notify_channel(curs)
-            return self._copy_events(curs, stored_events)
+            try:
+                return self._copy_events(curs, stored_events)
+            except UniqueViolation as error:
+                raise IntegrityError(error) from error
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[PostgresWriting]:
@@ -249,7 +252,11 @@ class PostgresWriting:
                 self.locked = True
         except LockNotAvailable:
             raise LedgerBusy(self.recorder.datastore.lock_timeout) from None
-        return self.recorder._copy_events(self.cursor, stored_events)
+        try:
+            return self.recorder._copy_events(self.cursor, stored_events)
+        except UniqueViolation as error:
+            # Another writer stored one of these (aggregate, version) pairs first: the caller reports a concurrent change.
+            raise IntegrityError(error) from error
 
     def keep(self) -> None:
         """Commit when the session ends."""

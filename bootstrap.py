@@ -193,7 +193,7 @@ def init_database(url: str | None = None, owner_url: str | None = None) -> str:
     what appending and reading need. Returns the role that owns the schema."""
     from urllib.parse import urlparse
 
-    from adapters.postgres_roles import grant_everyday_role
+    from adapters.postgres_roles import grant_everyday_role, refuse_everyday_ownership
 
     resolved = database_url(url)
     env = persistence_env(resolved)
@@ -205,6 +205,7 @@ def init_database(url: str | None = None, owner_url: str | None = None) -> str:
         builder = owner_url if "schema=" in owner_url else f"{owner_url}{'&' if '?' in owner_url else '?'}schema={schema}"
         if persistence_env(builder).get("POSTGRES_SCHEMA", "public") != schema:
             raise InvalidValue("owner-url", describe(owner_url), f"names another schema than --db ({schema})")
+        refuse_everyday_ownership(_conninfo(persistence_env(builder)), schema, env["POSTGRES_USER"])
     build_ledger(builder).close()
     build_projection_store(builder).close()
     build_tree_store(builder).close()

@@ -8,6 +8,32 @@ from psycopg.sql import SQL, Identifier
 from domain.errors import InvalidValue
 
 EVENTS_TABLE = "ledger_events"
+FORGET_FUNCTION = "forget_personal_data"
+"""Made by the recorder's DDL (adapters/postgres.py); the everyday role may only execute it."""
+
+
+def refuse_everyday_ownership(owner_conninfo: str, schema: str, role: str) -> None:
+    """Refuse a guarded set-up in which the everyday `role` owns the database or the schema: an owner drops what it owns."""
+    with psycopg.connect(owner_conninfo, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT current_user, current_database(), pg_get_userbyid(d.datdba), "
+            "(SELECT pg_get_userbyid(n.nspowner) FROM pg_namespace n WHERE n.nspname = %s), "
+            "(SELECT pg_get_userbyid(c.relowner) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            " WHERE n.nspname = %s AND c.relname = %s) "
+            "FROM pg_database d WHERE d.datname = current_database()", (schema, schema, EVENTS_TABLE),
+        ).fetchone()
+    if row is None:
+        return
+    owner, database, database_owner, schema_owner, events_owner = row
+    if database_owner == role:
+        raise InvalidValue("db", role, f"owns the database {database!r}, so it could drop the ledger; as a superuser run: "
+                                       f'ALTER DATABASE "{database}" OWNER TO "{owner}"')
+    if schema_owner == role:
+        raise InvalidValue("db", role, f"owns the schema {schema!r}, so it could drop the ledger; as a superuser run: "
+                                       f'ALTER SCHEMA "{schema}" OWNER TO "{owner}"')
+    if events_owner == role:
+        raise InvalidValue("db", role, f"owns the table {schema}.{EVENTS_TABLE}, so it could drop or rewrite the ledger; as a superuser run: "
+                                       f'ALTER TABLE "{schema}"."{EVENTS_TABLE}" OWNER TO "{owner}"')
 
 
 def grant_everyday_role(owner_conninfo: str, schema: str, role: str) -> None:
@@ -36,3 +62,5 @@ def grant_everyday_role(owner_conninfo: str, schema: str, role: str) -> None:
                                   ("projection_snapshots", "SELECT, INSERT, UPDATE, DELETE"),
                                   ("projection_snapshot_marks", "SELECT, INSERT, UPDATE, DELETE")):
                 conn.execute(SQL("GRANT " + rights + " ON {}.{} TO {}").format(s, Identifier(table), r))  # rights: a fixed list above
+            # Personal data is erased only through the owner's function, which checks the log holds the person's forgetting.
+            conn.execute(SQL("GRANT EXECUTE ON FUNCTION {}.{}(text, uuid) TO {}").format(s, Identifier(FORGET_FUNCTION), r))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -113,22 +114,34 @@ def diagnose(url: str | None = None) -> str:
     return ""
 
 
-def require_ledger(url: str | None = None) -> None:
-    """Refuse, with NoLedger, a database that holds no ledger: commands that only read never create one."""
+@dataclass(frozen=True)
+class ReadTarget:
+    """Where a command that only reads finds the ledger: its URL, or a temporary copy's, and a one-line note saying why."""
+
+    url: str
+    note: str = ""
+
+
+def require_ledger(url: str | None = None) -> ReadTarget:
+    """Refuse, with NoLedger, a database that holds no ledger: commands that only read never create one. A SQLite file this
+    process cannot write (read-only mount, immutable file) is read through a temporary copy, where projection and tree are
+    brought up to date and dropped at exit."""
     resolved = database_url(url)
     env = persistence_env(resolved)
     module = env["PERSISTENCE_MODULE"]
     if module == "eventsourcing.sqlite":
         path = env["SQLITE_DBNAME"]
         if path == ":memory:":
-            return
+            return ReadTarget(resolved)
         if not Path(path).is_file():
             raise NoLedger("db", describe(resolved), "no such file; a write or `ledger db init` creates a ledger, a read never does")
         import sqlite3
 
+        writable = os.access(path, os.W_OK) and os.access(Path(path).resolve().parent, os.W_OK)
+        # Looking must neither create nor change the file; one that cannot be written is opened as immutable.
+        uri = f"{Path(path).resolve().as_uri()}?mode=ro" + ("" if writable else "&immutable=1")
         try:
-            # Read-only and immutable: looking must neither create nor change the file, even one the reader cannot write.
-            conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+            conn = sqlite3.connect(uri, uri=True)
             try:
                 found = conn.execute(
                     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)", (EVENTS_TABLES[module], READ_MODEL_TABLE)
@@ -139,7 +152,11 @@ def require_ledger(url: str | None = None) -> None:
             raise NoLedger("db", describe(resolved), f"not a ledger file ({error})") from None
         if found is None:
             raise NoLedger("db", describe(resolved), "this file holds no ledger; a write or `ledger db init` creates one, a read never does")
-    elif module == "eventsourcing.postgres":
+        if not writable:
+            return ReadTarget(_temporary_copy(uri), f"note: {path} cannot be written here; reading a temporary copy, where the projection "
+                                                    "and the tree are brought up to date in memory and dropped afterwards")
+        return ReadTarget(resolved)
+    if module == "eventsourcing.postgres":
         import psycopg
 
         schema = env.get("POSTGRES_SCHEMA", "public")
@@ -149,6 +166,26 @@ def require_ledger(url: str | None = None) -> None:
             ).fetchone()
         if row is None or row[0] is None:
             raise NoLedger("db", describe(resolved), f"schema {schema!r} holds no ledger; a write or `ledger db init` creates one, a read never does")
+    return ReadTarget(resolved)
+
+
+def _temporary_copy(uri: str) -> str:
+    """A consistent copy of the SQLite database at `uri` in a temporary folder removed at exit; its URL."""
+    import atexit
+    import shutil
+    import sqlite3
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="ledger-read-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    copy = Path(folder) / "ledger.db"
+    source, target = sqlite3.connect(uri, uri=True), sqlite3.connect(copy)
+    try:
+        source.backup(target)
+    finally:
+        target.close()
+        source.close()
+    return f"sqlite:///{copy}"
 
 
 def build_ledger(url: str | None = None, clock: Clock = utc_now) -> Ledger:

@@ -16,7 +16,7 @@ import click
 
 import bootstrap
 from cli import render
-from cli.context import Settings, db_option, pass_settings
+from cli.context import Settings, db_option, pass_settings, readable
 from cli.files import write_whole
 from domain.errors import InvalidValue
 from projections import reports, runner
@@ -33,7 +33,7 @@ TRACE_PAGE = 100_000  # events `ledger trace` computes at a time, so memory stay
 @contextmanager
 def open_sources(db: str | None) -> Iterator[Sources]:
     """The ledger's log and the projection store, closed afterwards; a database that holds no ledger is refused."""
-    bootstrap.require_ledger(db)
+    db = readable(db)
     ledger = bootstrap.build_ledger(db)
     store = bootstrap.build_projection_store(db)
     try:

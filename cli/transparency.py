@@ -9,7 +9,7 @@ import click
 
 import bootstrap
 from cli import render
-from cli.context import Settings, db_option, pass_settings
+from cli.context import Settings, db_option, pass_settings, readable
 from cli.files import write_whole
 from transparency import audit, log
 from transparency.errors import TransparencyError
@@ -49,8 +49,7 @@ def _write(text: str, out: Path | None) -> None:
 
 def _tree_store(db: str | None) -> TreeStore:
     """The tree beside an existing ledger; a database that holds no ledger is refused, never created."""
-    bootstrap.require_ledger(db)
-    return bootstrap.build_tree_store(db)
+    return bootstrap.build_tree_store(readable(db))
 
 
 def _caught_up(store: TreeStore) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.context import Settings, db_option, pass_settings
+from cli.context import Settings, db_option, pass_settings, readable
 
 
 def register(ledger: click.Group) -> None:
@@ -20,10 +20,9 @@ def register(ledger: click.Group) -> None:
         """Serve a read-only web view and JSON API of the figures, their events, records and the audit log."""
         import uvicorn
 
-        import bootstrap
         from web.app import create_app
 
-        bootstrap.require_ledger(settings.db)
+        db = readable(settings.db)
         if host not in ("127.0.0.1", "localhost", "::1") and not token:
             click.echo(f"warning: listening on {host} without --token: anyone who can reach it can read the ledger", err=True)
-        uvicorn.run(create_app(settings.db, token or None), host=host, port=port, log_level="warning", server_header=False)
+        uvicorn.run(create_app(db, token or None), host=host, port=port, log_level="warning", server_header=False)

@@ -119,3 +119,35 @@ def test_keygen_into_a_missing_folder_is_one_line(tmp_path: Path) -> None:
     result = run("keygen", "eccp-test", "--dir", str(tmp_path / "keys"))
     assert result.exit_code == 1
     assert result.output == f"Error: dir: {str(tmp_path / 'keys')!r}: no such folder; nothing was written\n"
+
+
+@pytest.fixture
+def read_only_ledger(tmp_path: Path) -> Iterator[Path]:
+    """A ledger (the example import, its tree caught up) on a tmpfs then remounted read-only."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)], check=True)
+    try:
+        url = f"sqlite:///{folder / 'ledger.db'}"
+        assert run("import", str(EXAMPLE), "--db", url).exit_code == 0
+        assert run("checkpoint", "--db", url).exit_code == 0
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        yield folder / "ledger.db"
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_ledger_file_that_cannot_be_written_is_still_audited(read_only_ledger: Path, tmp_path: Path) -> None:
+    url = f"sqlite:///{read_only_ledger}"
+    before = read_only_ledger.read_bytes()
+    writable = tmp_path / "copy.db"
+    writable.write_bytes(before)
+    for command in (("report", "impact", "--format", "json"), ("trace", "bilateral_meetings"), ("verify",), ("history", "ORG-IT-0001"),
+                    ("audit", "log")):
+        result = CliRunner().invoke(ledger, [*command, "--db", url])
+        assert result.exit_code == 0, (command, result.output)
+        assert result.stderr.startswith(f"note: {read_only_ledger} cannot be written here; reading a temporary copy"), result.stderr
+        expected = CliRunner().invoke(ledger, [*command, "--db", f"sqlite:///{writable}"])
+        assert result.stdout == expected.stdout, command
+    assert read_only_ledger.read_bytes() == before
+    assert sorted(p.name for p in read_only_ledger.parent.iterdir()) == ["ledger.db"]

@@ -200,8 +200,27 @@ def build_projection_store(url: str | None = None) -> ProjectionStore:
     if env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
         return SQLiteProjectionStore(env["SQLITE_DBNAME"])
     if env["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
-        return PostgresProjectionStore(_conninfo(env), env.get("POSTGRES_SCHEMA", "public"))
+        schema = env.get("POSTGRES_SCHEMA", "public")
+        if not _may_write_projection(env, schema):
+            store = SQLiteProjectionStore(":memory:")
+            store.note = "note: this role may only read the projection; it is folded in memory from position 0"
+            return store
+        return PostgresProjectionStore(_conninfo(env), schema)
     raise InvalidValue("db", describe(resolved), "projections need a sqlite:/// or postgresql:// database")
+
+
+def _may_write_projection(env: dict[str, str], schema: str) -> bool:
+    """Whether the role of `env` may bring the projection up to date (an auditor's may not), or make its tables."""
+    import psycopg
+
+    with psycopg.connect(_conninfo(env), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT CASE WHEN to_regnamespace(%s) IS NULL THEN true "
+            "WHEN to_regclass(%s) IS NULL THEN has_schema_privilege(current_user, %s, 'CREATE') "
+            "ELSE has_table_privilege(to_regclass(%s), 'UPDATE') END",
+            (f'"{schema}"', f'"{schema}".projection_tracking', schema, f'"{schema}".projection_tracking'),
+        ).fetchone()
+    return bool(row and row[0])
 
 
 def build_tree_store(url: str | None = None) -> TreeStore:
@@ -223,6 +242,21 @@ def _conninfo(env: dict[str, str]) -> str:
         host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"], dbname=env["POSTGRES_DBNAME"],
         user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"], connect_timeout=10,
     )
+
+
+def grant_auditor(url: str | None, owner_url: str, role: str) -> list[str]:
+    """Grant `role` read-only access to the ledger at `url`, as the schema's owner (`owner_url`); the tables granted."""
+    from adapters.postgres_roles import grant_auditor as grant
+
+    resolved = database_url(url)
+    env = persistence_env(resolved)
+    if env["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
+        raise InvalidValue("db", describe(resolved), "auditor roles are for PostgreSQL; a SQLite file is audited by reading it")
+    schema = env.get("POSTGRES_SCHEMA", "public")
+    owner_env = persistence_env(owner_url if "schema=" in owner_url else f"{owner_url}{'&' if '?' in owner_url else '?'}schema={schema}")
+    if owner_env.get("POSTGRES_SCHEMA", "public") != schema:
+        raise InvalidValue("owner-url", describe(owner_url), f"names another schema than --db ({schema})")
+    return grant(_conninfo(owner_env), schema, role)
 
 
 def init_database(url: str | None = None, owner_url: str | None = None) -> str:

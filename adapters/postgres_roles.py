@@ -64,3 +64,34 @@ def grant_everyday_role(owner_conninfo: str, schema: str, role: str) -> None:
                 conn.execute(SQL("GRANT " + rights + " ON {}.{} TO {}").format(s, Identifier(table), r))  # rights: a fixed list above
             # Personal data is erased only through the owner's function, which checks the log holds the person's forgetting.
             conn.execute(SQL("GRANT EXECUTE ON FUNCTION {}.{}(text, uuid) TO {}").format(s, Identifier(FORGET_FUNCTION), r))
+
+
+AUDITED_TABLES = (EVENTS_TABLE, "tlog_leaves", "tlog_nodes", "projection_rows", "projection_tracking", "projection_snapshots",
+                  "projection_snapshot_marks")
+"""What report, trace, history, audit log, verify and serve read; personal data is not among them."""
+
+
+def grant_auditor(owner_conninfo: str, schema: str, role: str) -> list[str]:
+    """Grant `role` read-only access to what auditors read, now and (by default privileges) to tables the owner adds later;
+    never personal data. Returns the tables granted."""
+    with psycopg.connect(owner_conninfo, autocommit=True) as conn:
+        owner = conn.execute("SELECT current_user").fetchone()
+        if owner is not None and owner[0] == role:
+            raise InvalidValue("role", role, "is the owner; an auditor is a role of its own")
+        found = conn.execute("SELECT to_regrole(%s)", (role,)).fetchone()
+        if found is None or found[0] is None:
+            raise InvalidValue("role", role, "no such role; create it first: CREATE ROLE ... LOGIN PASSWORD '...'")
+        s, r = Identifier(schema), Identifier(role)
+        granted = []
+        with conn.transaction():
+            conn.execute(SQL("GRANT CONNECT ON DATABASE {} TO {}").format(Identifier(conn.info.dbname), r))
+            conn.execute(SQL("GRANT USAGE ON SCHEMA {} TO {}").format(s, r))
+            for table in AUDITED_TABLES:
+                exists = conn.execute("SELECT to_regclass(%s)", (f'"{schema}"."{table}"',)).fetchone()
+                if exists is not None and exists[0] is not None:
+                    conn.execute(SQL("GRANT SELECT ON {}.{} TO {}").format(s, Identifier(table), r))
+                    granted.append(table)
+            conn.execute(SQL("REVOKE ALL ON {}.personal_data FROM {}").format(s, r))
+            # Tables the owner makes later (an upgrade's) are readable too; only personal data is ever taken back.
+            conn.execute(SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT SELECT ON TABLES TO {}").format(s, r))
+        return granted

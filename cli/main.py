@@ -218,6 +218,33 @@ def db_init(settings: Settings, owner_url: str | None) -> None:
         click.echo(f"schema owned by {owner}; {role} may read and append, and cannot lift the guards")
 
 
+@db.command("compact")
+@db_option
+@pass_settings
+def db_compact(settings: Settings) -> None:
+    """Empty SQLite's write-ahead log into the file, so nothing erased survives there (after a forget that could not)."""
+    bootstrap.require_ledger(settings.db)
+    app = settings.ledger()
+    try:
+        compact = getattr(app.recorder, "compact", None)
+        if compact is None:
+            raise click.ClickException("db: only a SQLite ledger keeps a write-ahead log of its own to compact")
+        click.echo(compact())
+    finally:
+        app.close()
+
+
+@db.command("grant-auditor")
+@click.argument("role")
+@click.option("--owner-url", required=True, help="PostgreSQL URL of the role that owns the schema (it grants)")
+@db_option
+@pass_settings
+def db_grant_auditor(settings: Settings, role: str, owner_url: str) -> None:
+    """Let ROLE read what reports, traces, histories, audits, verify and serve read, and nothing personal; read-only."""
+    granted = bootstrap.grant_auditor(settings.db, owner_url, role)
+    click.echo(f"{role} may read {', '.join(granted)} (and tables the owner adds later), and write nothing; personal data stays out")
+
+
 @db.command("check")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="output format")
 @db_option

@@ -36,6 +36,8 @@ def open_sources(db: str | None) -> Iterator[Sources]:
     db = readable(db)
     ledger = bootstrap.build_ledger(db)
     store = bootstrap.build_projection_store(db)
+    if getattr(store, "note", ""):
+        click.echo(store.note, err=True)
     try:
         yield Sources(ledger.recorder, ledger.mapper, store)
     finally:

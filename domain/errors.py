@@ -108,3 +108,7 @@ class UnreadableEvent(LedgerError):
         self.reason = reason
         where = f" at position {position}" if position is not None else ""
         super().__init__(f"event {topic!r} version {version!r}{where}: {reason}")
+
+
+class ErasureIncomplete(LedgerError):
+    """Personal data was erased from its table, but a copy may remain in a store's own files; the message says what to run."""

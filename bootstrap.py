@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -16,6 +17,24 @@ from transparency.store import PostgresTreeStore, SQLiteTreeStore, TreeStore
 
 DEFAULT_DB = "sqlite:///ledger.db"
 DEFAULT_LOCK_TIMEOUT = "30"
+SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+"""A PostgreSQL schema named in `?schema=`: a plain identifier, checked before it reaches any SQL text."""
+EVENTS_TABLES = {"eventsourcing.sqlite": "stored_events", "eventsourcing.postgres": "ledger_events"}
+"""Where each store keeps the ledger's events (eventsourcing names the table after the application)."""
+READ_MODEL_TABLE = "projection_rows"
+"""What a read model built by Kafka consumers holds instead of events: reports read it too."""
+
+
+class BadSetting(InvalidValue):
+    """A connection setting that is malformed before anything is tried: a usage mistake (exit status 2)."""
+
+
+class NoLedger(InvalidValue):
+    """A command that only reads was pointed at a database that holds no ledger; it creates none."""
+
+    def __init__(self, field: str, value: str, reason: str) -> None:
+        super().__init__(field, value, reason)
+        self.args = (f"{field}: {value!r}: {reason}",)  # the whole URL: a mistyped path must be seen to be fixed
 
 
 def database_url(explicit: str | None = None) -> str:
@@ -59,9 +78,11 @@ def persistence_env(url: str) -> dict[str, str]:
             "POSTGRES_POOL_SIZE": "2",
             "POSTGRES_MAX_OVERFLOW": "4",
         }
-        query = parse_qs(parsed.query)
+        query = parse_qs(parsed.query, keep_blank_values=True)
         schema = query.get("schema", [""])[0]
-        if schema:
+        if "schema" in query:
+            if not SCHEMA_NAME.fullmatch(schema) or schema.lower().startswith("pg_"):
+                raise BadSetting("?schema=", schema, "a schema is 1 to 63 ASCII letters, digits and _, not starting with a digit or pg_")
             env["POSTGRES_SCHEMA"] = schema
         lock_timeout = query.get("lock_timeout", [DEFAULT_LOCK_TIMEOUT])[0]
         if not lock_timeout.isdigit() or int(lock_timeout) < 1:
@@ -93,6 +114,80 @@ def diagnose(url: str | None = None) -> str:
     return ""
 
 
+@dataclass(frozen=True)
+class ReadTarget:
+    """Where a command that only reads finds the ledger: its URL, or a temporary copy's, and a one-line note saying why."""
+
+    url: str
+    note: str = ""
+
+
+def require_ledger(url: str | None = None) -> ReadTarget:
+    """Refuse, with NoLedger, a database that holds no ledger: commands that only read never create one. A SQLite file this
+    process cannot write (read-only mount, immutable file) is read through a temporary copy, where projection and tree are
+    brought up to date and dropped at exit."""
+    resolved = database_url(url)
+    env = persistence_env(resolved)
+    module = env["PERSISTENCE_MODULE"]
+    if module == "eventsourcing.sqlite":
+        path = env["SQLITE_DBNAME"]
+        if path == ":memory:":
+            return ReadTarget(resolved)
+        if not Path(path).is_file():
+            raise NoLedger("db", describe(resolved), "no such file; a write or `ledger db init` creates a ledger, a read never does")
+        import sqlite3
+
+        writable = os.access(path, os.W_OK) and os.access(Path(path).resolve().parent, os.W_OK)
+        # Looking must neither create nor change the file; one that cannot be written is opened as immutable.
+        uri = f"{Path(path).resolve().as_uri()}?mode=ro" + ("" if writable else "&immutable=1")
+        try:
+            conn = sqlite3.connect(uri, uri=True)
+            try:
+                found = conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)", (EVENTS_TABLES[module], READ_MODEL_TABLE)
+                ).fetchone()
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as error:
+            raise NoLedger("db", describe(resolved), f"not a ledger file ({error})") from None
+        if found is None:
+            raise NoLedger("db", describe(resolved), "this file holds no ledger; a write or `ledger db init` creates one, a read never does")
+        if not writable:
+            return ReadTarget(_temporary_copy(uri), f"note: {path} cannot be written here; reading a temporary copy, where the projection "
+                                                    "and the tree are brought up to date in memory and dropped afterwards")
+        return ReadTarget(resolved)
+    if module == "eventsourcing.postgres":
+        import psycopg
+
+        schema = env.get("POSTGRES_SCHEMA", "public")
+        with psycopg.connect(_conninfo(env), autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT coalesce(to_regclass(%s), to_regclass(%s))", (f'"{schema}"."{EVENTS_TABLES[module]}"', f'"{schema}"."{READ_MODEL_TABLE}"')
+            ).fetchone()
+        if row is None or row[0] is None:
+            raise NoLedger("db", describe(resolved), f"schema {schema!r} holds no ledger; a write or `ledger db init` creates one, a read never does")
+    return ReadTarget(resolved)
+
+
+def _temporary_copy(uri: str) -> str:
+    """A consistent copy of the SQLite database at `uri` in a temporary folder removed at exit; its URL."""
+    import atexit
+    import shutil
+    import sqlite3
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="ledger-read-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    copy = Path(folder) / "ledger.db"
+    source, target = sqlite3.connect(uri, uri=True), sqlite3.connect(copy)
+    try:
+        source.backup(target)
+    finally:
+        target.close()
+        source.close()
+    return f"sqlite:///{copy}"
+
+
 def build_ledger(url: str | None = None, clock: Clock = utc_now) -> Ledger:
     """A ledger on the database at `url` (see `database_url`)."""
     return Ledger(env=persistence_env(database_url(url)), clock=clock)
@@ -105,8 +200,27 @@ def build_projection_store(url: str | None = None) -> ProjectionStore:
     if env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
         return SQLiteProjectionStore(env["SQLITE_DBNAME"])
     if env["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
-        return PostgresProjectionStore(_conninfo(env), env.get("POSTGRES_SCHEMA", "public"))
+        schema = env.get("POSTGRES_SCHEMA", "public")
+        if not _may_write_projection(env, schema):
+            store = SQLiteProjectionStore(":memory:")
+            store.note = "note: this role may only read the projection; it is folded in memory from position 0"
+            return store
+        return PostgresProjectionStore(_conninfo(env), schema)
     raise InvalidValue("db", describe(resolved), "projections need a sqlite:/// or postgresql:// database")
+
+
+def _may_write_projection(env: dict[str, str], schema: str) -> bool:
+    """Whether the role of `env` may bring the projection up to date (an auditor's may not), or make its tables."""
+    import psycopg
+
+    with psycopg.connect(_conninfo(env), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT CASE WHEN to_regnamespace(%s) IS NULL THEN true "
+            "WHEN to_regclass(%s) IS NULL THEN has_schema_privilege(current_user, %s, 'CREATE') "
+            "ELSE has_table_privilege(to_regclass(%s), 'UPDATE') END",
+            (f'"{schema}"', f'"{schema}".projection_tracking', schema, f'"{schema}".projection_tracking'),
+        ).fetchone()
+    return bool(row and row[0])
 
 
 def build_tree_store(url: str | None = None) -> TreeStore:
@@ -130,12 +244,27 @@ def _conninfo(env: dict[str, str]) -> str:
     )
 
 
+def grant_auditor(url: str | None, owner_url: str, role: str) -> list[str]:
+    """Grant `role` read-only access to the ledger at `url`, as the schema's owner (`owner_url`); the tables granted."""
+    from adapters.postgres_roles import grant_auditor as grant
+
+    resolved = database_url(url)
+    env = persistence_env(resolved)
+    if env["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
+        raise InvalidValue("db", describe(resolved), "auditor roles are for PostgreSQL; a SQLite file is audited by reading it")
+    schema = env.get("POSTGRES_SCHEMA", "public")
+    owner_env = persistence_env(owner_url if "schema=" in owner_url else f"{owner_url}{'&' if '?' in owner_url else '?'}schema={schema}")
+    if owner_env.get("POSTGRES_SCHEMA", "public") != schema:
+        raise InvalidValue("owner-url", describe(owner_url), f"names another schema than --db ({schema})")
+    return grant(_conninfo(owner_env), schema, role)
+
+
 def init_database(url: str | None = None, owner_url: str | None = None) -> str:
     """Create the ledger's tables, guards and tree at `url`; with `owner_url`, as that role, granting the role of `url` only
     what appending and reading need. Returns the role that owns the schema."""
     from urllib.parse import urlparse
 
-    from adapters.postgres_roles import grant_everyday_role
+    from adapters.postgres_roles import grant_everyday_role, refuse_everyday_ownership
 
     resolved = database_url(url)
     env = persistence_env(resolved)
@@ -147,6 +276,7 @@ def init_database(url: str | None = None, owner_url: str | None = None) -> str:
         builder = owner_url if "schema=" in owner_url else f"{owner_url}{'&' if '?' in owner_url else '?'}schema={schema}"
         if persistence_env(builder).get("POSTGRES_SCHEMA", "public") != schema:
             raise InvalidValue("owner-url", describe(owner_url), f"names another schema than --db ({schema})")
+        refuse_everyday_ownership(_conninfo(persistence_env(builder)), schema, env["POSTGRES_USER"])
     build_ledger(builder).close()
     build_projection_store(builder).close()
     build_tree_store(builder).close()

@@ -8,15 +8,18 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError, ProgrammingError, StoredEvent
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, PersistenceError, ProgrammingError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import retry
 from psycopg import Cursor
-from psycopg.errors import LockNotAvailable
+from psycopg.errors import LockNotAvailable, UniqueViolation
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier, Literal
 
 from adapters import scan
+from adapters.mapper import CATALOGUE
+from domain.base import ref_id
+from domain.model import Person
 from domain.catalogue import VERSION_KEY
 
 T = TypeVar("T")
@@ -24,6 +27,10 @@ T = TypeVar("T")
 # One INSERT of personal data carries at most this many rows or bytes, so no single message grows with the batch.
 ROWS_PER_STATEMENT = 1_000
 BYTES_PER_STATEMENT = 4 << 20
+
+
+FORGET_FUNCTION = "forget_personal_data"
+"""The function through which personal data is erased (see the recorder's DDL); the last object the DDL makes."""
 
 
 class LedgerBusy(PersistenceError):
@@ -85,7 +92,23 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             ).format(schema=schema, table=table, guard=guard, truncate_guard=Identifier(f"{events_table_name}_no_truncate")),
             # TRUNCATE stays granted (the trigger refuses it): LOCK ... IN EXCLUSIVE MODE needs one of these privileges.
             SQL("REVOKE UPDATE, DELETE ON {schema}.{table} FROM PUBLIC, CURRENT_USER").format(schema=schema, table=table),
+            # The one way a role that may not delete personal data erases it: one person's row, once the log holds the
+            # Person.Forgotten event of that person, in the same transaction. Runs as the schema's owner (SECURITY DEFINER).
+            SQL(
+                "CREATE OR REPLACE FUNCTION {schema}.{forget}(who text, record uuid) RETURNS integer LANGUAGE plpgsql "
+                "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$"
+                "DECLARE erased integer; BEGIN "
+                "IF NOT EXISTS (SELECT FROM {schema}.{table} WHERE originator_id = record AND originator_version = 1 "
+                "AND topic = {registered} AND convert_from(state, 'UTF8')::jsonb ->> 'ref' = who) "
+                "OR NOT EXISTS (SELECT FROM {schema}.{table} WHERE originator_id = record AND topic = {forgotten}) THEN "
+                "RAISE EXCEPTION 'personal data of % may be erased only with its Person.Forgotten event', who "
+                "USING ERRCODE = 'insufficient_privilege'; END IF; "
+                "DELETE FROM {personal} WHERE person = who; GET DIAGNOSTICS erased = ROW_COUNT; RETURN erased; END$$"
+            ).format(schema=schema, table=table, forget=Identifier(FORGET_FUNCTION), personal=self.personal_table,
+                     registered=Literal(CATALOGUE.topic_for(Person.Registered)), forgotten=Literal(CATALOGUE.topic_for(Person.Forgotten))),
+            SQL("REVOKE ALL ON FUNCTION {schema}.{forget}(text, uuid) FROM PUBLIC").format(schema=schema, forget=Identifier(FORGET_FUNCTION)),
         ]
+        self.forget_statement = SQL("SELECT {}.{}(%s, %s)").format(schema, Identifier(FORGET_FUNCTION))
 
     def _owned_by_another_role(self) -> bool:
         """Whether the events table exists and belongs to a role the connected one is not a member of."""
@@ -114,12 +137,12 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (f"cluster-ledger-ddl:{self.datastore.schema}",))
 
     def _tables_in_place(self) -> bool:
-        """True once the DDL has run: its last object, the TRUNCATE guard, exists (all of it commits at once)."""
+        """True once the DDL has run: its last object, the forget function, exists (all of it commits at once)."""
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(
-                "SELECT EXISTS (SELECT FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s AND t.tgname = %s) AS done",
-                (self.datastore.schema, self.events_table_name, f"{self.events_table_name}_no_truncate"),
+                "SELECT EXISTS (SELECT FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                "WHERE n.nspname = %s AND p.proname = %s) AS done",
+                (self.datastore.schema, FORGET_FUNCTION),
             )
             row = curs.fetchone()
         return row is not None and bool(row["done"])
@@ -137,7 +160,12 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             except LockNotAvailable:
                 raise LedgerBusy(self.datastore.lock_timeout) from None
             self._notify_channel(curs)
-            return self._copy_events(curs, stored_events)
+            try:
+                positions = self._copy_events(curs, stored_events)
+            except UniqueViolation as error:
+                raise IntegrityError(error) from error
+            self._forget(curs, kwargs.get("forget", ()))
+            return positions
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[PostgresWriting]:
@@ -178,8 +206,11 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         super()._insert_events(curs, stored_events, **kwargs)
         for chunk in chunks(personal_data, lambda row: len(row[1]) + len(row[2])):
             curs.execute(self.insert_personal_data_statement, [list(column) for column in zip(*chunk)])
-        if forget:
-            curs.execute(SQL("DELETE FROM {} WHERE person = ANY(%s)").format(self.personal_table), (list(forget),))
+
+    def _forget(self, curs: Cursor[DictRow], forget: Sequence[str]) -> None:
+        """Erase the personal data of `forget`, whose Person.Forgotten events this transaction has just written."""
+        for person in forget:
+            curs.execute(self.forget_statement, (person, ref_id(person)))
 
     def scrub_personal_data(self) -> None:
         """Vacuum the personal-data table, so the deleted rows' space is reclaimed rather than left for later."""
@@ -249,7 +280,13 @@ class PostgresWriting:
                 self.locked = True
         except LockNotAvailable:
             raise LedgerBusy(self.recorder.datastore.lock_timeout) from None
-        return self.recorder._copy_events(self.cursor, stored_events)
+        try:
+            positions = self.recorder._copy_events(self.cursor, stored_events)
+        except UniqueViolation as error:
+            # Another writer stored one of these (aggregate, version) pairs first: the caller reports a concurrent change.
+            raise IntegrityError(error) from error
+        self.recorder._forget(self.cursor, forget)
+        return positions
 
     def keep(self) -> None:
         """Commit when the session ends."""

@@ -13,7 +13,12 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
 from adapters import scan
 from domain.catalogue import VERSION_KEY
+from domain.errors import ErasureIncomplete
 
+SCRUB_WAIT = 10.0
+"""Seconds a forget waits for other connections' reads before it says what it could not erase."""
+COMPACT_WAIT = 30.0
+"""Seconds `ledger db compact` waits for other connections' reads."""
 IMPORT_CACHE_KIB = 64 << 10
 """SQLite's page cache during a long write: random UUID keys spread over the primary-key index, far past the default 2 MiB."""
 
@@ -103,11 +108,36 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 cursor.execute(f"PRAGMA cache_size = {int(cache)}")
                 cursor.sqlite_cursor.close()
 
-    def scrub_personal_data(self) -> None:
-        """Copy the write-ahead log into the file and empty it, so no old page with erased data survives there."""
+    def scrub_personal_data(self, wait: float | None = None) -> None:
+        """Copy the write-ahead log into the file and empty it, so no old page with erased data survives there; waits up to
+        `wait` seconds for readers, then raises ErasureIncomplete (what was committed stays committed)."""
+        if not self._empty_log(SCRUB_WAIT if wait is None else wait):
+            raise ErasureIncomplete(
+                "person: the forgetting is recorded and the name and e-mail are erased from the table, but an open read by "
+                f"another connection kept the write-ahead log from being emptied, so an old copy may remain in {self.datastore.pool.db_name}-wal; "
+                "run `ledger db compact` once no reader is open"
+            )
+
+    def compact(self) -> str:
+        """Empty the write-ahead log into the file (waiting up to 30 s for readers); what was done, in one line."""
+        if not self._empty_log(COMPACT_WAIT):
+            raise ErasureIncomplete(f"db: another connection still reads {self.datastore.pool.db_name}; nothing was compacted, run the command again")
+        return f"compacted: the write-ahead log of {self.datastore.pool.db_name} is empty; freed pages were zeroed when they were freed"
+
+    def _empty_log(self, wait: float) -> bool:
+        """Checkpoint the write-ahead log and truncate it, waiting up to `wait` seconds for readers; whether it is empty."""
         with self.datastore.get_connection(commit=True) as conn:
             cursor = conn.cursor()
-            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            cursor.execute("PRAGMA busy_timeout")
+            before = int(cursor.fetchone()[0])
+            cursor.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+            try:
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                busy, frames, copied = cursor.fetchone()
+            finally:
+                cursor.execute(f"PRAGMA busy_timeout = {before}")
+        # busy: a reader or writer stopped the checkpoint short; otherwise every frame was copied and the log truncated.
+        return bool(busy == 0 and frames == copied)
 
     def personal_data(self, person: str) -> tuple[str, str] | None:
         """The name and e-mail of a person, if still held."""

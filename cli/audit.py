@@ -34,7 +34,7 @@ def register(ledger: click.Group) -> None:
         first = render.parse_moment("since", since) if since else None
         last = render.parse_moment("until", until) if until else None
         wanted = CATALOGUE.type_names(kind) if kind else None
-        app = settings.ledger()
+        app = settings.reader()
         entries: list[dict[str, Any]] = []
         refs: dict[str, str] = {}
         try:

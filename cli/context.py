@@ -30,6 +30,18 @@ class Settings:
         """The actor given, held to the rules an import line's actor gets (InvalidValue if it breaks one); None if none was given."""
         return None if self.actor is None else checked_actor(self.actor, self.actor_from)
 
+    def reader(self) -> Ledger:
+        """The ledger of a command that only reads: refused in one line, never created, where none is stored."""
+        return bootstrap.build_ledger(readable(self.db))
+
+
+def readable(db: str | None) -> str:
+    """The URL a command that only reads uses: the ledger's, or a temporary copy's (said in one line); NoLedger if none."""
+    target = bootstrap.require_ledger(db)
+    if target.note:
+        click.echo(target.note, err=True)
+    return target.url
+
 
 pass_settings = click.make_pass_decorator(Settings, ensure=True)
 

@@ -28,6 +28,12 @@ from service_layer.ledger import BatchFailed, Outcome, utc_now
 R = TypeVar("R")
 
 
+class UsageMistake(click.ClickException):
+    """A malformed setting, reported in one line with the exit status of a malformed command line."""
+
+    exit_code = 2
+
+
 class LedgerGroup(click.Group):
     """A group whose commands report user mistakes as one line instead of a traceback."""
 
@@ -36,6 +42,8 @@ class LedgerGroup(click.Group):
             return super().invoke(ctx)
         except BatchFailed as error:
             raise click.ClickException("\n".join(str(f.error) for f in error.failures)) from None
+        except bootstrap.BadSetting as error:
+            raise UsageMistake(str(error)) from None
         except LedgerError as error:
             raise click.ClickException(str(error)) from None
         except ValidationError as error:
@@ -212,6 +220,33 @@ def db_init(settings: Settings, owner_url: str | None) -> None:
         click.echo(f"schema owned by {owner}; {role} may read and append, and cannot lift the guards")
 
 
+@db.command("compact")
+@db_option
+@pass_settings
+def db_compact(settings: Settings) -> None:
+    """Empty SQLite's write-ahead log into the file, so nothing erased survives there (after a forget that could not)."""
+    bootstrap.require_ledger(settings.db)
+    app = settings.ledger()
+    try:
+        compact = getattr(app.recorder, "compact", None)
+        if compact is None:
+            raise click.ClickException("db: only a SQLite ledger keeps a write-ahead log of its own to compact")
+        click.echo(compact())
+    finally:
+        app.close()
+
+
+@db.command("grant-auditor")
+@click.argument("role")
+@click.option("--owner-url", required=True, help="PostgreSQL URL of the role that owns the schema (it grants)")
+@db_option
+@pass_settings
+def db_grant_auditor(settings: Settings, role: str, owner_url: str) -> None:
+    """Let ROLE read what reports, traces, histories, audits, verify and serve read, and nothing personal; read-only."""
+    granted = bootstrap.grant_auditor(settings.db, owner_url, role)
+    click.echo(f"{role} may read {', '.join(granted)} (and tables the owner adds later), and write nothing; personal data stays out")
+
+
 @db.command("check")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="output format")
 @db_option
@@ -219,7 +254,7 @@ def db_init(settings: Settings, owner_url: str | None) -> None:
 def db_check(settings: Settings, fmt: str) -> None:
     """List the stored event types and versions and whether this code can read each, and fold every event as a rebuild
     would (writing nothing); exit 1 if any cannot be read or replayed."""
-    app = settings.ledger()
+    app = settings.reader()
     try:
         found = log_check.check(app.recorder)
         problems = log_check.dry_run(app.recorder)
@@ -248,7 +283,7 @@ def db_check(settings: Settings, fmt: str) -> None:
 def history(settings: Settings, ref: str, as_of: str | None, fmt: str) -> None:
     """Every event of one record (organisation, activity, meeting, case...), oldest first."""
     until = render.parse_moment("as-of", as_of) if as_of else None
-    app = settings.ledger()
+    app = settings.reader()
     try:
         events = app.aggregate_events(ref, until=until)
     finally:

@@ -16,7 +16,8 @@ import click
 
 import bootstrap
 from cli import render
-from cli.context import Settings, db_option, pass_settings
+from cli.context import Settings, db_option, pass_settings, readable
+from cli.files import write_whole
 from domain.errors import InvalidValue
 from projections import reports, runner
 from projections.figures import EvidencePage, RowSource, Settings as Period, evidence_listing, evidence_page, published_figures
@@ -31,9 +32,12 @@ TRACE_PAGE = 100_000  # events `ledger trace` computes at a time, so memory stay
 
 @contextmanager
 def open_sources(db: str | None) -> Iterator[Sources]:
-    """The ledger's log and the projection store, closed afterwards."""
+    """The ledger's log and the projection store, closed afterwards; a database that holds no ledger is refused."""
+    db = readable(db)
     ledger = bootstrap.build_ledger(db)
     store = bootstrap.build_projection_store(db)
+    if getattr(store, "note", ""):
+        click.echo(store.note, err=True)
     try:
         yield Sources(ledger.recorder, ledger.mapper, store)
     finally:
@@ -127,10 +131,7 @@ def emit(text: str, out: Path | None) -> None:
     if out is None:
         click.echo(text)
         return
-    try:
-        out.write_text(text + ("\n" if not text.endswith("\n") else ""), encoding="utf-8")
-    except OSError as error:
-        raise click.ClickException(f"out: {str(out)!r}: {error.strerror or error}") from None
+    write_whole(out, text + ("\n" if not text.endswith("\n") else ""), what="out")
     click.echo(f"wrote {out}")
 
 

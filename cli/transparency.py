@@ -9,7 +9,8 @@ import click
 
 import bootstrap
 from cli import render
-from cli.context import Settings, db_option, pass_settings
+from cli.context import Settings, db_option, pass_settings, readable
+from cli.files import write_whole
 from transparency import audit, log
 from transparency.errors import TransparencyError
 from transparency.leaf import parse_leaf
@@ -42,8 +43,13 @@ def _write(text: str, out: Path | None) -> None:
     if out is None:
         click.echo(text, nl=False)
         return
-    out.write_text(text, encoding="utf-8")
+    write_whole(out, text, what="out")
     click.echo(f"wrote {out}")
+
+
+def _tree_store(db: str | None) -> TreeStore:
+    """The tree beside an existing ledger; a database that holds no ledger is refused, never created."""
+    return bootstrap.build_tree_store(readable(db))
 
 
 def _caught_up(store: TreeStore) -> None:
@@ -70,11 +76,16 @@ def register(ledger: click.Group) -> None:
         signer = Signer.generate(name)
         safe = name.replace("/", "_")
         private, public = folder / f"{safe}.key", folder / f"{safe}.pub"
+        if not folder.is_dir():
+            raise click.ClickException(f"dir: {str(folder)!r}: no such folder; nothing was written")
         if private.exists():
             raise click.ClickException(f"name: {str(private)!r} already exists; keys are never overwritten")
-        private.touch(mode=0o600)
-        private.write_text(signer.encode() + "\n", encoding="utf-8")
-        public.write_text(signer.verifier.encode() + "\n", encoding="utf-8")
+        write_whole(private, signer.encode() + "\n", what="name", mode=0o600, exclusive=True)
+        try:
+            write_whole(public, signer.verifier.encode() + "\n", what="name")
+        except click.ClickException:
+            private.unlink()  # a signer key without its verifier key is of no use: neither is left
+            raise
         click.echo(f"signer key (keep secret): {private}\nverifier key (publish): {public}\n{signer.verifier.encode()}")
 
     @ledger.command("checkpoint")
@@ -86,7 +97,7 @@ def register(ledger: click.Group) -> None:
     def checkpoint(settings: Settings, key: Path | None, origin: str | None, out: Path | None) -> None:
         """Catch the tree up and print its checkpoint: origin, tree size and root hash, signed with --sign."""
         signer = parse_signer(_read(key, "sign")) if key else None
-        store = bootstrap.build_tree_store(settings.db)
+        store = _tree_store(settings.db)
         try:
             _caught_up(store)
             cp = log.checkpoint(store, origin or (signer.name if signer else log.DEFAULT_ORIGIN))
@@ -106,14 +117,14 @@ def register(ledger: click.Group) -> None:
         """Print an inclusion proof (POSITION --checkpoint) or a consistency proof (--from --to) as JSON."""
         if position is not None and cp_file is not None and old_file is None and new_file is None:
             cp = _checkpoint(cp_file, None)
-            store = bootstrap.build_tree_store(settings.db)
+            store = _tree_store(settings.db)
             try:
                 proof = log.prove_inclusion(store, position, cp)
             finally:
                 store.close()
         elif position is None and cp_file is None and old_file is not None and new_file is not None:
             old, new = _checkpoint(old_file, None, "from"), _checkpoint(new_file, None, "to")
-            store = bootstrap.build_tree_store(settings.db)
+            store = _tree_store(settings.db)
             try:
                 proof = log.prove_consistency(store, old, new)
             finally:
@@ -169,7 +180,7 @@ def register(ledger: click.Group) -> None:
                     cp = read_checkpoint(text)
                 except TransparencyError:
                     cp = None
-        store = bootstrap.build_tree_store(settings.db)
+        store = _tree_store(settings.db)
         try:
             _caught_up(store)
             with render.progress(length=store.size(), label="verifying", threshold=20_000) as bar:

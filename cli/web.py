@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.context import Settings, db_option, pass_settings
+from cli.context import Settings, db_option, pass_settings, readable
 
 
 def register(ledger: click.Group) -> None:
@@ -22,6 +22,7 @@ def register(ledger: click.Group) -> None:
 
         from web.app import create_app
 
+        db = readable(settings.db)
         if host not in ("127.0.0.1", "localhost", "::1") and not token:
             click.echo(f"warning: listening on {host} without --token: anyone who can reach it can read the ledger", err=True)
-        uvicorn.run(create_app(settings.db, token or None), host=host, port=port, log_level="warning", server_header=False)
+        uvicorn.run(create_app(db, token or None), host=host, port=port, log_level="warning", server_header=False)

@@ -160,3 +160,7 @@ class AlteredId(UnreplayableEvent):
         else:
             what = f"an event of {record!r} is stored under the id {shown(stored_id)}, not as the ledger writes ids, so its history cannot be shown whole"
         super().__init__(position, f"position {position}: {what}; run `ledger verify`")
+
+
+class ErasureIncomplete(LedgerError):
+    """Personal data was erased from its table, but a copy may remain in a store's own files; the message says what to run."""

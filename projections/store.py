@@ -95,7 +95,10 @@ class ProjectionStore(Protocol):
 
 
 class SQLiteProjectionStore:
-    """Projection rows in the same SQLite file as the ledger."""
+    """Projection rows in the same SQLite file as the ledger (or in memory, for a role that may only read them)."""
+
+    note = ""
+    """One line to show when the rows are not where the ledger keeps them (folded in memory)."""
 
     def __init__(self, path: str) -> None:
         self.connection = sqlite3.connect(path, timeout=30, isolation_level=None)

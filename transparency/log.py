@@ -16,7 +16,10 @@ DEFAULT_ORIGIN = "cluster-ledger"
 
 
 def catch_up(store: TreeStore, *, page_size: int = PAGE_SIZE, progress: Callable[[int], None] = lambda n: None) -> int:
-    """Add a leaf for every event stored after the tree's last leaf; returns how many were added."""
+    """Add a leaf for every event stored after the tree's last leaf; returns how many were added. A store this role may only
+    read (an auditor's) is left as it is: its tree is checked as far as it goes."""
+    if not getattr(store, "appendable", True):
+        return 0
     added = 0
     while True:
         last = store.last_leaf()

@@ -259,6 +259,11 @@ class PostgresTreeStore:
         self.events = SQL("{}.{}").format(Identifier(schema), Identifier(events_table))
         self.leaves_table = SQL("{}.{}").format(Identifier(schema), Identifier("tlog_leaves"))
         self.nodes_table = SQL("{}.{}").format(Identifier(schema), Identifier("tlog_nodes"))
+        row = self.connection.execute(
+            "SELECT to_regclass(%s) IS NULL OR has_table_privilege(to_regclass(%s), 'INSERT')", (f'"{schema}".tlog_leaves',) * 2
+        ).fetchone()
+        self.appendable = bool(row and row[0])
+        """False for a role that may only read the tree (an auditor): it is not extended, only checked."""
         for statement in create_statements(schema):
             table = statement[0]
             found = self.connection.execute("SELECT to_regclass(%s)", (f'"{schema}"."{table}"',)).fetchone()

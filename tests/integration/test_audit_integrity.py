@@ -154,6 +154,7 @@ def test_an_empty_ledger_or_read_model_is_said_to_hold_no_events(tmp_path: Path)
     from cli.main import ledger
 
     url = f"sqlite:///{tmp_path / 'empty.db'}"
+    assert CliRunner().invoke(ledger, ["db", "init", "--db", url]).exit_code == 0  # reads never create a ledger
     for command in (["verify"], ["checkpoint"]):
         result = CliRunner().invoke(ledger, [*command, "--db", url])
         assert result.exit_code == 0, result.output

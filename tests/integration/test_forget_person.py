@@ -7,6 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from cli.main import ledger
@@ -73,3 +74,34 @@ def test_forgetting_twice_or_an_unknown_person_is_one_clear_line(db_url: str) ->
     assert code == 1 and output.strip() == "Error: reason: '   ': must not be blank"
     code, output = run("import", "examples/platform-actions.jsonl", db=db_url)
     assert code == 1 and "P-3f9c2a' was forgotten; a forgotten person is not registered again" in output
+
+
+def test_a_forget_that_cannot_empty_the_write_ahead_log_says_so_and_compact_finishes_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    import adapters.sqlite
+
+    monkeypatch.setattr(adapters.sqlite, "SCRUB_WAIT", 0.5)
+    monkeypatch.setattr(adapters.sqlite, "COMPACT_WAIT", 0.5)
+    path = tmp_path / "ledger.db"
+    url = f"sqlite:///{path}"
+    assert run("import", "examples/platform-actions.jsonl", db=url)[0] == 0
+    reader = sqlite3.connect(path)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM stored_events").fetchone()  # an open read transaction pins the log
+    try:
+        code, output = run("person", "forget", "--person", "P-3f9c2a", "--reason", "erasure request", db=url)
+        assert code == 1 and output.count("\n") == 1, output
+        assert "the forgetting is recorded and the name and e-mail are erased from the table" in output
+        assert "run `ledger db compact` once no reader is open" in output
+        code, output = run("db", "compact", db=url)
+        assert code == 1 and "nothing was compacted" in output
+    finally:
+        reader.rollback()
+        reader.close()
+    history = json.loads(run("history", "P-3f9c2a", "--format", "json", db=url)[1])
+    assert [e["type"] for e in history] == ["Person.Registered", "Person.Forgotten"]
+    code, output = run("db", "compact", db=url)
+    assert code == 0 and output.startswith("compacted: the write-ahead log"), output
+    dump = stored_bytes(url)
+    assert NAME.encode() not in dump and EMAIL.encode() not in dump

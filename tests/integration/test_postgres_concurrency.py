@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import bootstrap
@@ -136,3 +140,63 @@ def test_a_tailing_reader_never_skips_or_repeats_while_four_writers_append() -> 
         assert switches > writers_count
     finally:
         drop_schema(url)
+
+
+def test_four_importers_on_shared_records_store_every_event_once_and_never_show_a_raw_error(tmp_path: Path) -> None:
+    url = fresh_postgres_url()
+    shared = [f"ORG-SHARED-{i:02d}" for i in range(40)]
+    files = []
+    for w in range(4):
+        lines = [_register_line(ref) for ref in shared]
+        lines += [_register_line(f"ORG-OWN-{w}-{i:02d}") for i in range(20)]
+        lines.append(json.dumps({"action": "org.update", "org": shared[0], "name": f"Renamed by importer {w}", "occurred_at": "2024-03-01",
+                                 "key": f"rename-{w}"}))
+        path = tmp_path / f"import-{w}.jsonl"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        files.append(path)
+    try:
+        bootstrap.build_ledger(url).close()  # the tables exist before the race
+        ledger = str(Path(sys.executable).parent / "ledger")
+        go = tmp_path / "go"
+        runs = [subprocess.Popen([sys.executable, "-c", _AT_ONCE, str(go), str(tmp_path / f"ready-{w}"), "import", str(f), "--db", url],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for w, f in enumerate(files)]
+        deadline = time.monotonic() + 120
+        while not all((tmp_path / f"ready-{w}").exists() for w in range(4)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        go.touch()  # the four start importing at the same moment, their code already loaded
+        outputs = [p.communicate(timeout=300) for p in runs]
+        results = [(p.returncode, out, err) for p, (out, err) in zip(runs, outputs)]
+        for code, out, err in results:
+            assert "duplicate key" not in out + err and "Traceback" not in out + err, err
+            if code != 0:  # lost every retry: told plainly, and nothing of it was written
+                assert err.strip().splitlines()[-1] == "Error: another writer changed the same record first; nothing was written, run the command again"
+        refused = [f for f, (code, _, _) in zip(files, results) if code != 0]
+        for path in refused:
+            assert subprocess.run([ledger, "import", str(path), "--db", url], capture_output=True, timeout=300).returncode == 0
+
+        app = bootstrap.build_ledger(url)
+        stored = list(app.recorder.select_notifications(start=1, limit=10_000))
+        app.close()
+        pairs = [(str(n.originator_id), n.originator_version) for n in stored]
+        assert len(pairs) == len(set(pairs))
+        assert len(stored) == len(shared) + 4 * 20 + 4  # every registration once, every importer's rename once
+        assert any("retrying" in err for _, _, err in results)  # the importers really raced on the shared records
+    finally:
+        drop_schema(url)
+
+
+_AT_ONCE = """
+import pathlib, sys, time
+from cli.main import ledger
+go, ready = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+ready.touch()
+while not go.exists():
+    time.sleep(0.001)
+ledger(sys.argv[3:], prog_name="ledger")
+"""
+"""Runs `ledger ARGS...` once the file GO exists, so several processes start their work at the same moment."""
+
+
+def _register_line(ref: str) -> str:
+    return json.dumps({"action": "org.register", "org": ref, "name": f"Cluster {ref}", "country": "IT", "region": "ITC4",
+                       "ecosystems": ["digital"], "year_established": 2012, "occurred_at": "2024-01-10"})

@@ -12,7 +12,8 @@ from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from pydantic import BaseModel
 
 from domain.catalogue import VERSION_KEY, EventCatalogue, ledger_catalogue, version_of
-from domain.errors import UnreadableEvent
+from domain.errors import EventTooLarge, UnreadableEvent
+from transparency.leaf import MAX_LEAF, leaf_size
 
 CATALOGUE = ledger_catalogue()
 VERSION_PREFIX = f'{{"{VERSION_KEY}":'
@@ -38,12 +39,15 @@ class PydanticMapper(Mapper[UUID]):
             head = self._heads[cls] = (self.catalogue.topic_for(cast(Any, cls)), f"{VERSION_PREFIX}{version_of(cast(Any, cls))},")
         topic, start = head
         fields = cast(BaseModel, domain_event).model_dump_json(exclude=_COLUMNS)
-        state = start + fields[1:]
+        state = (start + fields[1:]).encode()
+        size = leaf_size(topic, state)
+        if size > MAX_LEAF:
+            raise EventTooLarge(topic.rpartition(":")[2], size, MAX_LEAF)
         return StoredEvent(
             originator_id=domain_event.originator_id,
             originator_version=domain_event.originator_version,
             topic=topic,
-            state=state.encode(),
+            state=state,
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:

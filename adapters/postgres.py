@@ -221,6 +221,18 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             finally:
                 conn.autocommit = False
 
+    def mirror_source(self) -> str | None:
+        """The prefix of the log this ledger mirrors (`ledger mirror`), if it is a mirror."""
+        table = SQL("{}.{}").format(Identifier(self.datastore.schema), Identifier("mirror_source"))
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute("SELECT to_regclass(%s) IS NOT NULL AS present", (f'"{self.datastore.schema}"."mirror_source"',))
+            present = curs.fetchone()
+            if not present or not present["present"]:
+                return None
+            curs.execute(SQL("SELECT prefix FROM {}").format(table))
+            row = curs.fetchone()
+        return None if row is None else str(row["prefix"])
+
     def personal_data(self, person: str) -> tuple[str, str] | None:
         """The name and e-mail of a person, if still held."""
         with self.datastore.transaction(commit=False) as curs:

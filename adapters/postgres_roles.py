@@ -57,6 +57,7 @@ def grant_everyday_role(owner_conninfo: str, schema: str, role: str) -> None:
             if sequence is not None and sequence[0]:
                 conn.execute(SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(SQL(sequence[0]), r))
             for table, rights in (("personal_data", "SELECT, INSERT"), ("tlog_leaves", "SELECT, INSERT"), ("tlog_nodes", "SELECT, INSERT"),
+                                  ("tlog_checkpoints", "SELECT, INSERT"), ("mirror_source", "SELECT"),
                                   ("projection_rows", "SELECT, INSERT, UPDATE, DELETE"),
                                   ("projection_tracking", "SELECT, INSERT, UPDATE, DELETE"),
                                   ("projection_snapshots", "SELECT, INSERT, UPDATE, DELETE"),

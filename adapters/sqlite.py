@@ -139,6 +139,16 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         # busy: a reader or writer stopped the checkpoint short; otherwise every frame was copied and the log truncated.
         return bool(busy == 0 and frames == copied)
 
+    def mirror_source(self) -> str | None:
+        """The prefix of the log this ledger mirrors (`ledger mirror`), if it is a mirror."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'mirror_source'")
+            if c.fetchone() is None:
+                return None
+            c.execute("SELECT prefix FROM mirror_source")
+            row = c.fetchone()
+        return None if row is None else str(row[0])
+
     def personal_data(self, person: str) -> tuple[str, str] | None:
         """The name and e-mail of a person, if still held."""
         with self.datastore.transaction(commit=False) as c:

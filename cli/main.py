@@ -291,12 +291,13 @@ def history(settings: Settings, ref: str, as_of: str | None, fmt: str) -> None:
     click.echo(render.history(events, fmt))
 
 
-from cli import audit, reporting, streaming, transparency, web  # noqa: E402
+from cli import audit, reporting, streaming, tlog, transparency, web  # noqa: E402
 
 reporting.register(ledger)
 audit.register(ledger)
 streaming.register(ledger)
 transparency.register(ledger)
+tlog.register(ledger)
 web.register(ledger)
 
 

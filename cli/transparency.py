@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -14,9 +15,13 @@ from cli.files import write_whole
 from transparency import audit, log
 from transparency.errors import TransparencyError
 from transparency.leaf import parse_leaf
-from transparency.note import Checkpoint, Signer, Verifier, parse_signer, parse_verifier, read_checkpoint, sign_note
+from transparency.note import Checkpoint, Signer, Verifier, parse_signer, parse_verifier, read_checkpoint, sign_note, split_note
 from transparency.proofs import ConsistencyProof, check_consistency, check_inclusion, parse_proof
 from transparency.store import TreeStore
+
+
+LISTED = 50
+"""How many published checkpoints `checkpoint --list` shows."""
 
 
 def _read(path: Path, what: str) -> str:
@@ -64,6 +69,21 @@ def _caught_up(store: TreeStore) -> None:
                    "the tree is empty", err=True)
 
 
+def _list_published(settings: Settings) -> None:
+    store = bootstrap.build_tree_store(settings.db)
+    try:
+        published = store.published(LISTED)
+    finally:
+        store.close()
+    if not published:
+        click.echo("no checkpoint published yet: `ledger checkpoint --sign KEY` publishes one")
+        return
+    for p in published:
+        cp = read_checkpoint(p.note)
+        signers = ", ".join(s.name for s in split_note(p.note)[1])
+        click.echo(f"#{p.number}  {p.published_at}  {cp.origin}  tree size {cp.size}  root {base64.b64encode(cp.root).decode()}  signed by {signers}")
+
+
 def register(ledger: click.Group) -> None:
     """Add keygen, checkpoint, prove, verify-proof and verify to the `ledger` group."""
 
@@ -92,18 +112,29 @@ def register(ledger: click.Group) -> None:
     @click.option("--sign", "key", type=click.Path(dir_okay=False, path_type=Path), help="signer key file from `ledger keygen`; its name is the origin")
     @click.option("--origin", help=f"origin line (default: the signer key's name, or {log.DEFAULT_ORIGIN} unsigned)")
     @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="write the checkpoint to this file instead of printing it")
+    @click.option("--list", "listing", is_flag=True, help="list the signed checkpoints this ledger has published, the newest first, and stop")
     @db_option
     @pass_settings
-    def checkpoint(settings: Settings, key: Path | None, origin: str | None, out: Path | None) -> None:
-        """Catch the tree up and print its checkpoint: origin, tree size and root hash, signed with --sign."""
+    def checkpoint(settings: Settings, key: Path | None, origin: str | None, out: Path | None, listing: bool) -> None:
+        """Catch the tree up and print its checkpoint: origin, tree size and root hash; --sign also publishes it (`tiles`, `serve`)."""
+        if listing:
+            _list_published(settings)
+            return
         signer = parse_signer(_read(key, "sign")) if key else None
         store = _tree_store(settings.db)
         try:
+            source = store.mirror_source()
+            if signer is not None and source is not None:
+                raise click.ClickException(f"db: this ledger is a read-only mirror of {source[0]}; it serves the checkpoints that log signed")
             _caught_up(store)
             cp = log.checkpoint(store, origin or (signer.name if signer else log.DEFAULT_ORIGIN))
+            note = sign_note(cp.body(), signer) if signer else cp.body()
+            if signer is not None:
+                # Recorded before it is shown: whatever serves the log serves it without the signer key.
+                store.publish(cp.size, note, datetime.now(timezone.utc).isoformat(timespec="seconds"))
         finally:
             store.close()
-        _write(sign_note(cp.body(), signer) if signer else cp.body(), out)
+        _write(note, out)
 
     @ledger.command()
     @click.argument("position", type=int, required=False)

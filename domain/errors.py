@@ -110,6 +110,21 @@ class ConcurrentChange(LedgerError):
     """Another writer changed the same aggregate first."""
 
 
+class EventTooLarge(LedgerError):
+    """An event whose leaf bytes would not fit the 2-byte length of a tlog-tiles entry bundle (65,535 bytes)."""
+
+    def __init__(self, event: str, size: int, limit: int) -> None:
+        super().__init__(f"event too large: a {event} event would be {size:,} bytes in the log, more than the {limit:,} an entry "
+                         "of the published log (C2SP tlog-tiles, 2-byte length) can hold; nothing was written")
+
+
+class ReadOnlyMirror(LedgerError):
+    """The ledger is a verified mirror of another log: only `ledger mirror` adds events to it."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(f"db: this ledger is a read-only mirror of {source}; record the change at the source, then run `ledger mirror` again")
+
+
 class UnreplayableEvent(LedgerError):
     """A stored event a replay cannot apply, whatever put it there: every entry point turns it into its own one-line answer.
 

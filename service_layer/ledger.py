@@ -19,7 +19,10 @@ from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
 from adapters import scan
 from adapters.mapper import PydanticMapper
 from domain.base import Action, Aggregate, ref_id
-from domain.errors import AlreadyExists, AlreadyForgotten, AlteredId, ConcurrentChange, InvalidValue, LedgerError, NotRegistered, UnknownReference, UnreadableEvent
+from domain.errors import (
+    AlreadyExists, AlreadyForgotten, AlteredId, ConcurrentChange, InvalidValue, LedgerError, NotRegistered, ReadOnlyMirror, UnknownReference,
+    UnreadableEvent,
+)
 from domain.inputs import checked_actor, key_digest
 from domain.model import (
     Activity,
@@ -234,6 +237,7 @@ class Ledger(Application[UUID]):
             return Outcome(events=len(commands) - repeated, repeated=repeated)
         if not pending and not batch.personal_data:
             return Outcome(repeated=repeated)
+        self._refuse_if_mirror()
         try:
             recordings = self.save(*pending, personal_data=batch.personal_data, forget=batch.forgotten)
         except IntegrityError as error:
@@ -277,6 +281,7 @@ class Ledger(Application[UUID]):
         to_stored = self.mapper.to_stored_event
         forgot = kept = False
         carried: dict[UUID, Aggregate | None] = {}
+        self._refuse_if_mirror()
         with _collector_paused(), open_writing() as writing:
             for run in _runs(commands, chunk or CHUNK):
                 # What the chunk before saved is current: once this transaction has written, no one else writes until it ends
@@ -340,6 +345,12 @@ class Ledger(Application[UUID]):
             except LedgerError as error:
                 failures.append(CommandFailed(index, error))
         return failures
+
+    def _refuse_if_mirror(self) -> None:
+        """A verified mirror holds another log's events exactly: nothing else may be added to it."""
+        source = getattr(self.recorder, "mirror_source", lambda: None)()
+        if source is not None:
+            raise ReadOnlyMirror(source)
 
     def aggregate_events(self, ref_or_id: str, until: datetime | None = None) -> list[Any]:
         """Every event of one aggregate, oldest first; with `until`, those recorded by then."""

@@ -32,6 +32,17 @@ def recorded_time(payload: bytes) -> str:
     return value if isinstance(value, str) else ""
 
 
+MAX_LEAF = 0xFFFF
+"""The longest leaf an entry bundle of the published log can hold: each entry has a 2-byte length (C2SP tlog-tiles)."""
+_FIXED = 1 + 8 + 2 + 36 + 8 + 2 + 2 + 4
+"""Leaf bytes besides the topic, recorded time and payload, for an aggregate id in its 36-character form."""
+
+
+def leaf_size(topic: str, payload: bytes) -> int:
+    """How long the leaf of a new event will be (its position and version have fixed widths)."""
+    return _FIXED + len(topic.encode("utf-8", "surrogatepass")) + len(recorded_time(payload).encode("utf-8", "surrogatepass")) + len(payload)
+
+
 def leaf_bytes(position: int, aggregate_id: str, version: int, topic: str, payload: bytes) -> bytes:
     """u8 format=1, u64 position, u16-length aggregate id, u64 version, u16-length topic, u16-length recorded time, u32-length payload.
 

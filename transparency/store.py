@@ -23,6 +23,27 @@ class StoredLeaf:
     hash: bytes
 
 
+@dataclass(frozen=True)
+class Published:
+    """A checkpoint as published: its number in publication order, tree size, signed note and when it was recorded."""
+
+    number: int
+    size: int
+    note: str
+    published_at: str
+
+
+@dataclass(frozen=True)
+class MirroredEvent:
+    """An event as a mirror writes it: the fields of its leaf bytes, stored unchanged at its source position."""
+
+    position: int
+    aggregate_id: str
+    version: int
+    topic: str
+    payload: bytes
+
+
 class TreeStore(Protocol):
     """The events as stored, and the tree's leaves and complete-subtree nodes; `append` is one transaction."""
 
@@ -72,6 +93,26 @@ class TreeStore(Protocol):
 
     def nodes_beyond(self, size: int) -> int:
         """How many stored node rows a tree of `size` leaves has no place for: below level 1, or past the last complete node."""
+        ...
+
+    def publish(self, size: int, note: str, published_at: str) -> None:
+        """Record a published checkpoint (never updated nor deleted)."""
+        ...
+
+    def published(self, limit: int) -> list[Published]:
+        """The last `limit` published checkpoints, the newest first."""
+        ...
+
+    def mirror_source(self) -> tuple[str, str] | None:
+        """The (prefix, verifier key) this ledger mirrors, if it is a mirror."""
+        ...
+
+    def mark_mirror(self, prefix: str, verifier_key: str, at: str) -> None:
+        """Record that this ledger is a read-only mirror of the log at `prefix`."""
+        ...
+
+    def append_mirrored(self, expected_size: int, events: Sequence[MirroredEvent], leaves: Sequence[Hash]) -> bool:
+        """Insert the events at their positions and add their leaves, in one transaction, if the tree still has `expected_size` leaves."""
         ...
 
     def close(self) -> None:
@@ -156,10 +197,14 @@ class SQLiteTreeStore:
             "CREATE TABLE IF NOT EXISTS tlog_leaves (leaf_index INTEGER PRIMARY KEY, position INTEGER NOT NULL UNIQUE, hash BLOB NOT NULL);"
             "CREATE TABLE IF NOT EXISTS tlog_nodes (level INTEGER NOT NULL, node_index INTEGER NOT NULL, hash BLOB NOT NULL,"
             " PRIMARY KEY (level, node_index));"
+            "CREATE TABLE IF NOT EXISTS tlog_checkpoints (number INTEGER PRIMARY KEY, tree_size INTEGER NOT NULL, note TEXT NOT NULL,"
+            " published_at TEXT NOT NULL);"
+            "CREATE TABLE IF NOT EXISTS mirror_source (one INTEGER PRIMARY KEY CHECK (one = 1), prefix TEXT NOT NULL,"
+            " verifier_key TEXT NOT NULL, marked_at TEXT NOT NULL);"
             + "".join(
                 f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
                 "BEGIN SELECT RAISE(ABORT, 'the tree is append-only'); END;"
-                for table in ("tlog_leaves", "tlog_nodes") for op in ("UPDATE", "DELETE")
+                for table in ("tlog_leaves", "tlog_nodes", "tlog_checkpoints", "mirror_source") for op in ("UPDATE", "DELETE")
             )
         )
 
@@ -196,11 +241,22 @@ class SQLiteTreeStore:
         return bytes(row[0])
 
     def append(self, expected_size: int, leaves: Sequence[tuple[int, Hash]]) -> bool:
+        return self._append(expected_size, [], leaves)
+
+    def append_mirrored(self, expected_size: int, events: Sequence[MirroredEvent], leaves: Sequence[Hash]) -> bool:
+        return self._append(expected_size, events, [(e.position, h) for e, h in zip(events, leaves, strict=True)])
+
+    def _append(self, expected_size: int, events: Sequence[MirroredEvent], leaves: Sequence[tuple[int, Hash]]) -> bool:
         self.connection.execute("BEGIN IMMEDIATE")
         try:
             if self.size() != expected_size:
                 self.connection.execute("ROLLBACK")
                 return False
+            # The ledger's recorder stores an aggregate id as 32 hex digits.
+            self.connection.executemany(
+                f"INSERT INTO {self.events} (rowid, originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?, ?)",
+                [(e.position, _hex_id(e.aggregate_id), e.version, e.topic, e.payload) for e in events],
+            )
             self.connection.executemany(
                 "INSERT INTO tlog_leaves (leaf_index, position, hash) VALUES (?, ?, ?)",
                 [(expected_size + k, position, h) for k, (position, h) in enumerate(leaves)],
@@ -212,6 +268,22 @@ class SQLiteTreeStore:
             raise
         self.connection.execute("COMMIT")
         return True
+
+    def publish(self, size: int, note: str, published_at: str) -> None:
+        self.connection.execute("INSERT INTO tlog_checkpoints (tree_size, note, published_at) VALUES (?, ?, ?)", (size, note, published_at))
+
+    def published(self, limit: int) -> list[Published]:
+        rows = self.connection.execute(
+            "SELECT number, tree_size, note, published_at FROM tlog_checkpoints ORDER BY number DESC LIMIT ?", (limit,)
+        )
+        return [Published(*row) for row in rows]
+
+    def mirror_source(self) -> tuple[str, str] | None:
+        row = self.connection.execute("SELECT prefix, verifier_key FROM mirror_source").fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def mark_mirror(self, prefix: str, verifier_key: str, at: str) -> None:
+        self.connection.execute("INSERT INTO mirror_source (one, prefix, verifier_key, marked_at) VALUES (1, ?, ?, ?)", (prefix, verifier_key, at))
 
     def leaves_after(self, index: int, limit: int) -> list[StoredLeaf]:
         rows = self.connection.execute(f"SELECT {_SQLITE_LEAF} FROM tlog_leaves WHERE leaf_index > ? ORDER BY leaf_index LIMIT ?", (index, limit))
@@ -311,11 +383,23 @@ class PostgresTreeStore:
         return bytes(row[0])
 
     def append(self, expected_size: int, leaves: Sequence[tuple[int, Hash]]) -> bool:
+        return self._append(expected_size, [], leaves)
+
+    def append_mirrored(self, expected_size: int, events: Sequence[MirroredEvent], leaves: Sequence[Hash]) -> bool:
+        return self._append(expected_size, events, [(e.position, h) for e, h in zip(events, leaves, strict=True)])
+
+    def _append(self, expected_size: int, events: Sequence[MirroredEvent], leaves: Sequence[tuple[int, Hash]]) -> bool:
         with self.connection.transaction():
             self.connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"cluster-ledger-tlog:{self.schema}",))
             if self.size() != expected_size:
                 return False
             with self.connection.cursor() as cursor:
+                if events:
+                    cursor.executemany(
+                        self._sql("INSERT INTO {} (notification_id, originator_id, originator_version, topic, state) VALUES (%s, %s, %s, %s, %s)")
+                        .format(self.events),
+                        [(e.position, e.aggregate_id, e.version, e.topic, e.payload) for e in events],
+                    )
                 cursor.executemany(
                     self._sql("INSERT INTO {} (leaf_index, position, hash) VALUES (%s, %s, %s)").format(self.leaves_table),
                     [(expected_size + k, position, h) for k, (position, h) in enumerate(leaves)],
@@ -359,8 +443,44 @@ class PostgresTreeStore:
         ).fetchone()
         return 0 if row is None else int(row[0])
 
+    def publish(self, size: int, note: str, published_at: str) -> None:
+        self.connection.execute(
+            self._sql("INSERT INTO {} (tree_size, note, published_at) VALUES (%s, %s, %s)").format(self._table("tlog_checkpoints")),
+            (size, note, published_at),
+        )
+
+    def published(self, limit: int) -> list[Published]:
+        rows = self.connection.execute(
+            self._sql("SELECT number, tree_size, note, published_at FROM {} ORDER BY number DESC LIMIT %s").format(self._table("tlog_checkpoints")),
+            (limit,),
+        )
+        return [Published(*row) for row in rows]
+
+    def mirror_source(self) -> tuple[str, str] | None:
+        row = self.connection.execute(self._sql("SELECT prefix, verifier_key FROM {}").format(self._table("mirror_source"))).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def mark_mirror(self, prefix: str, verifier_key: str, at: str) -> None:
+        self.connection.execute(
+            self._sql("INSERT INTO {} (one, prefix, verifier_key, marked_at) VALUES (1, %s, %s, %s)").format(self._table("mirror_source")),
+            (prefix, verifier_key, at),
+        )
+
+    def _table(self, name: str) -> Any:
+        from psycopg.sql import Identifier
+
+        return self._sql("{}.{}").format(Identifier(self.schema), Identifier(name))
+
     def close(self) -> None:
         self.connection.close()
+
+
+def _hex_id(aggregate_id: str) -> str:
+    """An aggregate id as the SQLite recorder stores it (32 hex digits); anything that is not a UUID as it is."""
+    try:
+        return uuid.UUID(aggregate_id).hex
+    except ValueError:
+        return aggregate_id
 
 
 def create_statements(schema: str) -> list[tuple[str, Any]]:
@@ -374,5 +494,13 @@ def create_statements(schema: str) -> list[tuple[str, Any]]:
         ("tlog_nodes", SQL(
             "CREATE TABLE IF NOT EXISTS {}.tlog_nodes (level smallint NOT NULL, node_index bigint NOT NULL, hash bytea NOT NULL, "
             "PRIMARY KEY (level, node_index))"
+        ).format(Identifier(schema))),
+        ("tlog_checkpoints", SQL(
+            "CREATE TABLE IF NOT EXISTS {}.tlog_checkpoints (number bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, tree_size bigint NOT NULL, "
+            "note text NOT NULL, published_at text NOT NULL)"
+        ).format(Identifier(schema))),
+        ("mirror_source", SQL(
+            "CREATE TABLE IF NOT EXISTS {}.mirror_source (one smallint PRIMARY KEY CHECK (one = 1), prefix text NOT NULL, "
+            "verifier_key text NOT NULL, marked_at text NOT NULL)"
         ).format(Identifier(schema))),
     ]

@@ -29,6 +29,10 @@ T = TypeVar("T")
 SAFE_METHODS = ("GET", "HEAD")
 COOKIE = "ledger_session"
 SIGN_IN = "/sign-in"
+TLOG = "/tlog/"
+"""Where the log is served as C2SP tlog-tiles (checkpoint, tiles and entry bundles)."""
+MACHINE_PATHS = ("/api/", TLOG)
+"""Paths read by programs: their errors are short text or JSON, never a page."""
 HEADERS = {
     # No page runs a script; stored text that slipped through escaping still could not act.
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -77,21 +81,24 @@ def create_app(db: str | None, token: str | None = None) -> FastAPI:
             response: Response = JSONResponse({"error": "this view is read-only: only GET and HEAD are allowed"}, status_code=405,
                                               headers={"Allow": "GET, HEAD"})
         elif token is not None and not signing_in and not _presents(request, token):
-            if request.url.path.startswith("/api/"):
+            if request.url.path.startswith(MACHINE_PATHS):
                 response = JSONResponse({"error": "a token is required: send Authorization: Bearer TOKEN"}, status_code=401,
                                         headers={"WWW-Authenticate": "Bearer"})
             else:
                 response = page(request, "sign_in.html", {"next": _local(quote(request.url.path) + (f"?{request.url.query}" if request.url.query else "")), "failed": False}, 401)
         else:
             response = await call_next(request)
+        cache = response.headers.get("Cache-Control") if request.url.path.startswith(TLOG) and response.status_code == 200 else None
         response.headers.update(HEADERS)
+        if cache is not None:  # the log's files are meant to be cached; everything else is not
+            response.headers["Cache-Control"] = cache
         return response
 
     @app.exception_handler(LedgerError)
     async def refused(request: Request, error: LedgerError) -> Response:
         # A stored event no replay can apply is the ledger's state, not the request's fault: 409, with its position.
         status = 404 if isinstance(error, (NotFound, UnknownReference)) else 409 if isinstance(error, UnreplayableEvent) else 400
-        if request.url.path.startswith("/api/"):
+        if request.url.path.startswith(MACHINE_PATHS):
             body = {"error": str(error), "position": error.position} if isinstance(error, UnreplayableEvent) else {"error": str(error)}
             return JSONResponse(body, status_code=status)
         return page(request, "error.html", {"error": str(error), "status": status}, status)
@@ -191,6 +198,21 @@ def create_app(db: str | None, token: str | None = None) -> FastAPI:
                       as_of: str | None = None, window_days: int = 365) -> Response:
         query = report_query(start, end, as_of, window_days, country)
         return page(request, "country.html", {**await run(lambda: read.country_page(reader, query)), "query": query.params()})
+
+    # Readers that share answers between people must not share those of a server that asks for a token.
+    shared = "private" if token is not None else "public"
+
+    @app.get(f"{TLOG}checkpoint", include_in_schema=False)
+    async def tlog_checkpoint() -> Response:
+        """C2SP tlog-tiles: the latest published checkpoint, which may change within seconds."""
+        note = await run(lambda: read.tlog_checkpoint(reader))
+        return Response(note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": f"{shared}, max-age=5"})
+
+    @app.get(TLOG + "tile/{path:path}", include_in_schema=False)
+    async def tlog_tile(path: str) -> Response:
+        """C2SP tlog-tiles: a hash tile or entry bundle; once served, its bytes never change."""
+        data = await run(lambda: read.tlog_tile(reader, f"tile/{path}"))
+        return Response(data, media_type="application/octet-stream", headers={"Cache-Control": f"{shared}, max-age=31536000, immutable"})
 
     # Every page answers HEAD as it answers GET (uvicorn leaves the body out).
     app.add_middleware(_HeadAsGet)

@@ -28,7 +28,7 @@ from projections.reports import Included, Sources
 from service_layer.ledger import Ledger
 from service_layer import log_check
 from service_layer.log_check import require_readable
-from transparency import log
+from transparency import log, tiles
 from transparency.errors import TransparencyError
 from transparency.proofs import b64
 from transparency.store import TreeStore
@@ -424,3 +424,19 @@ def _record_notifications(reader: Reader, record: UUID, after: int) -> Iterator[
         if position > after:
             found = list(recorder.select_notifications(start=position, limit=1))
             yield [n for n in found if n.id == position]
+
+
+def tlog_checkpoint(reader: Reader) -> str:
+    """The latest published checkpoint, as signed; NotFound until `ledger checkpoint --sign` has published one."""
+    latest = reader.tree().published(1)
+    if not latest:
+        raise NotFound("checkpoint: this ledger has published no checkpoint yet")
+    return latest[0].note
+
+
+def tlog_tile(reader: Reader, path: str) -> bytes:
+    """A hash tile or entry bundle of the stored tree (C2SP tlog-tiles); NotFound if the tree does not hold it."""
+    try:
+        return tiles.read_tile(reader.tree(), tiles.parse_path(path))
+    except tiles.TileNotFound as error:
+        raise NotFound(str(error)) from None

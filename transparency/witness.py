@@ -72,10 +72,14 @@ def _cosignatures(witness: Witness, checkpoint: Checkpoint, text: str) -> tuple[
 
 def _refusal(witness: Witness, checkpoint: Checkpoint, old: int, status: int, text: str) -> WitnessRefused:
     said = text.strip().splitlines()[0][:200] if text.strip() else ""
-    if status == 403:
+    unknown = f"it does not know the origin {checkpoint.origin!r} (witnessctl add-log)"
+    if status == 403 and said == "unknown log":
+        # litewitness v0.6.1 answers an unknown origin with 403 and this text where tlog-witness says 404.
+        why = f"403 Forbidden: {unknown}"
+    elif status == 403:
         why = f"403 Forbidden: it does not trust the key that signed checkpoint {checkpoint.origin!r} (witnessctl add-key)"
     elif status == 404:
-        why = f"404 Not Found: it does not know the origin {checkpoint.origin!r} (witnessctl add-log)"
+        why = f"404 Not Found: {unknown}"
     elif status == 422:
         why = (f"422 Unprocessable Entity: the consistency proof from tree size {old} to {checkpoint.size} does not verify: "
                "this ledger's history is not the one the witness cosigned before (a fork)")
@@ -97,7 +101,10 @@ def add_checkpoint(witness: Witness, note: str, checkpoint: Checkpoint, prove: P
             raise WitnessRefused(f"{witness.label()} refused tree size {checkpoint.size}: it has cosigned a tree of {old} leaves "
                                  "of this origin: it was shown a longer history (a fork), or this ledger lost events")
         proof = prove(old) if 0 < old < checkpoint.size else ()
-        status, text = post(witness.url.rstrip("/") + "/add-checkpoint", request_body(old, proof, note), timeout)
+        try:
+            status, text = post(witness.url.rstrip("/") + "/add-checkpoint", request_body(old, proof, note), timeout)
+        except WitnessUnreachable as error:
+            raise WitnessUnreachable(f"{witness.label()}: {error}") from None
         if status == 200:
             return checkpoint.size, _cosignatures(witness, checkpoint, text)
         if status != 409:
@@ -145,7 +152,7 @@ def collect(witnesses: Sequence[Witness], note: str, checkpoint: Checkpoint, pro
 
 
 def http_post(url: str, body: bytes, timeout: float) -> tuple[int, str]:
-    """POST over HTTP: (status, text) for any answer, WitnessUnreachable when none came."""
+    """POST over HTTP: (status, text) for any answer, WitnessUnreachable (`unreachable: why`) when none came."""
     request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "text/plain; charset=utf-8"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -155,9 +162,9 @@ def http_post(url: str, body: bytes, timeout: float) -> tuple[int, str]:
             return error.code, error.read().decode("utf-8", "replace")
     except (urllib.error.URLError, socket.timeout, ConnectionError) as error:
         reason = getattr(error, "reason", error)
-        raise WitnessUnreachable(f"witness {url.removesuffix('/add-checkpoint')}: unreachable: {reason}") from None
+        raise WitnessUnreachable(f"unreachable: {reason}") from None
     except OSError as error:
-        raise WitnessUnreachable(f"witness {url.removesuffix('/add-checkpoint')}: unreachable: {error}") from None
+        raise WitnessUnreachable(f"unreachable: {error}") from None
 
 
 def cosigned(note: str, collected: Collected, *, quorum: int | None = None, policy: Policy | None = None,

@@ -119,6 +119,8 @@ def register(ledger: click.Group) -> None:
             raise click.UsageError("--policy: no witness in it has a URL; give --witness URL")
         if every is not None and out is None:
             raise click.UsageError("--every publishes to a file: give --out FILE")
+        if every is not None and out is not None and not out.resolve().parent.is_dir():
+            raise click.UsageError(f"--out: {str(out)!r}: its folder does not exist")
         if signer is None:
             store = bootstrap.build_tree_store(settings.db)
             try:

@@ -1,7 +1,4 @@
-"""Real C2SP witnesses for the tests: litewitness (filippo.io/torchwood v0.6.1), each with its own key in its own ssh-agent.
-
-`python -m tests.witnesses port` prints a free local port (the README's session uses it).
-"""
+"""Real C2SP witnesses for the tests: litewitness (filippo.io/torchwood v0.6.1), each with its own key in its own ssh-agent."""
 
 from __future__ import annotations
 
@@ -10,7 +7,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -154,9 +150,3 @@ def policy_text(log_key: str, witnesses: list[LiteWitness], quorum: str = "all",
     lines += [f"group witnesses {quorum} {' '.join(f'w{i}' for i in range(1, len(witnesses) + 1))}", "quorum witnesses"]
     return "\n".join(lines) + "\n"
 
-
-if __name__ == "__main__":
-    if sys.argv[1:] == ["port"]:
-        print(free_port())
-    else:
-        sys.exit("usage: python -m tests.witnesses port")

@@ -81,8 +81,8 @@ def _refusal(witness: Witness, checkpoint: Checkpoint, old: int, status: int, te
     elif status == 404:
         why = f"404 Not Found: {unknown}"
     elif status == 422:
-        why = (f"422 Unprocessable Entity: the consistency proof from tree size {old} to {checkpoint.size} does not verify: "
-               "this ledger's history is not the one the witness cosigned before (a fork)")
+        why = (f"422 Unprocessable Entity: not consistent with the tree of {old} leaves it cosigned before: "
+               "it was shown another history of this origin (a split view), or this ledger's history was rewritten")
     else:
         why = f"HTTP {status}" + (f": {said}" if said else "")
     return WitnessRefused(f"{witness.label()} refused tree size {checkpoint.size}: {why}")

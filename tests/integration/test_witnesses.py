@@ -94,7 +94,7 @@ def test_a_second_ledger_with_the_same_key_and_another_history_is_refused_as_a_f
     history(second)  # longer than what the witnesses saw, and a different history
     code, out = publish(second, key, policy, tmp_path / "split.txt")
     assert code == 1 and not (tmp_path / "split.txt").exists(), out
-    assert "witness w1 refused tree size 12: 422 Unprocessable Entity: the consistency proof from tree size 6 to 12 does not verify" in out
+    assert "witness w1 refused tree size 12: 422 Unprocessable Entity: not consistent with the tree of 6 leaves it cosigned before" in out
     assert "witness w2 refused tree size 12" in out and "Error: policy: quorum witnesses (2 of w1, w2) not held" in out
 
 

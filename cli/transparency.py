@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 
 import bootstrap
-from cli import render
+from cli import publishing, render
 from cli.context import Settings, db_option, pass_settings, readable
 from cli.files import write_whole
 from transparency import audit, log
 from transparency.errors import TransparencyError
 from transparency.leaf import parse_leaf
 from transparency.note import Checkpoint, Signer, Verifier, parse_signer, parse_verifier, read_checkpoint, sign_note, split_note
+from transparency.policy import Policy, parse_policy
+from transparency.policy import check as check_policy
 from transparency.proofs import ConsistencyProof, check_consistency, check_inclusion, parse_proof
 from transparency.store import TreeStore
 
@@ -33,15 +34,29 @@ def _read(path: Path, what: str) -> str:
         raise click.ClickException(f"{what}: {str(path)!r}: not UTF-8 text") from None
 
 
+def _policy(path: Path | None) -> Policy | None:
+    return None if path is None else parse_policy(_read(path, "policy"))
+
+
 def _verifier(path: Path | None) -> Verifier | None:
     return None if path is None else parse_verifier(_read(path, "verifier-key"))
 
 
-def _checkpoint(path: Path, verifier: Verifier | None, what: str = "checkpoint") -> Checkpoint:
+def _checkpoint(path: Path, verifier: Verifier | None, what: str = "checkpoint", policy: Policy | None = None,
+                err: bool = False) -> Checkpoint:
+    """A checkpoint from a file, its signature checked with `verifier`, or its signatures and quorum with `policy`."""
     try:
-        return read_checkpoint(_read(path, what), verifier)
+        if policy is None:
+            return read_checkpoint(_read(path, what), verifier)
+        witnessed = check_policy(policy, _read(path, what), verifier)
     except TransparencyError as error:
         raise click.ClickException(f"{what}: {str(path)!r}: {error}") from None
+    for line in witnessed.lines():
+        click.echo(f"{what}: {line}", err=err)
+    problem = witnessed.problem()
+    if problem is not None:
+        raise click.ClickException(f"{what}: {str(path)!r}: {problem}")
+    return witnessed.checkpoint
 
 
 def _write(text: str, out: Path | None) -> None:
@@ -70,7 +85,7 @@ def _caught_up(store: TreeStore) -> None:
 
 
 def _list_published(settings: Settings) -> None:
-    store = bootstrap.build_tree_store(settings.db)
+    store = _tree_store(settings.db)
     try:
         published = store.published(LISTED)
     finally:
@@ -112,29 +127,60 @@ def register(ledger: click.Group) -> None:
     @click.option("--sign", "key", type=click.Path(dir_okay=False, path_type=Path), help="signer key file from `ledger keygen`; its name is the origin")
     @click.option("--origin", help=f"origin line (default: the signer key's name, or {log.DEFAULT_ORIGIN} unsigned)")
     @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="write the checkpoint to this file instead of printing it")
+    @click.option("--witness", "urls", multiple=True, help="a C2SP tlog-witness submission URL to cosign the checkpoint (repeatable)")
+    @click.option("--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path),
+                  help="C2SP tlog-policy file: its witnesses with URLs are asked, their keys checked and its quorum required")
+    @click.option("--quorum", type=click.IntRange(min=0), help="publish only with at least this many (valid) cosignatures")
+    @click.option("--every", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+                  help="keep running: publish to --out whenever the log has grown, checking every SECONDS; stop on SIGTERM")
+    @click.option("--witness-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+                  metavar="SECONDS", help="how long to wait for each witness's answer")
     @click.option("--list", "listing", is_flag=True, help="list the signed checkpoints this ledger has published, the newest first, and stop")
     @db_option
     @pass_settings
-    def checkpoint(settings: Settings, key: Path | None, origin: str | None, out: Path | None, listing: bool) -> None:
-        """Catch the tree up and print its checkpoint: origin, tree size and root hash; --sign also publishes it (`tiles`, `serve`)."""
+    def checkpoint(settings: Settings, key: Path | None, origin: str | None, out: Path | None, urls: tuple[str, ...],
+                   policy_file: Path | None, quorum: int | None, every: float | None, witness_timeout: float, listing: bool) -> None:
+        """Catch the tree up and print its checkpoint: origin, tree size and root hash; --sign signs and publishes it (`tiles`,
+        `serve`), cosigned by witnesses."""
         if listing:
             _list_published(settings)
             return
         signer = parse_signer(_read(key, "sign")) if key else None
+        policy = _policy(policy_file)
+        witnesses = publishing.witnesses(policy, urls)
+        if (witnesses or quorum is not None or every is not None) and signer is None:
+            raise click.UsageError("witnesses, --quorum and --every publish signed checkpoints: give --sign KEY")
+        if policy is not None and not witnesses:
+            raise click.UsageError("--policy: no witness in it has a URL; give --witness URL")
+        if every is not None and out is None:
+            raise click.UsageError("--every publishes to a file: give --out FILE")
+        if every is not None and out is not None and not out.resolve().parent.is_dir():
+            raise click.UsageError(f"--out: {str(out)!r}: its folder does not exist")
+        if signer is None:
+            store = _tree_store(settings.db)
+            try:
+                _caught_up(store)
+                cp = log.checkpoint(store, origin or log.DEFAULT_ORIGIN)
+            finally:
+                store.close()
+            _write(cp.body(), out)
+            return
+        rules = publishing.Rules(signer, origin or signer.name, tuple(witnesses), policy, quorum, witness_timeout)
+        if every is not None and out is not None:
+            publishing.run_schedule(settings.db, rules, out, every, echo=lambda line: click.echo(line))
+            return
         store = _tree_store(settings.db)
         try:
             source = store.mirror_source()
             if signer is not None and source is not None:
                 raise click.ClickException(f"db: this ledger is a read-only mirror of {source[0]}; it serves the checkpoints that log signed")
             _caught_up(store)
-            cp = log.checkpoint(store, origin or (signer.name if signer else log.DEFAULT_ORIGIN))
-            note = sign_note(cp.body(), signer) if signer else cp.body()
-            if signer is not None:
-                # Recorded before it is shown: whatever serves the log serves it without the signer key.
-                store.publish(cp.size, note, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            published = publishing.publish(store, rules, {}, echo=lambda line: click.echo(line, err=True))
         finally:
             store.close()
-        _write(note, out)
+        _write(published.note, out)
+        if witnesses:
+            click.echo(publishing.cosigned_line(rules, published), err=True)
 
     @ledger.command()
     @click.argument("position", type=int, required=False)
@@ -142,19 +188,23 @@ def register(ledger: click.Group) -> None:
     @click.option("--from", "old_file", type=click.Path(dir_okay=False, path_type=Path), help="the older checkpoint of a consistency proof")
     @click.option("--to", "new_file", type=click.Path(dir_okay=False, path_type=Path), help="the newer checkpoint of a consistency proof")
     @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="write the proof to this file instead of printing it")
+    @click.option("--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path),
+                  help="C2SP tlog-policy file: prove only from checkpoints signed by its logs and cosigned by its quorum")
     @db_option
     @pass_settings
-    def prove(settings: Settings, position: int | None, cp_file: Path | None, old_file: Path | None, new_file: Path | None, out: Path | None) -> None:
+    def prove(settings: Settings, position: int | None, cp_file: Path | None, old_file: Path | None, new_file: Path | None,
+              out: Path | None, policy_file: Path | None) -> None:
         """Print an inclusion proof (POSITION --checkpoint) or a consistency proof (--from --to) as JSON."""
+        policy = _policy(policy_file)
         if position is not None and cp_file is not None and old_file is None and new_file is None:
-            cp = _checkpoint(cp_file, None)
+            cp = _checkpoint(cp_file, None, policy=policy, err=True)
             store = _tree_store(settings.db)
             try:
                 proof = log.prove_inclusion(store, position, cp)
             finally:
                 store.close()
         elif position is None and cp_file is None and old_file is not None and new_file is not None:
-            old, new = _checkpoint(old_file, None, "from"), _checkpoint(new_file, None, "to")
+            old, new = _checkpoint(old_file, None, "from", policy, err=True), _checkpoint(new_file, None, "to", policy, err=True)
             store = _tree_store(settings.db)
             try:
                 proof = log.prove_consistency(store, old, new)
@@ -170,15 +220,18 @@ def register(ledger: click.Group) -> None:
                   help="the checkpoint the proof leads to (the newer one for a consistency proof)")
     @click.option("--old-checkpoint", "old_file", type=click.Path(dir_okay=False, path_type=Path), help="the older checkpoint of a consistency proof")
     @click.option("--verifier-key", "key", type=click.Path(dir_okay=False, path_type=Path), help="check the checkpoints' signatures with this verifier key")
-    def verify_proof(proof_file: Path, cp_file: Path, old_file: Path | None, key: Path | None) -> None:
+    @click.option("--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path),
+                  help="C2SP tlog-policy file: the checkpoints must be signed by its logs and cosigned by its quorum")
+    def verify_proof(proof_file: Path, cp_file: Path, old_file: Path | None, key: Path | None, policy_file: Path | None) -> None:
         """Check a proof against checkpoints, with no database at all."""
         verifier = _verifier(key)
+        policy = _policy(policy_file)
         proof = parse_proof(_read(proof_file, "proof"))
-        cp = _checkpoint(cp_file, verifier)
+        cp = _checkpoint(cp_file, verifier, policy=policy)
         if isinstance(proof, ConsistencyProof):
             if old_file is None:
                 raise click.UsageError("a consistency proof needs --old-checkpoint")
-            check_consistency(proof, _checkpoint(old_file, verifier, "old-checkpoint"), cp)
+            check_consistency(proof, _checkpoint(old_file, verifier, "old-checkpoint", policy), cp)
             click.echo(f"verified: the tree of {proof.old_size} events is a prefix of the tree of {proof.new_size} events")
         else:
             check_inclusion(proof, cp)
@@ -186,22 +239,36 @@ def register(ledger: click.Group) -> None:
             click.echo(f"verified: the event at position {proof.position} is leaf {proof.leaf_index} of the tree of {proof.tree_size} events")
             click.echo(f"  {leaf.topic} of {leaf.aggregate_id} version {leaf.version}, recorded {leaf.recorded_at or '?'}, "
                        f"{len(leaf.payload)} payload bytes")
-        if verifier is None:
+        if verifier is None and policy is None:
             click.echo("note: no --verifier-key given; the checkpoints' signatures were not checked", err=True)
 
     @ledger.command("verify")
     @click.option("--checkpoint", "cp_file", type=click.Path(dir_okay=False, path_type=Path), help="a checkpoint the stored history must still match")
     @click.option("--verifier-key", "key", type=click.Path(dir_okay=False, path_type=Path), help="check the checkpoint's signature with this verifier key")
+    @click.option("--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path),
+                  help="C2SP tlog-policy file: the checkpoint must be signed by its logs and cosigned by its quorum")
     @db_option
     @pass_settings
-    def verify(settings: Settings, cp_file: Path | None, key: Path | None) -> None:
+    def verify(settings: Settings, cp_file: Path | None, key: Path | None, policy_file: Path | None) -> None:
         """Re-read and re-hash every stored event; compare with the stored tree and a checkpoint; exit 1 on any divergence."""
-        if key is not None and cp_file is None:
-            raise click.UsageError("--verifier-key checks a checkpoint's signature: give --checkpoint too")
+        if (key is not None or policy_file is not None) and cp_file is None:
+            raise click.UsageError("--verifier-key and --policy check a checkpoint's signatures: give --checkpoint too")
         verifier = _verifier(key)
+        policy = _policy(policy_file)
         findings: list[str] = []
         cp = None
-        if cp_file is not None:
+        if cp_file is not None and policy is not None:
+            try:
+                witnessed = check_policy(policy, _read(cp_file, "checkpoint"), verifier)
+            except TransparencyError as error:
+                raise click.ClickException(f"checkpoint: {str(cp_file)!r}: {error}") from None
+            for line in witnessed.lines():
+                click.echo(line)
+            cp = witnessed.checkpoint
+            problem = witnessed.problem()
+            if problem is not None:
+                findings.append(f"checkpoint: policy: {problem}")
+        elif cp_file is not None:
             text = _read(cp_file, "checkpoint")
             try:
                 cp = read_checkpoint(text, verifier)
@@ -224,5 +291,5 @@ def register(ledger: click.Group) -> None:
                 click.echo(line)
             raise click.ClickException(f"history diverges: {len(findings)} finding(s) over {report.events} stored events")
         against = f"; matches checkpoint {cp.origin} at tree size {cp.size}" if cp else ""
-        signed = " (signature valid)" if cp and verifier else ""
+        signed = " (signature valid)" if cp and verifier and not policy else " (signatures and quorum valid)" if cp and policy else ""
         click.echo(f"verified: {report.events} stored events match the tree of {report.tree_size} leaves{against}{signed}")

@@ -150,7 +150,8 @@ def run(blocks: list[Block], folder: Path, services: Callable[[set[str]], dict[s
         if not (folder / name).exists():
             (folder / name).symlink_to(ROOT / name)
     base = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
-    base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
+    # The ledger of this checkout, then the witness tools scripts/test builds (litewitness, witnessctl).
+    base["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), str(ROOT / ".tools" / "bin"), base.get("PATH", "")])
     base["COLUMNS"] = "200"
     failures: list[str] = []
     for block in blocks:

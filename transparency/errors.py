@@ -19,3 +19,19 @@ class BadNote(TransparencyError):
 
 class BadKey(TransparencyError):
     """A signer or verifier key file is malformed."""
+
+
+class BadPolicy(TransparencyError):
+    """A C2SP tlog-policy file is malformed."""
+
+
+class PolicyFailed(TransparencyError):
+    """A checkpoint is not signed by a log of the policy, or its cosignatures do not make the quorum."""
+
+
+class WitnessRefused(TransparencyError):
+    """A witness did not cosign a checkpoint: it refused it, or could not be reached."""
+
+
+class WitnessUnreachable(WitnessRefused):
+    """A witness did not answer in time, or could not be connected to: worth trying again later."""

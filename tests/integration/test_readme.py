@@ -7,10 +7,12 @@ from pathlib import Path
 
 from tests.conftest import drop_schema, postgres_url
 from tests.readme_runner import README, matches, parse, run, services_from
+from tests.witnesses import tools
 
 
 def test_every_block_of_the_readme_runs_and_prints_what_it_shows(tmp_path: Path) -> None:
     postgres_url()  # fails loudly, never skips, without the services
+    tools()  # the README runs two litewitness instances
     blocks = parse(README.read_text())
     assert sum(len(b.steps) for b in blocks if not b.not_run) > 30
     assert [b.not_run for b in blocks if b.not_run] == [

@@ -16,7 +16,7 @@ from psycopg.errors import LockNotAvailable
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier, Literal
 
-from adapters import scan
+from adapters import recorded_time, scan
 from domain.catalogue import VERSION_KEY
 
 T = TypeVar("T")
@@ -63,7 +63,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self.copy_events_statement = SQL(
             "COPY {}.{} (originator_id, originator_version, topic, state) FROM STDIN (FORMAT BINARY)"
         ).format(schema, table)
-        self.last_notification_id_statement = SQL("SELECT coalesce(max(notification_id), 0) AS id FROM {}.{}").format(schema, table)
+        self.last_event_statement = SQL(
+            "SELECT clock_timestamp() AS now, e.notification_id AS id, e.state FROM (SELECT 1) AS one "
+            "LEFT JOIN (SELECT notification_id, state FROM {}.{} ORDER BY notification_id DESC LIMIT 1) AS e ON true"
+        ).format(schema, table)
         self.ids_after_statement = SQL("SELECT notification_id FROM {}.{} WHERE notification_id > %s ORDER BY notification_id").format(schema, table)
         self.insert_personal_data_statement = SQL(
             "INSERT INTO {} (person, name, email) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) ON CONFLICT (person) DO NOTHING"
@@ -153,14 +156,18 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
 
     def _copy_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]) -> list[int]:
         """COPY the events in order (psycopg streams it in bounded pieces); their notification ids, in the same order."""
-        # Under the EXCLUSIVE lock no other transaction inserts, so every id above the current maximum is one of ours.
-        last = curs.execute(self.last_notification_id_statement).fetchone()
+        # Under the EXCLUSIVE lock no other transaction inserts, so every id above the current maximum is one of ours,
+        # and the last event read here is the one this batch follows: its recorded time must not go back from it.
+        last = curs.execute(self.last_event_statement).fetchone()
         assert last is not None
         with curs.copy(self.copy_events_statement) as copy:
             copy.set_types([self.datastore.originator_id_type, "int8", "text", "bytea"])
             for e in stored_events:
                 copy.write_row((e.originator_id, e.originator_version, e.topic, e.state))
-        curs.execute(self.ids_after_statement, (last["id"],))
+        # After the COPY, so a concurrent change of the same record is named as such; a refusal rolls the COPY back.
+        recorded_time.check_after_last(stored_events, last["state"], last["id"] or 0)
+        recorded_time.check_not_ahead(stored_events, last["now"])
+        curs.execute(self.ids_after_statement, (last["id"] or 0,))
         notification_ids = [row["notification_id"] for row in curs.fetchall()]
         if len(notification_ids) != len(stored_events):
             raise ProgrammingError(f"expected {len(stored_events)} notification ids, found {len(notification_ids)}")

@@ -19,7 +19,9 @@ from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
 from adapters import scan
 from adapters.mapper import PydanticMapper
 from domain.base import Action, Aggregate, ref_id
-from domain.errors import AlreadyExists, AlreadyForgotten, ConcurrentChange, InvalidValue, LedgerError, NotRegistered, UnknownReference
+from domain.errors import (
+    AlreadyExists, AlreadyForgotten, ConcurrentChange, InvalidValue, LedgerError, NotRegistered, RecordedTimeBackwards, UnknownReference,
+)
 from domain.inputs import key_digest
 from domain.model import (
     Activity,
@@ -43,6 +45,8 @@ CHUNK = 2_000
 """Commands carried out and written at a time by `Ledger.execute_in_chunks`; memory holds one chunk."""
 CARRIED = 10_000
 """Aggregates a chunk hands on to the next (the most recently used), so records used again soon are not read back."""
+RESTAMPS = 5
+"""How many times a write is decided and stamped again when writes stamped after it reached the events table first."""
 
 
 class Writing(Protocol):
@@ -213,7 +217,14 @@ class Ledger(Application[UUID]):
         """
         # Everything a batch builds lives until it is saved; the cyclic collector would only walk it again and again.
         with _collector_paused():
-            return self._execute(commands, actor, write)
+            for attempt in range(1, RESTAMPS + 1):
+                try:
+                    return self._execute(commands, actor, write)
+                except RecordedTimeBackwards as error:
+                    # A write stamped after this one took the lock first: decide and stamp again, unless this clock is behind.
+                    if attempt == RESTAMPS or not self._overtaken(error):
+                        raise self._recorded_meanwhile(error) from None
+            raise AssertionError("unreachable")
 
     def _execute(self, commands: Sequence[c.Command], actor: str | None, write: bool) -> Outcome:
         batch = _Batch(self)
@@ -266,12 +277,13 @@ class Ledger(Application[UUID]):
         failures = 0
         outcome = Outcome()
         fallback_actor = actor or default_actor()
-        # The whole stream is one transaction, so all its events share one recorded time.
-        recorded_at = self.clock()
         to_stored = self.mapper.to_stored_event
         forgot = kept = False
         carried: dict[UUID, Aggregate | None] = {}
         with _collector_paused(), open_writing() as writing:
+            # The whole stream is one transaction, so all its events share one recorded time, read once the session is open
+            # (on SQLite it holds the write lock, so no other write can be recorded after this time and before this import).
+            recorded_at = self.clock()
             for run in _runs(commands, chunk or CHUNK):
                 # What the chunk before saved is current: once this transaction has written, no one else writes until it ends
                 # (and a record someone changed before that fails the write as a concurrent change).
@@ -288,6 +300,8 @@ class Ledger(Application[UUID]):
                         writing.write([to_stored(event) for event in events], batch.personal_data, batch.forgotten)
                     except IntegrityError as error:
                         raise _concurrent_change() from error
+                    except RecordedTimeBackwards as error:
+                        raise self._recorded_meanwhile(error) from None
                 carried = batch.carried(CARRIED)
             if failures:
                 raise BatchFailed(found)
@@ -297,6 +311,16 @@ class Ledger(Application[UUID]):
             # Erased rows must not survive in freed pages or write-ahead logs either.
             getattr(self.recorder, "scrub_personal_data", lambda: None)()
         return outcome
+
+    def _overtaken(self, error: RecordedTimeBackwards) -> bool:
+        """Whether this clock has passed the stored time the write fell behind: another write overtook it (a clock set back has not)."""
+        return bool(self.clock() >= error.last)
+
+    def _recorded_meanwhile(self, error: RecordedTimeBackwards) -> LedgerError:
+        """The error to show for a write refused for a recorded time before the last stored event's."""
+        if self._overtaken(error):
+            return ConcurrentChange("other writes were recorded while this one waited; nothing was written, run the command again")
+        return error
 
     def _execute_at_once(
         self,

@@ -88,6 +88,21 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             ).format(schema=schema, table=table, guard=guard, truncate_guard=Identifier(f"{events_table_name}_no_truncate")),
             # TRUNCATE stays granted (the trigger refuses it): LOCK ... IN EXCLUSIVE MODE needs one of these privileges.
             SQL("REVOKE UPDATE, DELETE ON {schema}.{table} FROM PUBLIC, CURRENT_USER").format(schema=schema, table=table),
+            # An event takes the id the column's sequence just gave it: one inserted with an id of its own (above the sequence)
+            # would make every later write find fewer new ids than it wrote. currval fails in a session that drew none.
+            # Only the owner, who can lift every guard, can insert around it. Last, so `_tables_in_place` finds a schema
+            # made before it (`db init --owner-url` again adds it).
+            SQL(
+                "CREATE OR REPLACE FUNCTION {schema}.{next_id}() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$BEGIN RAISE EXCEPTION 'stored events take the next notification id: % refused', NEW.notification_id "
+                "USING ERRCODE = 'insufficient_privilege'; END$$"
+            ).format(schema=schema, next_id=Identifier(f"{events_table_name}_next_id")),
+            # The condition is evaluated without calling the function, so a COPY of the normal path costs little.
+            SQL(
+                "CREATE OR REPLACE TRIGGER {next_id} BEFORE INSERT ON {schema}.{table} FOR EACH ROW "
+                "WHEN (NEW.notification_id IS DISTINCT FROM currval({sequence}::regclass)) EXECUTE FUNCTION {schema}.{next_id}()"
+            ).format(schema=schema, table=table, next_id=Identifier(f"{events_table_name}_next_id"), sequence=Literal(
+                SQL("{}.{}").format(schema, Identifier(f"{events_table_name}_notification_id_seq")).as_string())),
         ]
 
     def _owned_by_another_role(self) -> bool:
@@ -117,12 +132,12 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (f"cluster-ledger-ddl:{self.datastore.schema}",))
 
     def _tables_in_place(self) -> bool:
-        """True once the DDL has run: its last object, the TRUNCATE guard, exists (all of it commits at once)."""
+        """True once the DDL has run: its last object, the guard of notification ids, exists (all of it commits at once)."""
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(
                 "SELECT EXISTS (SELECT FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s AND t.tgname = %s) AS done",
-                (self.datastore.schema, self.events_table_name, f"{self.events_table_name}_no_truncate"),
+                (self.datastore.schema, self.events_table_name, f"{self.events_table_name}_next_id"),
             )
             row = curs.fetchone()
         return row is not None and bool(row["done"])

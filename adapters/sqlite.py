@@ -37,6 +37,11 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             f"WHEN EXISTS (SELECT 1 FROM {table} WHERE rowid = NEW.rowid) "
             f"OR EXISTS (SELECT 1 FROM {table} WHERE originator_id = NEW.originator_id AND originator_version = NEW.originator_version) "
             "BEGIN SELECT RAISE(ABORT, 'stored events are immutable'); END",
+            # An event takes the position after the last one: one put at a position of its own would leave a gap or sit
+            # before events stored earlier. AFTER, because a BEFORE trigger does not see the rowid SQLite picks.
+            f"CREATE TRIGGER IF NOT EXISTS {table}_next_position AFTER INSERT ON {table} "
+            f"WHEN NEW.rowid <> coalesce((SELECT max(rowid) FROM {table} WHERE rowid < NEW.rowid), 0) + 1 "
+            "BEGIN SELECT RAISE(ABORT, 'stored events take the next position'); END",
         ]
 
     def _insert_events(

@@ -14,6 +14,7 @@ from transparency.proofs import b64
 from transparency.store import LOWEST, StoredLeaf, TreeStore
 
 PAYLOAD_ALTERED = "payload altered"
+ID_ALTERED = "id altered"
 EVENT_DELETED = "event deleted"
 EVENT_INSERTED = "event inserted"
 EVENTS_REORDERED = "events reordered"
@@ -167,11 +168,13 @@ def verify(store: TreeStore, checkpoint: Checkpoint | None = None, *, progress: 
             prefix.add(h)
             events += 1
             leaf = by_position.get(record.position)
+            if not record.id_as_written:  # the application no longer finds the event by its aggregate's id, whatever the tree holds
+                tally.note(ID_ALTERED, _Tally.DIVERGING, record.position, f"the event's {record.note[:160]}, not as the store writes ids")
             if leaf is None:
                 if record.position < last_stored:
                     tally.note(EVENT_INSERTED, _Tally.INSERTED, record.position,
                                f"the log has an event at position {record.position} that the tree never held")
-            elif leaf.hash != h:
+            elif leaf.hash != h and record.id_as_written:
                 if len(kept) < keep:  # the first diverging events are tried at each other's positions once all are known
                     kept.append((record, leaf))
                 else:

@@ -20,6 +20,8 @@ class StoredRecord:
     state: bytes | None
     note: str = ""
     """Why `state` is None, or what else is odd about the row (e.g. "stored as TEXT")."""
+    id_as_written: bool = True
+    """Whether the aggregate id is stored as the store writes it (and the application looks it up)."""
 
 
 def recorded_time(payload: bytes) -> str:

@@ -208,6 +208,9 @@ def test_findings_do_not_depend_on_how_many_rows_are_read_at_a_time(
     whole = verify(url, cp, key)
     monkeypatch.setattr(audit, "PAGE", page)
     assert verify(url, cp, key) == whole
+    # Position 3 now holds an event of the second batch: 4 to 6, and 9 (which holds the first batch's), go back in time.
+    disorder = whole[1].pop(1)
+    assert disorder.startswith("position 4: recorded time out of order (4 positions): the event was recorded "), whole
     assert whole[1][:3] == ["position 3: events reordered (2 positions): the event stored at position 3 was recorded at position 9",
                             "position 6: payload altered: the event's leaf hash is not the one the tree recorded",
                             "position 11: event deleted: the tree holds leaf 10 for position 11, the log has no event there"], whole

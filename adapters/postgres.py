@@ -160,11 +160,18 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
     @contextlib.contextmanager
     def writing(self) -> Iterator[PostgresWriting]:
         """One transaction for many chunks: each chunk's reads see the chunks written before it; committed at the end only
-        if `keep()` was called, else rolled back (as on any error). The events table is locked from the first chunk's
-        COPY to the commit, so notification ids still become visible in order."""
+        if `keep()` was called, else rolled back (as on any error). The events table is locked from the start to the
+        commit, so notification ids become visible in order, and no write is recorded between the session's recorded
+        time (read once it is open) and its events."""
         with self.datastore.get_connection() as conn, conn.transaction() as transaction, conn.cursor() as curs:
             curs.execute(self.lock_timeout_statement)
             writing = PostgresWriting(self, curs)
+            try:
+                self._lock_table(curs)
+            except LockNotAvailable:
+                raise LedgerBusy(self.datastore.lock_timeout) from None
+            self._notify_channel(curs)
+            writing.locked = True
             yield writing
             if not writing.kept:
                 raise psycopg.Rollback(transaction)

@@ -45,8 +45,6 @@ CHUNK = 2_000
 """Commands carried out and written at a time by `Ledger.execute_in_chunks`; memory holds one chunk."""
 CARRIED = 10_000
 """Aggregates a chunk hands on to the next (the most recently used), so records used again soon are not read back."""
-RESTAMPS = 5
-"""How many times a write is decided and stamped again when writes stamped after it reached the events table first."""
 
 
 class Writing(Protocol):
@@ -217,14 +215,13 @@ class Ledger(Application[UUID]):
         """
         # Everything a batch builds lives until it is saved; the cyclic collector would only walk it again and again.
         with _collector_paused():
-            for attempt in range(1, RESTAMPS + 1):
-                try:
-                    return self._execute(commands, actor, write)
-                except RecordedTimeBackwards as error:
-                    # A write stamped after this one took the lock first: decide and stamp again, unless this clock is behind.
-                    if attempt == RESTAMPS or not self._overtaken(error):
-                        raise self._recorded_meanwhile(error) from None
-            raise AssertionError("unreachable")
+            try:
+                return self._execute(commands, actor, write)
+            except RecordedTimeBackwards as error:
+                if not self._overtaken(error) or getattr(self.recorder, "writing", None) is None:
+                    raise
+            # A write stamped after this one took the lock first: decide and stamp again, this time with the lock held.
+        return self.execute_in_chunks(enumerate(commands), actor, positions=True)
 
     def _execute(self, commands: Sequence[c.Command], actor: str | None, write: bool) -> Outcome:
         batch = _Batch(self)
@@ -260,6 +257,7 @@ class Ledger(Application[UUID]):
         failed: Callable[[int, LedgerError], None] | None = None,
         keep: Callable[[], bool] = lambda: True,
         chunk: int | None = None,
+        positions: bool = False,
     ) -> Outcome:
         """Carry out a stream of numbered commands (an import's line numbers) as one atomic save, CHUNK at a time.
 
@@ -267,7 +265,8 @@ class Ledger(Application[UUID]):
         the next chunk reads it back, so memory holds one chunk whatever the length of the stream. The transaction commits
         at the end if no command failed and `keep()` (asked once the stream is exhausted) is true; else nothing is written.
         Each failure goes to `failed(number, error)` as it is found (or is collected), and the end raises BatchFailed.
-        A store without `writing()` (memory://) runs the stream as one batch. The outcome lists no positions.
+        A store without `writing()` (memory://) runs the stream as one batch. The outcome lists the positions written only
+        with `positions` (an import's would fill memory).
         """
         open_writing = getattr(self.recorder, "writing", None)
         if open_writing is None:
@@ -281,8 +280,8 @@ class Ledger(Application[UUID]):
         forgot = kept = False
         carried: dict[UUID, Aggregate | None] = {}
         with _collector_paused(), open_writing() as writing:
-            # The whole stream is one transaction, so all its events share one recorded time, read once the session is open
-            # (on SQLite it holds the write lock, so no other write can be recorded after this time and before this import).
+            # The whole stream is one transaction, so all its events share one recorded time, read once the session holds
+            # the write lock: no other write can be recorded after this time and before this stream.
             recorded_at = self.clock()
             for run in _runs(commands, chunk or CHUNK):
                 # What the chunk before saved is current: once this transaction has written, no one else writes until it ends
@@ -297,7 +296,9 @@ class Ledger(Application[UUID]):
                 forgot = forgot or bool(batch.forgotten)
                 if events or batch.personal_data or batch.forgotten:
                     try:
-                        writing.write([to_stored(event) for event in events], batch.personal_data, batch.forgotten)
+                        written = writing.write([to_stored(event) for event in events], batch.personal_data, batch.forgotten)
+                        if positions:
+                            outcome.positions += written
                     except IntegrityError as error:
                         raise _concurrent_change() from error
                     except RecordedTimeBackwards as error:
@@ -318,7 +319,7 @@ class Ledger(Application[UUID]):
 
     def _recorded_meanwhile(self, error: RecordedTimeBackwards) -> LedgerError:
         """The error to show for a write refused for a recorded time before the last stored event's."""
-        if self._overtaken(error):
+        if self._overtaken(error):  # cannot happen once the lock is held before the time is read; named should a store differ
             return ConcurrentChange("other writes were recorded while this one waited; nothing was written, run the command again")
         return error
 

@@ -16,7 +16,7 @@ from psycopg.errors import LockNotAvailable, UniqueViolation
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier, Literal
 
-from adapters import scan
+from adapters import recorded_time, scan
 from adapters.mapper import CATALOGUE
 from domain.base import ref_id
 from domain.model import Person
@@ -70,7 +70,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self.copy_events_statement = SQL(
             "COPY {}.{} (originator_id, originator_version, topic, state) FROM STDIN (FORMAT BINARY)"
         ).format(schema, table)
-        self.last_notification_id_statement = SQL("SELECT coalesce(max(notification_id), 0) AS id FROM {}.{}").format(schema, table)
+        self.last_event_statement = SQL(
+            "SELECT clock_timestamp() AS now, e.notification_id AS id, e.state FROM (SELECT 1) AS one "
+            "LEFT JOIN (SELECT notification_id, state FROM {}.{} ORDER BY notification_id DESC LIMIT 1) AS e ON true"
+        ).format(schema, table)
         self.ids_after_statement = SQL("SELECT notification_id FROM {}.{} WHERE notification_id > %s ORDER BY notification_id").format(schema, table)
         self.insert_personal_data_statement = SQL(
             "INSERT INTO {} (person, name, email) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) ON CONFLICT (person) DO NOTHING"
@@ -92,6 +95,21 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             ).format(schema=schema, table=table, guard=guard, truncate_guard=Identifier(f"{events_table_name}_no_truncate")),
             # TRUNCATE stays granted (the trigger refuses it): LOCK ... IN EXCLUSIVE MODE needs one of these privileges.
             SQL("REVOKE UPDATE, DELETE ON {schema}.{table} FROM PUBLIC, CURRENT_USER").format(schema=schema, table=table),
+            # An event takes the id the column's sequence just gave it: one inserted with an id of its own (above the sequence)
+            # would make every later write find fewer new ids than it wrote. currval fails in a session that drew none.
+            # Only the owner, who can lift every guard, can insert around it (`db init --owner-url` again adds it to a schema
+            # made before it).
+            SQL(
+                "CREATE OR REPLACE FUNCTION {schema}.{next_id}() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$BEGIN RAISE EXCEPTION 'stored events take the next notification id: % refused', NEW.notification_id "
+                "USING ERRCODE = 'insufficient_privilege'; END$$"
+            ).format(schema=schema, next_id=Identifier(f"{events_table_name}_next_id")),
+            # The condition is evaluated without calling the function, so a COPY of the normal path costs little.
+            SQL(
+                "CREATE OR REPLACE TRIGGER {next_id} BEFORE INSERT ON {schema}.{table} FOR EACH ROW "
+                "WHEN (NEW.notification_id IS DISTINCT FROM currval({sequence}::regclass)) EXECUTE FUNCTION {schema}.{next_id}()"
+            ).format(schema=schema, table=table, next_id=Identifier(f"{events_table_name}_next_id"), sequence=Literal(
+                SQL("{}.{}").format(schema, Identifier(f"{events_table_name}_notification_id_seq")).as_string())),
             # The one way a role that may not delete personal data erases it: one person's row, once the log holds the
             # Person.Forgotten event of that person, in the same transaction. Runs as the schema's owner (SECURITY DEFINER).
             SQL(
@@ -170,25 +188,36 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
     @contextlib.contextmanager
     def writing(self) -> Iterator[PostgresWriting]:
         """One transaction for many chunks: each chunk's reads see the chunks written before it; committed at the end only
-        if `keep()` was called, else rolled back (as on any error). The events table is locked from the first chunk's
-        COPY to the commit, so notification ids still become visible in order."""
+        if `keep()` was called, else rolled back (as on any error). The events table is locked from the start to the
+        commit, so notification ids become visible in order, and no write is recorded between the session's recorded
+        time (read once it is open) and its events."""
         with self.datastore.get_connection() as conn, conn.transaction() as transaction, conn.cursor() as curs:
             curs.execute(self.lock_timeout_statement)
             writing = PostgresWriting(self, curs)
+            try:
+                self._lock_table(curs)
+            except LockNotAvailable:
+                raise LedgerBusy(self.datastore.lock_timeout) from None
+            self._notify_channel(curs)
+            writing.locked = True
             yield writing
             if not writing.kept:
                 raise psycopg.Rollback(transaction)
 
     def _copy_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]) -> list[int]:
         """COPY the events in order (psycopg streams it in bounded pieces); their notification ids, in the same order."""
-        # Under the EXCLUSIVE lock no other transaction inserts, so every id above the current maximum is one of ours.
-        last = curs.execute(self.last_notification_id_statement).fetchone()
+        # Under the EXCLUSIVE lock no other transaction inserts, so every id above the current maximum is one of ours,
+        # and the last event read here is the one this batch follows: its recorded time must not go back from it.
+        last = curs.execute(self.last_event_statement).fetchone()
         assert last is not None
         with curs.copy(self.copy_events_statement) as copy:
             copy.set_types([self.datastore.originator_id_type, "int8", "text", "bytea"])
             for e in stored_events:
                 copy.write_row((e.originator_id, e.originator_version, e.topic, e.state))
-        curs.execute(self.ids_after_statement, (last["id"],))
+        # After the COPY, so a concurrent change of the same record is named as such; a refusal rolls the COPY back.
+        recorded_time.check_after_last(stored_events, last["state"], last["id"] or 0)
+        recorded_time.check_not_ahead(stored_events, last["now"])
+        curs.execute(self.ids_after_statement, (last["id"] or 0,))
         notification_ids = [row["notification_id"] for row in curs.fetchall()]
         if len(notification_ids) != len(stored_events):
             raise ProgrammingError(f"expected {len(stored_events)} notification ids, found {len(notification_ids)}")

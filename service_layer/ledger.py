@@ -20,8 +20,8 @@ from adapters import scan
 from adapters.mapper import PydanticMapper
 from domain.base import Action, Aggregate, ref_id
 from domain.errors import (
-    AlreadyExists, AlreadyForgotten, AlteredId, ConcurrentChange, InvalidValue, LedgerError, NotRegistered, ReadOnlyMirror, UnknownReference,
-    UnreadableEvent,
+    AlreadyExists, AlreadyForgotten, AlteredId, ConcurrentChange, InvalidValue, LedgerError, NotRegistered, ReadOnlyMirror,
+    RecordedTimeBackwards, UnknownReference, UnreadableEvent,
 )
 from domain.inputs import checked_actor, key_digest
 from domain.model import (
@@ -221,7 +221,13 @@ class Ledger(Application[UUID]):
         """
         # Everything a batch builds lives until it is saved; the cyclic collector would only walk it again and again.
         with _collector_paused():
-            return self._execute(commands, actor, write)
+            try:
+                return self._execute(commands, actor, write)
+            except RecordedTimeBackwards as error:
+                if not self._overtaken(error) or getattr(self.recorder, "writing", None) is None:
+                    raise
+            # A write stamped after this one took the lock first: decide and stamp again, this time with the lock held.
+        return self.execute_in_chunks(enumerate(commands), actor, positions=True)
 
     def _execute(self, commands: Sequence[c.Command], actor: str | None, write: bool) -> Outcome:
         fallback_actor = acting(actor)
@@ -259,6 +265,7 @@ class Ledger(Application[UUID]):
         failed: Callable[[int, LedgerError], None] | None = None,
         keep: Callable[[], bool] = lambda: True,
         chunk: int | None = None,
+        positions: bool = False,
     ) -> Outcome:
         """Carry out a stream of numbered commands (an import's line numbers) as one atomic save, CHUNK at a time.
 
@@ -266,7 +273,8 @@ class Ledger(Application[UUID]):
         the next chunk reads it back, so memory holds one chunk whatever the length of the stream. The transaction commits
         at the end if no command failed and `keep()` (asked once the stream is exhausted) is true; else nothing is written.
         Each failure goes to `failed(number, error)` as it is found (or is collected), and the end raises BatchFailed.
-        A store without `writing()` (memory://) runs the stream as one batch. The outcome lists no positions.
+        A store without `writing()` (memory://) runs the stream as one batch. The outcome lists the positions written only
+        with `positions` (an import's would fill memory).
         """
         fallback_actor = acting(actor)
         open_writing = getattr(self.recorder, "writing", None)
@@ -276,13 +284,14 @@ class Ledger(Application[UUID]):
         report = failed or (lambda number, error: found.append(CommandFailed(number, error)))
         failures = 0
         outcome = Outcome()
-        # The whole stream is one transaction, so all its events share one recorded time.
-        recorded_at = self.clock()
         to_stored = self.mapper.to_stored_event
         forgot = kept = False
         carried: dict[UUID, Aggregate | None] = {}
         self._refuse_if_mirror()
         with _collector_paused(), open_writing() as writing:
+            # The whole stream is one transaction, so all its events share one recorded time, read once the session holds
+            # the write lock: no other write can be recorded after this time and before this stream.
+            recorded_at = self.clock()
             for run in _runs(commands, chunk or CHUNK):
                 # What the chunk before saved is current: once this transaction has written, no one else writes until it ends
                 # (and a record someone changed before that fails the write as a concurrent change).
@@ -296,9 +305,13 @@ class Ledger(Application[UUID]):
                 forgot = forgot or bool(batch.forgotten)
                 if events or batch.personal_data or batch.forgotten:
                     try:
-                        writing.write([to_stored(event) for event in events], batch.personal_data, batch.forgotten)
+                        written = writing.write([to_stored(event) for event in events], batch.personal_data, batch.forgotten)
+                        if positions:
+                            outcome.positions += written
                     except IntegrityError as error:
                         raise _concurrent_change() from error
+                    except RecordedTimeBackwards as error:
+                        raise self._recorded_meanwhile(error) from None
                 carried = batch.carried(CARRIED)
             if failures:
                 raise BatchFailed(found)
@@ -308,6 +321,16 @@ class Ledger(Application[UUID]):
             # Erased rows must not survive in freed pages or write-ahead logs either.
             getattr(self.recorder, "scrub_personal_data", lambda: None)()
         return outcome
+
+    def _overtaken(self, error: RecordedTimeBackwards) -> bool:
+        """Whether this clock has passed the stored time the write fell behind: another write overtook it (a clock set back has not)."""
+        return bool(self.clock() >= error.last)
+
+    def _recorded_meanwhile(self, error: RecordedTimeBackwards) -> LedgerError:
+        """The error to show for a write refused for a recorded time before the last stored event's."""
+        if self._overtaken(error):  # cannot happen once the lock is held before the time is read; named should a store differ
+            return ConcurrentChange("other writes were recorded while this one waited; nothing was written, run the command again")
+        return error
 
     def _execute_at_once(
         self,

@@ -5,15 +5,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from transparency import merkle
-from transparency.leaf import StoredRecord, record_leaf
+from transparency.leaf import StoredRecord, record_leaf, recorded_time
 from transparency.log import catch_up
 from transparency.note import Checkpoint
 from transparency.proofs import b64
 from transparency.store import LOWEST, StoredLeaf, TreeStore
 
 PAYLOAD_ALTERED = "payload altered"
+ID_ALTERED = "id altered"
+RECORDED_TIME_DISORDER = "recorded time out of order"
 EVENT_DELETED = "event deleted"
 EVENT_INSERTED = "event inserted"
 EVENTS_REORDERED = "events reordered"
@@ -160,18 +163,28 @@ def verify(store: TreeStore, checkpoint: Checkpoint | None = None, *, progress: 
     kept: list[tuple[StoredRecord, StoredLeaf]] = []
     keep = REORDER_CHECKED + REORDER_CANDIDATES + 1
     after = LOWEST
+    latest: tuple[datetime, str, int] | None = None  # the latest recorded time so far, as stored, and its position
     while page := store.records(after, PAGE):
         by_position = {leaf.position: leaf for leaf in store.leaves_between(page[0].position, page[-1].position)}
         for record in page:
-            h = merkle.leaf_hash(record_leaf(record))
+            recorded = recorded_time(record.state) if record.state is not None else ""
+            h = merkle.leaf_hash(record_leaf(record, recorded))
+            if moment := _moment(recorded):
+                if latest is not None and moment < latest[0]:
+                    tally.note(RECORDED_TIME_DISORDER, _Tally.DIVERGING, record.position,
+                               f"the event was recorded {recorded}, before position {latest[2]}'s {latest[1]}")
+                elif latest is None or moment > latest[0]:
+                    latest = (moment, recorded, record.position)
             prefix.add(h)
             events += 1
             leaf = by_position.get(record.position)
+            if not record.id_as_written:  # the application no longer finds the event by its aggregate's id, whatever the tree holds
+                tally.note(ID_ALTERED, _Tally.DIVERGING, record.position, f"the event's {record.note[:160]}, not as the store writes ids")
             if leaf is None:
                 if record.position < last_stored:
                     tally.note(EVENT_INSERTED, _Tally.INSERTED, record.position,
                                f"the log has an event at position {record.position} that the tree never held")
-            elif leaf.hash != h:
+            elif leaf.hash != h and record.id_as_written:
                 if len(kept) < keep:  # the first diverging events are tried at each other's positions once all are known
                     kept.append((record, leaf))
                 else:
@@ -201,6 +214,15 @@ def verify(store: TreeStore, checkpoint: Checkpoint | None = None, *, progress: 
         found += _against_checkpoint(checkpoint, events, last_position, prefix.root(), rows, store, tree_reported)
     found.sort(key=lambda f: (f.position is None, f.position or 0))
     return Report(events, rows, found)
+
+
+def _moment(recorded: str) -> datetime | None:
+    """A recorded time as a moment to compare (UTC if it names no zone); None if it is not one."""
+    try:
+        moment = datetime.fromisoformat(recorded)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def _note_altered(tally: _Tally, store: TreeStore, record: StoredRecord, leaf: StoredLeaf, recomputed: bytes, rows: int) -> None:

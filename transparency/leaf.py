@@ -20,6 +20,8 @@ class StoredRecord:
     state: bytes | None
     note: str = ""
     """Why `state` is None, or what else is odd about the row (e.g. "stored as TEXT")."""
+    id_as_written: bool = True
+    """Whether the aggregate id is stored as the store writes it (and the application looks it up)."""
 
 
 def recorded_time(payload: bytes) -> str:
@@ -43,24 +45,25 @@ def leaf_size(topic: str, payload: bytes) -> int:
     return _FIXED + len(topic.encode("utf-8", "surrogatepass")) + len(recorded_time(payload).encode("utf-8", "surrogatepass")) + len(payload)
 
 
-def leaf_bytes(position: int, aggregate_id: str, version: int, topic: str, payload: bytes) -> bytes:
+def leaf_bytes(position: int, aggregate_id: str, version: int, topic: str, payload: bytes, recorded: str | None = None) -> bytes:
     """u8 format=1, u64 position, u16-length aggregate id, u64 version, u16-length topic, u16-length recorded time, u32-length payload.
 
-    Integers are unsigned big-endian; texts are UTF-8; the payload is the stored bytes, untouched.
+    Integers are unsigned big-endian; texts are UTF-8; the payload is the stored bytes, untouched. `recorded`, if given,
+    is `recorded_time(payload)` already read.
     """
     parts = [struct.pack(">BQ", FORMAT, position)]
     parts += _text(aggregate_id.encode(), ">H")
     parts.append(struct.pack(">Q", version))
     parts += _text(topic.encode("utf-8", "surrogatepass"), ">H")
-    parts += _text(recorded_time(payload).encode("utf-8", "surrogatepass"), ">H")
+    parts += _text((recorded_time(payload) if recorded is None else recorded).encode("utf-8", "surrogatepass"), ">H")
     parts += _text(payload, ">I")
     return b"".join(parts)
 
 
-def record_leaf(record: StoredRecord) -> bytes:
+def record_leaf(record: StoredRecord, recorded: str | None = None) -> bytes:
     """The leaf bytes of a stored row; a payload that is not a byte string counts as its text's UTF-8 bytes behind a 0xFF marker, which no JSON payload begins with."""
     payload = record.state if record.state is not None else b"\xff" + record.note.encode("utf-8", "surrogatepass")
-    return leaf_bytes(record.position % (1 << 64), record.aggregate_id, record.version % (1 << 64), record.topic, payload)
+    return leaf_bytes(record.position % (1 << 64), record.aggregate_id, record.version % (1 << 64), record.topic, payload, recorded)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
@@ -154,18 +155,29 @@ def _int(value: Any) -> tuple[int, str]:
     return 0, f"version stored as {type(value).__name__}"
 
 
-def _canonical_id(stored: Any) -> str:
-    """A UUID in its hyphenated lower-case form, as both stores read it; anything else as its text."""
-    if stored is None:
-        return ""
-    try:
-        return str(uuid.UUID(str(stored)))
-    except ValueError:
-        return str(stored)
+SQLITE_ID = re.compile(r"[0-9a-f]{32}")
+"""An aggregate id as eventsourcing's SQLite recorder writes it (and looks it up): 32 lower-case hex digits."""
+POSTGRES_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+"""An aggregate id as PostgreSQL's uuid type prints it; a column altered to text may hold any other spelling."""
 
 
-def _record(position: int, aggregate: Any, version: Any, topic: Any, state: Any, stored_type: str = "") -> StoredRecord:
+def _canonical_id(stored: Any, written: re.Pattern[str]) -> tuple[str, bool]:
+    """The id the leaf commits to, and whether it is stored as the store writes it.
+
+    As written: the hyphenated lower-case form, as both stores read it (the leaf bytes of every tree so far). Any other
+    spelling, even one that names the same UUID, is one the application does not find: its repr, which no hex id equals.
+    """
+    if isinstance(stored, str) and written.fullmatch(stored):
+        return str(uuid.UUID(stored)), True
+    return repr(stored), False
+
+
+def _record(position: int, aggregate: Any, version: Any, topic: Any, state: Any, stored_type: str = "", *,
+            written: re.Pattern[str] = SQLITE_ID) -> StoredRecord:
     notes = []
+    aggregate_id, as_written = _canonical_id(aggregate, written)
+    if not as_written:
+        notes.append(f"aggregate id stored as {aggregate_id[:100]}")
     number, problem = _int(version)
     if problem:
         notes.append(problem)
@@ -175,8 +187,8 @@ def _record(position: int, aggregate: Any, version: Any, topic: Any, state: Any,
     if payload is None:
         notes.append(f"payload stored as {stored_type or type(state).__name__}: {state!r}"[:2000])
     return StoredRecord(
-        position=position, aggregate_id=_canonical_id(aggregate), version=number,
-        topic=topic if isinstance(topic, str) else repr(topic), state=payload, note="; ".join(notes),
+        position=position, aggregate_id=aggregate_id, version=number,
+        topic=topic if isinstance(topic, str) else repr(topic), state=payload, note="; ".join(notes), id_as_written=as_written,
     )
 
 
@@ -349,7 +361,7 @@ class PostgresTreeStore:
             self._sql("SELECT notification_id, originator_id::text, originator_version, topic, state FROM {} "
                       "WHERE notification_id > %s ORDER BY notification_id LIMIT %s").format(self.events), (after, limit),
         )
-        return [_record(*row) for row in rows]
+        return [_record(*row, written=POSTGRES_ID) for row in rows]
 
     def size(self) -> int:
         row = self.connection.execute(self._sql("SELECT max(leaf_index) FROM {}").format(self.leaves_table)).fetchone()

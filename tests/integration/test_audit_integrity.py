@@ -209,6 +209,9 @@ def test_findings_do_not_depend_on_how_many_rows_are_read_at_a_time(
     whole = verify(url, cp, key)
     monkeypatch.setattr(audit, "PAGE", page)
     assert verify(url, cp, key) == whole
+    # Position 3 now holds an event of the second batch: 4 to 6, and 9 (which holds the first batch's), go back in time.
+    disorder = whole[1].pop(1)
+    assert disorder.startswith("position 4: recorded time out of order (4 positions): the event was recorded "), whole
     assert whole[1][:3] == ["position 3: events reordered (2 positions): the event stored at position 3 was recorded at position 9",
                             "position 6: payload altered: the event's leaf hash is not the one the tree recorded",
                             "position 11: event deleted: the tree holds leaf 10 for position 11, the log has no event there"], whole
@@ -238,3 +241,68 @@ def test_verification_memory_does_not_grow_with_the_history(tmp_path: Path, monk
 
     small, large = peak(f"sqlite:///{tmp_path / 'small.db'}", 48), peak(f"sqlite:///{tmp_path / 'large.db'}", 192)
     assert large < 1.5 * small, (small, large)  # holding every leaf and node, it grew 3.8 times
+
+
+SPELLINGS = {
+    "upper-case": "upper(originator_id)",
+    "hyphenated": "lower(substr(originator_id, 1, 8) || '-' || substr(originator_id, 9, 4) || '-' || substr(originator_id, 13, 4) || '-' "
+                  "|| substr(originator_id, 17, 4) || '-' || substr(originator_id, 21))",
+    "braced": "'{{' || originator_id || '}}'",  # doubled: `tamper` fills in names
+    "urn": "'urn:uuid:' || originator_id",
+    "as blob": "CAST(originator_id AS BLOB)",
+}
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS.values(), ids=SPELLINGS.keys())
+def test_an_aggregate_id_respelled_is_named_even_where_it_names_the_same_uuid(tmp_path: Path, spelling: str) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    history(url)
+    history(url)
+    assert run("keygen", "auditor.example/ledger", "--dir", str(tmp_path))[0] == 0
+    cp, key = tmp_path / "cp.txt", tmp_path / "auditor.example_ledger.pub"
+    assert run("checkpoint", "--sign", str(tmp_path / "auditor.example_ledger.key"), "--out", str(cp), "--db", url)[0] == 0
+    tamper(url, f"UPDATE {{events}} SET originator_id = {spelling} WHERE topic LIKE '%Meeting.Requested'")
+    code, lines = verify(url, cp, key)
+    assert code == 1
+    assert lines[0].startswith("position 6: id altered (2 positions): the event's aggregate id stored as "), lines
+    assert lines[0].endswith(", not as the store writes ids"), lines
+    assert not any("payload altered" in line for line in lines), lines
+    run("checkpoint", "--db", url)  # a tree extended after the edit does not make it pass
+    assert verify(url, cp, key)[1][0].startswith("position 6: id altered (2 positions)")
+
+
+def test_an_aggregate_id_respelled_in_a_column_turned_to_text_is_named_on_postgres(tmp_path: Path) -> None:
+    from tests.conftest import drop_schema, fresh_postgres_url
+
+    url = fresh_postgres_url()
+    try:
+        history(url)
+        assert run("checkpoint", "--out", str(tmp_path / "cp.txt"), "--db", url)[0] == 0
+        tamper(url, "ALTER TABLE {events} ALTER COLUMN originator_id TYPE text",
+               "UPDATE {events} SET originator_id = upper(originator_id) WHERE topic LIKE '%Meeting.Requested'")
+        code, output = run("verify", "--checkpoint", str(tmp_path / "cp.txt"), "--db", url)
+        assert code == 1 and output.startswith("position 6: id altered: the event's aggregate id stored as '"), output
+    finally:
+        drop_schema(url)
+
+
+FIELDS = {
+    "topic as blob": ("UPDATE {events} SET topic = CAST(topic AS BLOB) WHERE {id} = 3", "position 3: payload altered"),
+    # SQLite's INTEGER affinity stores every other decimal spelling of the version ('03', '3.0', 3.0) as the integer itself.
+    "version as hex text": ("UPDATE {events} SET originator_version = '0x' || originator_version WHERE {id} = 3",
+                            "position 3: payload altered: the event's leaf hash is not the one the tree recorded (version stored as str)"),
+    "payload as text": ("UPDATE {events} SET state = CAST(state AS TEXT) WHERE {id} = 3", "position 3: payload altered"),
+    "recorded time respelled": ("UPDATE {events} SET state = CAST(replace(CAST(state AS TEXT), '\"timestamp\":\"', '\"timestamp\": \"') AS BLOB) "
+                                "WHERE {id} = 3", "position 3: payload altered"),
+}
+
+
+@pytest.mark.parametrize(("statement", "first"), FIELDS.values(), ids=FIELDS.keys())
+def test_every_field_of_a_leaf_is_read_as_the_application_reads_it(tmp_path: Path, statement: str, first: str) -> None:
+    # Each edit leaves a value the leaf could read like the original (the same number, text or time); none may hash the same.
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    history(url)
+    assert run("checkpoint", "--out", str(tmp_path / "cp.txt"), "--db", url)[0] == 0
+    tamper(url, statement)
+    code, output = run("verify", "--checkpoint", str(tmp_path / "cp.txt"), "--db", url)
+    assert code == 1 and output.startswith(first), output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -170,7 +171,7 @@ def test_stored_text_never_acts_on_a_terminal(db_url: str) -> None:
     app = bootstrap.build_ledger(db_url)
     try:
         # Text an older version of the code let through: stored events are kept exactly as they were written.
-        state = {"class_version": 2, "timestamp": "2024-01-05T00:00:00+00:00", "occurred_at": "2024-01-05T00:00:00+00:00",
+        state = {"class_version": 2, "timestamp": datetime.now(timezone.utc).isoformat(), "occurred_at": "2024-01-05T00:00:00+00:00",
                  "actor": "old\x1b[2Jversion", "action_key": "0" * 32, "action_digest": "d", "reason": "line one\nposition 99  forged\u202e"}
         app.recorder.insert_events([StoredEvent(originator_id=ref_id("ORG-SEED"), originator_version=2,
                                                 topic="domain.model:ClusterOrganisation.Archived", state=json.dumps(state).encode())])

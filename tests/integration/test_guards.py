@@ -4,6 +4,7 @@ on PostgreSQL the everyday role cannot lift the guards either, because another r
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from psycopg.sql import SQL, Identifier
 
 import bootstrap
 from cli.main import ledger
-from tests.conftest import postgres_url, snapshot
+from tests.conftest import postgres_url, snapshot, stored_rows
 from tests.integration.tampering import history
 
 FORGED = "'00000000-0000-4000-8000-000000000000'"
@@ -123,3 +124,84 @@ def snapshot_as_admin(url: str) -> object:
     """Every row of every table of the schema, read as superuser."""
     admin = os.environ["LEDGER_TEST_PG_ADMIN_URL"].rsplit("/", 1)[0] + "/ledger"
     return snapshot(f"{admin}?schema={url.partition('?schema=')[2]}")
+
+
+SQLITE_POSITIONS = {
+    "far ahead": f"INSERT INTO stored_events (rowid, originator_id, originator_version, topic, state) VALUES (100000, {FORGED}, 1, 'forged', x'7b7d')",
+    "before the first": f"INSERT INTO stored_events (rowid, originator_id, originator_version, topic, state) VALUES (0, {FORGED}, 1, 'forged', x'7b7d')",
+    "negative": f"INSERT INTO stored_events (rowid, originator_id, originator_version, topic, state) VALUES (-5, {FORGED}, 1, 'forged', x'7b7d')",
+    "one gap": "INSERT INTO stored_events (rowid, originator_id, originator_version, topic, state) "
+               f"SELECT max(rowid) + 2, {FORGED}, 1, 'forged', x'7b7d' FROM stored_events",
+}
+
+
+@pytest.mark.parametrize("statement", SQLITE_POSITIONS.values(), ids=SQLITE_POSITIONS.keys())
+def test_sqlite_refuses_an_event_at_a_position_of_its_own(tmp_path: Path, statement: str) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    history(url)
+    before = snapshot(url)
+    app = bootstrap.build_ledger(url)
+    try:
+        with pytest.raises(PersistenceError, match="stored events take the next position"):
+            with app.recorder.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
+                cursor.execute(statement)
+    finally:
+        app.close()
+    assert snapshot(url) == before
+    history(url)  # appending still works
+    assert [row[0] for row in stored_rows(url, {"sqlite": "SELECT rowid FROM stored_events ORDER BY rowid"})] == list(range(1, 13))
+
+
+def test_sqlite_refuses_a_first_event_anywhere_but_position_1(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    bootstrap.build_ledger(url).close()
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn, pytest.raises(sqlite3.IntegrityError, match="take the next position"):
+        conn.execute(SQLITE_POSITIONS["far ahead"])
+    history(url)
+    assert stored_rows(url, {"sqlite": "SELECT min(rowid), max(rowid) FROM stored_events"}) == [(1, 6)]
+
+
+def test_postgres_refuses_an_event_with_a_notification_id_of_its_own(guarded_url: str) -> None:
+    history(guarded_url)
+    schema = Identifier(guarded_url.partition("?schema=")[2])
+    explicit = SQL("INSERT INTO {}.ledger_events (notification_id, originator_id, originator_version, topic, state) "
+                   "SELECT 100000, originator_id, 99, topic, state FROM {}.ledger_events WHERE notification_id = 1").format(schema, schema)
+    appended = SQL("INSERT INTO {}.ledger_events (originator_id, originator_version, topic, state) "
+                   "SELECT originator_id, 98, topic, state FROM {}.ledger_events WHERE notification_id = 1").format(schema, schema)
+    with psycopg.connect(guarded_url.partition("?")[0]) as conn:  # the everyday role, in a session that drew no id yet
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="currval of sequence"):
+            conn.execute(explicit)
+    with psycopg.connect(guarded_url.partition("?")[0]) as conn:  # ... and in one that did
+        conn.execute(appended)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="stored events take the next notification id: 100000 refused"):
+            conn.execute(explicit)
+    history(guarded_url)  # later writes are not wedged
+    result = CliRunner().invoke(ledger, ["verify", "--db", guarded_url])
+    assert result.exit_code == 0 and result.output.startswith("verified: 12 stored events"), result.output
+
+
+def test_an_everyday_insert_without_an_id_still_appends_at_the_next_position(guarded_url: str) -> None:
+    # By design the everyday role appends: a copied event under a new version is stored, at the next position (signatures name it).
+    history(guarded_url)
+    schema = guarded_url.partition("?schema=")[2]
+    with psycopg.connect(guarded_url.partition("?")[0]) as conn:
+        conn.execute(SQL("INSERT INTO {}.ledger_events (originator_id, originator_version, topic, state) "
+                         "SELECT originator_id, 99, topic, state FROM {}.ledger_events WHERE notification_id = 1")
+                     .format(Identifier(schema), Identifier(schema)))
+    assert stored_rows(guarded_url, {"postgres": "SELECT max(notification_id) FROM {schema}.ledger_events"}) == [(7,)]
+    history(guarded_url)
+
+
+def test_db_init_adds_the_notification_id_guard_to_a_schema_made_before_it(guarded_url: str) -> None:
+    history(guarded_url)
+    schema = guarded_url.partition("?schema=")[2]
+    admin = os.environ["LEDGER_TEST_PG_ADMIN_URL"].rsplit("/", 1)[0] + "/ledger"
+    with psycopg.connect(admin) as conn:  # the schema as an earlier version made it
+        conn.execute(SQL("DROP FUNCTION {}.ledger_events_next_id() CASCADE").format(Identifier(schema)))
+    history(guarded_url)  # the everyday role runs no DDL, and still writes
+    result = CliRunner().invoke(ledger, ["db", "init", "--owner-url", os.environ["LEDGER_TEST_PG_OWNER_URL"], "--db", guarded_url])
+    assert result.exit_code == 0, result.output
+    with psycopg.connect(guarded_url.partition("?")[0]) as conn, pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+        conn.execute(SQL("INSERT INTO {}.ledger_events (notification_id, originator_id, originator_version, topic, state) "
+                         "VALUES (100000, {}, 2, 'forged', '\\x7b7d')").format(Identifier(schema), SQL(FORGED)))
+    history(guarded_url)

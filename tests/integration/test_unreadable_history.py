@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import pytest
 from click.testing import CliRunner
@@ -33,6 +34,8 @@ def append_raw(url: str, topic: str, fields: dict[str, object]) -> int:
     """Store an event as a later version of the code (or another program) would have, bypassing this code's mapper."""
     app = bootstrap.build_ledger(url)
     try:
+        # Recorded now, as a writer would stamp it: recorded times only move forward.
+        fields = {**fields, "timestamp": datetime.now(timezone.utc).isoformat()}
         app.recorder.insert_events([StoredEvent(originator_id=ref_id("ORG-IT-0001"), originator_version=9, topic=topic, state=json.dumps(fields).encode())])
         return app.recorder.max_notification_id() or 0
     finally:

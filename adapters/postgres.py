@@ -155,12 +155,13 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (f"cluster-ledger-ddl:{self.datastore.schema}",))
 
     def _tables_in_place(self) -> bool:
-        """True once the DDL has run: its last object, the forget function, exists (all of it commits at once)."""
+        """True once the DDL has run: its newest objects, the forget function and the guard of notification ids, exist."""
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(
                 "SELECT EXISTS (SELECT FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-                "WHERE n.nspname = %s AND p.proname = %s) AS done",
-                (self.datastore.schema, FORGET_FUNCTION),
+                "WHERE n.nspname = %s AND p.proname = %s) AND EXISTS (SELECT FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s AND t.tgname = %s) AS done",
+                (self.datastore.schema, FORGET_FUNCTION, self.datastore.schema, self.events_table_name, f"{self.events_table_name}_next_id"),
             )
             row = curs.fetchone()
         return row is not None and bool(row["done"])

@@ -407,11 +407,13 @@ class PostgresTreeStore:
                 return False
             with self.connection.cursor() as cursor:
                 if events:
-                    cursor.executemany(
-                        self._sql("INSERT INTO {} (notification_id, originator_id, originator_version, topic, state) VALUES (%s, %s, %s, %s, %s)")
-                        .format(self.events),
-                        [(e.position, e.aggregate_id, e.version, e.topic, e.payload) for e in events],
-                    )
+                    # Each event takes the id its sequence gives, set to the source's position first: the guard on inserts
+                    # refuses an id of its own, and a source's gaps (rolled-back writes) stay gaps.
+                    sequence = cursor.execute("SELECT pg_get_serial_sequence(%s, 'notification_id')", (self.events.as_string(),)).fetchone()
+                    insert = self._sql("INSERT INTO {} (originator_id, originator_version, topic, state) VALUES (%s, %s, %s, %s)").format(self.events)
+                    for e in events:
+                        cursor.execute("SELECT setval(%s, %s, false)", (sequence[0] if sequence else None, e.position))
+                        cursor.execute(insert, (e.aggregate_id, e.version, e.topic, e.payload))
                 cursor.executemany(
                     self._sql("INSERT INTO {} (leaf_index, position, hash) VALUES (%s, %s, %s)").format(self.leaves_table),
                     [(expected_size + k, position, h) for k, (position, h) in enumerate(leaves)],

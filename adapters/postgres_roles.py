@@ -68,7 +68,7 @@ def grant_everyday_role(owner_conninfo: str, schema: str, role: str) -> None:
 
 
 AUDITED_TABLES = (EVENTS_TABLE, "tlog_leaves", "tlog_nodes", "projection_rows", "projection_tracking", "projection_snapshots",
-                  "projection_snapshot_marks")
+                  "projection_snapshot_marks", "tlog_checkpoints", "mirror_source")
 """What report, trace, history, audit log, verify and serve read; personal data is not among them."""
 
 

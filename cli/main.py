@@ -244,7 +244,7 @@ def db_compact(settings: Settings) -> None:
 def db_grant_auditor(settings: Settings, role: str, owner_url: str) -> None:
     """Let ROLE read what reports, traces, histories, audits, verify and serve read, and nothing personal; read-only."""
     granted = bootstrap.grant_auditor(settings.db, owner_url, role)
-    click.echo(f"{role} may read {', '.join(granted)} (and tables the owner adds later), and write nothing; personal data stays out")
+    click.echo(f"read-only access granted on {', '.join(granted)} (and on tables the owner adds later); nothing on personal_data")
 
 
 @db.command("check")

@@ -212,6 +212,11 @@ def services_from(environ: dict[str, str], made: list[str]) -> Callable[[set[str
             name = f"readme_{uuid.uuid4().hex[:8]}"
             env["LEDGER_DB"] = f"{url}?schema={name}"
             env["LEDGER_READ_MODEL_DB"] = f"{url}?schema={name}_readmodel"
+            # For the blocks that show the production roles: the owner's and a superuser's URLs, and a new role's name.
+            owner, admin = environ.get("LEDGER_TEST_PG_OWNER_URL", ""), environ.get("LEDGER_TEST_PG_ADMIN_URL", "")
+            env["LEDGER_OWNER_URL"] = f"{owner}?schema={name}"
+            env["LEDGER_ADMIN_URL"] = admin.rsplit("/", 1)[0] + "/" + url.rsplit("/", 1)[1] if admin else ""
+            env["AUDITOR"] = f"auditor_{name.removeprefix('readme_')}"
             made.extend([env["LEDGER_DB"], env["LEDGER_READ_MODEL_DB"]])
         if "kafka" in needs:
             server = environ.get("LEDGER_TEST_KAFKA")

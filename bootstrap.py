@@ -49,15 +49,20 @@ def persistence_env(url: str) -> dict[str, str]:
         return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
     if parsed.scheme == "sqlite":
         path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
+        path, _, options = path.partition("?lock_timeout=")
+        lock_timeout = options or DEFAULT_LOCK_TIMEOUT
         if not path:
             raise InvalidValue("db", describe(url), "expected sqlite:///path/to/ledger.db")
+        if not lock_timeout.isdigit() or int(lock_timeout) < 1:
+            raise InvalidValue("db", describe(url), "lock_timeout must be a whole number of seconds, at least 1")
         if path != ":memory:" and not Path(path).parent.exists():
             raise InvalidValue("db", describe(url), f"folder {str(Path(path).parent)!r} does not exist")
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "APPLICATION_RECORDER_TOPIC": "adapters.sqlite:LedgerSQLiteRecorder",
             "SQLITE_DBNAME": path,
-            "SQLITE_LOCK_TIMEOUT": "30",
+            # A writer waits this long for another write to finish, then gives up with the same line as on PostgreSQL.
+            "SQLITE_LOCK_TIMEOUT": lock_timeout,
         }
     if parsed.scheme in ("postgresql", "postgres"):
         if not parsed.hostname or not parsed.path.strip("/"):

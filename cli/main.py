@@ -50,6 +50,10 @@ class LedgerGroup(click.Group):
             raise click.ClickException("\n".join(describe(error))) from None
         except (PersistenceError, psycopg.Error, sqlite3.Error) as error:
             detail = " ".join(str(error).split())
+            if "database is locked" in detail:  # SQLite's busy timeout ran out: said as PostgreSQL's lock timeout is
+                settings = ctx.find_object(Settings) or Settings()
+                seconds = bootstrap.persistence_env(bootstrap.database_url(settings.db))["SQLITE_LOCK_TIMEOUT"]
+                raise click.ClickException(f"another write held the ledger for more than {seconds} s; nothing was written, run the command again") from None
             if "connection" in detail:  # the pool says only that it waited: say where and why
                 settings = ctx.find_object(Settings) or Settings()
                 detail = bootstrap.diagnose(settings.db) or detail

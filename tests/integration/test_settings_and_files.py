@@ -151,3 +151,21 @@ def test_a_ledger_file_that_cannot_be_written_is_still_audited(read_only_ledger:
         assert result.stdout == expected.stdout, command
     assert read_only_ledger.read_bytes() == before
     assert sorted(p.name for p in read_only_ledger.parent.iterdir()) == ["ledger.db"]
+
+
+def test_a_sqlite_writer_that_waits_too_long_gets_the_same_line_as_on_postgresql(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "ledger.db"
+    assert run("import", str(EXAMPLE), "--db", f"sqlite:///{path}").exit_code == 0
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another write holds the ledger
+    try:
+        result = run("org", "update", "--org", "ORG-IT-0001", "--smes", "7", "--at", "2025-06-01", "--db", f"sqlite:///{path}?lock_timeout=1")
+        assert result.exit_code == 1
+        assert result.output == "Error: another write held the ledger for more than 1 s; nothing was written, run the command again\n"
+    finally:
+        holder.rollback()
+        holder.close()
+    result = run("org", "update", "--org", "ORG-IT-0001", "--smes", "7", "--at", "2025-06-01", "--db", f"sqlite:///{path}?lock_timeout=1")
+    assert result.exit_code == 0, result.output

@@ -148,6 +148,14 @@ def require_ledger(url: str | None = None) -> ReadTarget:
         try:
             conn = sqlite3.connect(uri, uri=True)
             try:
+                conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            except sqlite3.OperationalError:
+                conn.close()
+                # A full disk or a read-only folder leaves no room for the shared-memory file a reader needs: read as immutable.
+                writable = False
+                uri = f"{Path(path).resolve().as_uri()}?mode=ro&immutable=1"
+                conn = sqlite3.connect(uri, uri=True)
+            try:
                 found = conn.execute(
                     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)", (EVENTS_TABLES[module], READ_MODEL_TABLE)
                 ).fetchone()
@@ -158,7 +166,7 @@ def require_ledger(url: str | None = None) -> ReadTarget:
         if found is None:
             raise NoLedger("db", describe(resolved), "this file holds no ledger; a write or `ledger db init` creates one, a read never does")
         if not writable:
-            return ReadTarget(_temporary_copy(uri), f"note: {path} cannot be written here; reading a temporary copy, where the projection "
+            return ReadTarget(_temporary_copy(uri), f"note: {path} cannot be written here (read-only, or its disk is full); reading a temporary copy, where the projection "
                                                     "and the tree are brought up to date in memory and dropped afterwards")
         return ReadTarget(resolved)
     if module == "eventsourcing.postgres":

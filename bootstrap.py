@@ -49,15 +49,20 @@ def persistence_env(url: str) -> dict[str, str]:
         return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
     if parsed.scheme == "sqlite":
         path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
+        path, _, options = path.partition("?lock_timeout=")
+        lock_timeout = options or DEFAULT_LOCK_TIMEOUT
         if not path:
             raise InvalidValue("db", describe(url), "expected sqlite:///path/to/ledger.db")
+        if not lock_timeout.isdigit() or int(lock_timeout) < 1:
+            raise InvalidValue("db", describe(url), "lock_timeout must be a whole number of seconds, at least 1")
         if path != ":memory:" and not Path(path).parent.exists():
             raise InvalidValue("db", describe(url), f"folder {str(Path(path).parent)!r} does not exist")
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "APPLICATION_RECORDER_TOPIC": "adapters.sqlite:LedgerSQLiteRecorder",
             "SQLITE_DBNAME": path,
-            "SQLITE_LOCK_TIMEOUT": "30",
+            # A writer waits this long for another write to finish, then gives up with the same line as on PostgreSQL.
+            "SQLITE_LOCK_TIMEOUT": lock_timeout,
         }
     if parsed.scheme in ("postgresql", "postgres"):
         if not parsed.hostname or not parsed.path.strip("/"):
@@ -143,6 +148,14 @@ def require_ledger(url: str | None = None) -> ReadTarget:
         try:
             conn = sqlite3.connect(uri, uri=True)
             try:
+                conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            except sqlite3.OperationalError:
+                conn.close()
+                # A full disk or a read-only folder leaves no room for the shared-memory file a reader needs: read as immutable.
+                writable = False
+                uri = f"{Path(path).resolve().as_uri()}?mode=ro&immutable=1"
+                conn = sqlite3.connect(uri, uri=True)
+            try:
                 found = conn.execute(
                     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)", (EVENTS_TABLES[module], READ_MODEL_TABLE)
                 ).fetchone()
@@ -153,7 +166,7 @@ def require_ledger(url: str | None = None) -> ReadTarget:
         if found is None:
             raise NoLedger("db", describe(resolved), "this file holds no ledger; a write or `ledger db init` creates one, a read never does")
         if not writable:
-            return ReadTarget(_temporary_copy(uri), f"note: {path} cannot be written here; reading a temporary copy, where the projection "
+            return ReadTarget(_temporary_copy(uri), f"note: {path} cannot be written here (read-only, or its disk is full); reading a temporary copy, where the projection "
                                                     "and the tree are brought up to date in memory and dropped afterwards")
         return ReadTarget(resolved)
     if module == "eventsourcing.postgres":

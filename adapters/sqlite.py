@@ -122,7 +122,15 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     def scrub_personal_data(self, wait: float | None = None) -> None:
         """Copy the write-ahead log into the file and empty it, so no old page with erased data survives there; waits up to
         `wait` seconds for readers, then raises ErasureIncomplete (what was committed stays committed)."""
-        if not self._empty_log(SCRUB_WAIT if wait is None else wait):
+        try:
+            emptied = self._empty_log(SCRUB_WAIT if wait is None else wait)
+        except sqlite3.Error as error:
+            raise ErasureIncomplete(
+                "person: the forgetting is recorded and the name and e-mail are erased from the table, but the write-ahead log "
+                f"could not be emptied ({error}), so an old copy may remain in {self.datastore.pool.db_name}-wal; "
+                "run `ledger db compact` once the disk has room"
+            ) from None
+        if not emptied:
             raise ErasureIncomplete(
                 "person: the forgetting is recorded and the name and e-mail are erased from the table, but an open read by "
                 f"another connection kept the write-ahead log from being emptied, so an old copy may remain in {self.datastore.pool.db_name}-wal; "

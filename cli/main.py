@@ -50,10 +50,16 @@ class LedgerGroup(click.Group):
             raise click.ClickException("\n".join(describe(error))) from None
         except (PersistenceError, psycopg.Error, sqlite3.Error) as error:
             detail = " ".join(str(error).split())
+            if "database is locked" in detail:  # SQLite's busy timeout ran out: said as PostgreSQL's lock timeout is
+                settings = ctx.find_object(Settings) or Settings()
+                seconds = bootstrap.persistence_env(bootstrap.database_url(settings.db))["SQLITE_LOCK_TIMEOUT"]
+                raise click.ClickException(f"db: another write held the ledger for more than {seconds} s; nothing was written, run the command again") from None
             if "connection" in detail:  # the pool says only that it waited: say where and why
                 settings = ctx.find_object(Settings) or Settings()
                 detail = bootstrap.diagnose(settings.db) or detail
-            raise click.ClickException(f"db: {bootstrap.describe(detail)}") from None
+            # Every write is one transaction, rolled back on any error (a forget that committed says so itself).
+            written = "" if "nothing was written" in detail else "; nothing was written"
+            raise click.ClickException(f"db: {bootstrap.describe(detail)}{written}") from None
 
 
 @click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})

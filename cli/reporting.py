@@ -31,9 +31,14 @@ TRACE_PAGE = 100_000  # events `ledger trace` computes at a time, so memory stay
 
 
 @contextmanager
-def open_sources(db: str | None) -> Iterator[Sources]:
-    """The ledger's log and the projection store, closed afterwards; a database that holds no ledger is refused."""
-    db = readable(db)
+def open_sources(db: str | None, *, reading: bool = True) -> Iterator[Sources]:
+    """The ledger's log and the projection store, closed afterwards; a database that holds no ledger is refused. Only
+    `reading` may use a temporary copy of a ledger file that cannot be written (`project` writes the projection itself)."""
+    if reading:
+        db = readable(db)
+    elif bootstrap.require_ledger(db).note:
+        raise click.ClickException(f"db: {bootstrap.describe(bootstrap.database_url(db))} cannot be written here (read-only, or its "
+                                   "disk is full); its projection cannot be brought up to date, nothing was written (reports still work)")
     ledger = bootstrap.build_ledger(db)
     store = bootstrap.build_projection_store(db)
     if getattr(store, "note", ""):
@@ -144,7 +149,7 @@ def register(ledger: click.Group) -> None:
     @pass_settings
     def project(settings: Settings, rebuild: bool) -> None:
         """Catch every projection up with the ledger (or rebuild it)."""
-        with open_sources(settings.db) as sources:
+        with open_sources(settings.db, reading=False) as sources:
             if sources.store.fed_by_consumers(runner.PROJECTION):
                 raise InvalidValue("db", bootstrap.describe(bootstrap.database_url(settings.db)),
                                    "this read model is built by Kafka consumers; rebuild it by consuming into a new schema")

@@ -28,11 +28,36 @@ LATEST = date(2100, 12, 31)
 """Dates (effective times, activity days, label validity) lie between these days."""
 
 _FORBIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+_EMAIL = re.compile(r"[^\s@<>()\[\],;:\"']+@[^\s@<>()\[\],;:\"']+\.[^\s@<>()\[\],;:\"'.]{2,}")
+_MAILTO = re.compile(r"mailto:", re.IGNORECASE)
+_PHONE = re.compile(r"\+[\s(]*\d(?:[\s().\-/]*\d){7,}")
+"""An international phone number: `+` and eight or more digits, spaces and the usual separators allowed between them."""
+_DOMAIN_LIKE = re.compile(r"[A-Za-z]+(?:\.[A-Za-z]+)*\.[A-Za-z]{2,}")
+"""A reference made only of dotted words reads as an address (giulia.rossi.example.org), never as a platform reference."""
+
+
+def personal_data_in(text: str) -> str:
+    """What kind of contact detail `text` holds (an e-mail address, a mailto: link, a phone number), or ''."""
+    if "@" in text and _EMAIL.search(text):
+        return "an e-mail address"
+    if ":" in text and _MAILTO.search(text):
+        return "a mailto: link"
+    if "+" in text and _PHONE.search(text):
+        return "an international phone number"
+    return ""
+
+
+def _no_contact_details(text: str) -> str:
+    found = personal_data_in(text)
+    if found:
+        raise ValueError(f"contains {found}; an event is kept for ever, so it never holds personal data "
+                         "(a person is named by a pseudonym such as P-3f9c2a)")
+    return text
 
 
 def _ref(value: str) -> str:
-    if "@" in value:
-        raise ValueError("looks like an e-mail address; a reference is never personal data")
+    if "@" in value or _MAILTO.match(value) or _DOMAIN_LIKE.fullmatch(value):
+        raise ValueError("looks like an e-mail or web address; a reference is never personal data")
     if not REF_PATTERN.fullmatch(value):
         raise ValueError("a reference is 1 to 80 ASCII letters, digits and - _ . : (no spaces)")
     return value
@@ -46,12 +71,14 @@ def _person(value: str) -> str:
     return value
 
 
-def clean_text(value: str, limit: int, *, optional: bool = False) -> str:
-    """NFC-normalised text without control or format characters, not blank (unless `optional` and empty), at most `limit` characters."""
+def clean_text(value: str, limit: int, *, optional: bool = False, stored: bool = True) -> str:
+    """NFC-normalised text without control or format characters, not blank (unless `optional` and empty), at most `limit`
+    characters, and (when `stored` in an event as it is) without an e-mail address, mailto: link or phone number."""
     # Printable ASCII is its own NFC form and holds no control or format character: only blankness and length to check.
     if value.isascii() and value.isprintable() and (text := value.strip()) and len(text) <= limit:
-        return text
-    return clean_text_in_full(value, limit, optional=optional)
+        return _no_contact_details(text) if stored else text
+    text = clean_text_in_full(value, limit, optional=optional)
+    return _no_contact_details(text) if stored else text
 
 
 def clean_text_in_full(value: str, limit: int, *, optional: bool = False) -> str:
@@ -78,7 +105,8 @@ def checked_actor(value: str, field: str = "actor") -> str:
 
 
 def _text(kind: str, optional: bool = False) -> AfterValidator:
-    return AfterValidator(lambda value: clean_text(value, LIMITS[kind], optional=optional))
+    # A key is stored only as its digest, so it may hold anything its writer uses to name an action.
+    return AfterValidator(lambda value: clean_text(value, LIMITS[kind], optional=optional, stored=kind != "key"))
 
 
 def _day(value: date) -> date:

@@ -274,7 +274,10 @@ class _transaction:
         self.connection.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, kind: Any, *_: Any) -> bool:
-        self.connection.execute("COMMIT" if kind is None else "ROLLBACK")
+        if kind is None:
+            self.connection.execute("COMMIT")
+        elif self.connection.in_transaction:  # SQLite may have rolled back already (a full disk): the real error goes on
+            self.connection.execute("ROLLBACK")
         return False
 
 

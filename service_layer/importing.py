@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
@@ -99,11 +100,21 @@ def _number(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
+def _float(text: str) -> float:
+    """A JSON number with a fraction or an exponent; one that overflows or underflows is refused, never rounded."""
+    value = float(text)
+    if math.isinf(value):
+        raise _LineError(f"the number {text} is too large to be read exactly")
+    if value == 0 and any(digit in "123456789" for digit in text.lower().partition("e")[0]):
+        raise _LineError(f"the number {text} is too small to be read exactly (it would be read as 0)")
+    return value
+
+
 def _constant(name: str) -> Any:
     raise _LineError(f"{name} is not a JSON number")
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_int=_number(int), parse_float=_number(float), parse_constant=_constant)
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_int=_number(int), parse_float=_number(_float), parse_constant=_constant)
 """Built once: json.loads with hooks builds a decoder for every line."""
 
 

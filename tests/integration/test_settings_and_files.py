@@ -146,8 +146,47 @@ def test_a_ledger_file_that_cannot_be_written_is_still_audited(read_only_ledger:
                     ("audit", "log")):
         result = CliRunner().invoke(ledger, [*command, "--db", url])
         assert result.exit_code == 0, (command, result.output)
-        assert result.stderr.startswith(f"note: {read_only_ledger} cannot be written here; reading a temporary copy"), result.stderr
+        assert result.stderr.startswith(f"note: {read_only_ledger} cannot be written here (read-only, or its disk is full); reading a temporary copy"), result.stderr
         expected = CliRunner().invoke(ledger, [*command, "--db", f"sqlite:///{writable}"])
         assert result.stdout == expected.stdout, command
     assert read_only_ledger.read_bytes() == before
     assert sorted(p.name for p in read_only_ledger.parent.iterdir()) == ["ledger.db"]
+
+
+def test_a_sqlite_writer_that_waits_too_long_gets_the_same_line_as_on_postgresql(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "ledger.db"
+    assert run("import", str(EXAMPLE), "--db", f"sqlite:///{path}").exit_code == 0
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another write holds the ledger
+    try:
+        result = run("org", "update", "--org", "ORG-IT-0001", "--smes", "7", "--at", "2025-06-01", "--db", f"sqlite:///{path}?lock_timeout=1")
+        assert result.exit_code == 1
+        assert result.output == "Error: db: another write held the ledger for more than 1 s; nothing was written, run the command again\n"
+    finally:
+        holder.rollback()
+        holder.close()
+    result = run("org", "update", "--org", "ORG-IT-0001", "--smes", "7", "--at", "2025-06-01", "--db", f"sqlite:///{path}?lock_timeout=1")
+    assert result.exit_code == 0, result.output
+
+
+def test_on_a_full_disk_a_rebuild_names_the_real_error_and_says_nothing_was_written(tmp_path: Path) -> None:
+    folder = tmp_path / "small"
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)], check=True)
+    try:
+        url = f"sqlite:///{folder / 'ledger.db'}"
+        result = run("demo", "--scale", "0.01", "--seed", "3", "--db", url)
+        assert result.exit_code == 0, result.output
+        subprocess.run(["dd", "if=/dev/zero", f"of={folder / 'filler'}", "bs=4k"], capture_output=True)
+        result = run("project", "--rebuild", "--db", url)
+        assert result.exit_code == 1
+        assert result.output.startswith("Error: db: ") and "nothing was written" in result.output, result.output
+        assert "cannot rollback" not in result.output and result.output.count("\n") == 1
+        for command in (("history", "MM-000-M0001"), ("report", "impact"), ("verify",)):  # reads go on, from a temporary copy
+            result = CliRunner().invoke(ledger, [*command, "--db", url])
+            assert result.exit_code == 0, (command, result.output)
+            assert "cannot be written here (read-only, or its disk is full)" in result.stderr
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)

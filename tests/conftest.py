@@ -32,7 +32,11 @@ def fresh_postgres_url() -> str:
 
 
 def drop_schema(url: str) -> None:
+    """Drop the schema of `url`, as a superuser where one is known (the owner role may have made it)."""
     base, _, query = url.partition("?schema=")
+    admin = os.environ.get("LEDGER_TEST_PG_ADMIN_URL")
+    if admin:
+        base = admin.rsplit("/", 1)[0] + "/" + base.rsplit("/", 1)[1]
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(query)))
 

@@ -19,3 +19,7 @@ class BadNote(TransparencyError):
 
 class BadKey(TransparencyError):
     """A signer or verifier key file is malformed."""
+
+
+class BadSignature(TransparencyError):
+    """A stored event's signature block is malformed, or its signature does not cover it."""

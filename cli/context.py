@@ -1,25 +1,34 @@
-"""What every command shares: the database URL and the acting user, and the options that set them."""
+"""What every command shares: the database URL, the acting user and the signing key, and the options that set them."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import click
 
 import bootstrap
-from service_layer.ledger import Ledger
+from domain.errors import SigningRefused
+from service_layer.ledger import NO_SIGNING_KEY, Ledger
 
 
 @dataclass
 class Settings:
-    """The database URL and the acting user of this invocation."""
+    """The database URL, the acting user and the signing key file of this invocation."""
 
     db: str | None = None
     actor: str | None = None
+    signing_key: str | None = None
 
     def ledger(self) -> Ledger:
-        return bootstrap.build_ledger(self.db)
+        return bootstrap.build_ledger(self.db, signing_key=self.signing_key)
+
+    def writing_ledger(self) -> Ledger:
+        """The ledger, for a write: refused before the database is opened (or created) when no signing key is given."""
+        if not (self.signing_key or os.environ.get("LEDGER_SIGNING_KEY")):
+            raise SigningRefused(NO_SIGNING_KEY)
+        return self.ledger()
 
 
 pass_settings = click.make_pass_decorator(Settings, ensure=True)
@@ -51,4 +60,14 @@ def actor_option(f: Any) -> Any:
         callback=_remember("actor"),
         help="who records this (default: $LEDGER_ACTOR or the system user)",
         envvar="LEDGER_ACTOR",
+    )(f)
+
+
+def signing_key_option(f: Any) -> Any:
+    """`--signing-key FILE`, accepted before or after the command name."""
+    return click.option(
+        "--signing-key",
+        expose_value=False,
+        callback=_remember("signing_key"),
+        help="signer key file of an authorized writer, from `ledger keygen` (default: $LEDGER_SIGNING_KEY)",
     )(f)

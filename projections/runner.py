@@ -18,6 +18,7 @@ from domain.catalogue import VERSION_KEY, EventCatalogue, version_of
 from projections import platform
 from projections.platform import Row
 from projections.store import ProjectionStore, encode_fast
+from transparency.signing import SIGNED_KEY
 
 PROJECTION = "platform"
 PAGE_SIZE = 1000
@@ -200,6 +201,7 @@ def _stored_fold(catalogue: EventCatalogue) -> Callable[[Row | None, str, bytes,
             fields = loads(state)
             version, field_fold = current[topic]
             stored_version = fields.pop(VERSION_KEY)
+            fields.pop(SIGNED_KEY, None)
             if stored_version != version or type(stored_version) is not int:
                 raise LookupError
         except (ValueError, RecursionError, LookupError, TypeError, AttributeError):

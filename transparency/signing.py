@@ -140,8 +140,10 @@ class SignedEvent:
 class SignatureChecker:
     """Checks signed events against writers' verifier keys, remembering each (key, root, signature) that verified."""
 
-    def __init__(self) -> None:
-        self._verified: set[tuple[str, bytes, str]] = set()
+    def __init__(self, remember: int = 4096) -> None:
+        self._verified: dict[tuple[str, bytes, str], None] = {}
+        self._remember = remember
+        """How many verified signatures are kept (the oldest go first): the events of one batch arrive together."""
 
     def _signature_holds(self, verifier: Verifier, size: int, root: bytes, sig: str) -> bool:
         remembered = (verifier.encode(), root, sig)
@@ -155,7 +157,9 @@ class SignatureChecker:
             return False
         if not verifier.verify(batch_text(size, root).encode(), raw[4:]):
             return False
-        self._verified.add(remembered)
+        if len(self._verified) >= self._remember:
+            del self._verified[next(iter(self._verified))]
+        self._verified[remembered] = None
         return True
 
     def check_event(self, event: SignedEvent, verifier: Verifier) -> str | None:

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import json
-from uuid import UUID
 
 from domain.catalogue import topic_of
 from domain.writer import Writer
@@ -173,7 +172,7 @@ class _Signatures:
         if explained:
             self.explained.add(p)
         try:
-            signed = SignedEvent.of(_canonical_id(record.aggregate_id), record.version, record.topic, state) if state is not None else None
+            signed = SignedEvent.of(record.aggregate_id, record.version, record.topic, state) if state is not None else None
         except BadSignature as error:
             self.close()
             self._begin(p)
@@ -254,13 +253,6 @@ class _Signatures:
         except (BadKey, AttributeError):
             verifier = None
         self.writers.setdefault(name, _Writer(verifier))
-
-
-def _canonical_id(aggregate_id: str) -> str:
-    try:
-        return str(UUID(aggregate_id))
-    except ValueError:
-        return aggregate_id
 
 
 def verify(store: TreeStore, checkpoint: Checkpoint | None = None, *, progress: Callable[[int], None] = lambda n: None) -> Report:

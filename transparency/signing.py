@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from eventsourcing.persistence import StoredEvent
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from transparency import merkle
 from transparency.errors import BadSignature, ProofFailed
@@ -40,9 +40,26 @@ class Block(BaseModel):
 
     def encode(self) -> bytes:
         """The block as stored: compact JSON, keys in this order."""
-        return json.dumps(
-            {"by": self.by, "n": self.n, "i": self.i, "path": list(self.path), "sig": self.sig}, separators=(",", ":")
-        ).encode()
+        return _encode_block(json.dumps(self.by), self.n, self.i, '","'.join(self.path), self.sig)
+
+
+def _encode_block(by_json: str, n: int, i: int, path: str, sig: str) -> bytes:
+    # Path and signature are base64, which JSON never escapes; the name comes as JSON, the path's hashes joined by '","'.
+    hashes = f'"{path}"' if path else ""
+    return f'{{"by":{by_json},"n":{n},"i":{i},"path":[{hashes}],"sig":"{sig}"}}'.encode()
+
+
+class _Encoded:
+    """base64 of hashes, each encoded once: a batch's inner nodes appear in many paths."""
+
+    def __init__(self) -> None:
+        self.known: dict[bytes, str] = {}
+
+    def __call__(self, h: bytes) -> str:
+        text = self.known.get(h)
+        if text is None:
+            text = self.known[h] = base64.b64encode(h).decode()
+        return text
 
 
 def event_entry(aggregate_id: str, version: int, topic: str, body: bytes) -> bytes:
@@ -67,6 +84,34 @@ def note_signature(text: str, signer: Signer) -> str:
     return base64.b64encode(struct.pack(">I", signer.verifier.hash) + signer.sign(text.encode())).decode()
 
 
+def batch_tree(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
+    """The RFC 9162 root of a batch's leaf hashes and every leaf's inclusion path, with no hash computed twice.
+
+    The same as `merkle.subtree_root` and `merkle.inclusion_path` of each index (a unit test proves it), in one pass: at each
+    level the last node, complete or not, is kept apart, so a path is read off the levels instead of recomputed.
+    """
+    n = len(leaves)
+    levels = merkle.build_levels(leaves)
+    # edge[l]: the hash of the last node at level l, over leaves (last << l) .. n-1 (a complete node or a promoted one).
+    edge = [leaves[-1]]
+    last = n - 1
+    for level in range(1, max(n - 1, 0).bit_length() + 1):
+        below = levels[level - 1]
+        edge.append(merkle.node_hash(below[last - 1], edge[-1]) if last & 1 else edge[-1])
+        last >>= 1
+    paths = []
+    for index in range(n):
+        path, k, last = [], index, n - 1
+        for level in range(len(edge) - 1):
+            if k & 1:
+                path.append(levels[level][k - 1])
+            elif k < last:
+                path.append(edge[level] if k + 1 == last else levels[level][k + 1])
+            k, last = k >> 1, last >> 1
+        paths.append(path)
+    return edge[-1], paths
+
+
 def _entry_of(stored: StoredEvent, body: bytes) -> bytes:
     return event_entry(str(stored.originator_id), stored.originator_version, stored.topic, body)
 
@@ -75,17 +120,15 @@ def sign_batch(stored_events: Sequence[StoredEvent], signer: Signer) -> list[Sto
     """The same events, in the same order, each state carrying the block of one signature over all of them."""
     if not stored_events:
         return []
-    leaves = [merkle.leaf_hash(_entry_of(s, s.state)) for s in stored_events]
-    levels = merkle.build_levels(leaves)
-    complete = merkle.levels_complete(levels)
-    n = len(leaves)
-    sig = note_signature(batch_text(n, merkle.subtree_root(complete, 0, n)), signer)
+    root, paths = batch_tree([merkle.leaf_hash(_entry_of(s, s.state)) for s in stored_events])
+    n = len(paths)
+    sig = note_signature(batch_text(n, root), signer)
+    encoded = _Encoded()
     signed = []
     for i, stored in enumerate(stored_events):
         if not stored.state.endswith(b"}") or stored.state == b"{}":
             raise BadSignature(f"event {i + 1} of the batch: a stored state to sign must be a JSON object with fields")
-        path = tuple(base64.b64encode(h).decode() for h in merkle.inclusion_path(complete, i, n))
-        block = Block(by=signer.name, n=n, i=i, path=path, sig=sig)
+        block = Block.model_construct(by=signer.name, n=n, i=i, path=tuple(encoded(h) for h in paths[i]), sig=sig)
         state = stored.state[:-1] + _MARK + block.encode() + b"}"
         signed.append(StoredEvent(stored.originator_id, stored.originator_version, stored.topic, state))
     return signed
@@ -93,19 +136,25 @@ def sign_batch(stored_events: Sequence[StoredEvent], signer: Signer) -> list[Sto
 
 def split_signed(state: bytes) -> tuple[bytes, Block | None]:
     """The payload as it was before signing, and its signature block (None if unsigned); BadSignature if the block is malformed."""
+    body, block, raw = _split(state)
+    if block is not None and block.encode() != raw:
+        raise BadSignature("the signature block is not in its canonical form")
+    return body, block
+
+
+def _split(state: bytes) -> tuple[bytes, Block | None, bytes]:
+    """`split_signed` and the block's stored bytes, their canonical form not yet checked."""
     at = state.rfind(_OPENS)
     if at < 0:
-        return state, None
+        return state, None, b""
     raw = state[at + len(_MARK) : -1]
     if not state.endswith(b"}"):
         raise BadSignature("the signature block is not the last field of the stored payload")
     try:
         block = Block.model_validate_json(raw)
-    except ValidationError:
+    except ValueError:
         raise BadSignature("the signature block is malformed") from None
-    if block.encode() != raw:
-        raise BadSignature("the signature block is not in its canonical form")
-    return state[:at] + b"}", block
+    return state[:at] + b"}", block, raw
 
 
 def recorded_by(state: bytes) -> str:
@@ -126,12 +175,14 @@ class SignedEvent:
     topic: str
     body: bytes
     block: Block
+    stored_block: bytes = b""
+    """The block as stored, when it was read from a stored state: its canonical form is checked with the signature."""
 
     @classmethod
     def of(cls, aggregate_id: str, version: int, topic: str, state: bytes) -> SignedEvent | None:
         """The signed event of a stored row; None if it is unsigned; BadSignature if its block is malformed."""
-        body, block = split_signed(state)
-        return None if block is None else cls(aggregate_id, version, topic, body, block)
+        body, block, raw = _split(state)
+        return None if block is None else cls(aggregate_id, version, topic, body, block, raw)
 
     def entry(self) -> bytes:
         return event_entry(self.aggregate_id, self.version, self.topic, self.body)
@@ -165,6 +216,8 @@ class SignatureChecker:
     def check_event(self, event: SignedEvent, verifier: Verifier) -> str | None:
         """Why one event's signature does not hold on its own (its path to the batch root, then the note signature); None if it holds."""
         block = event.block
+        if event.stored_block and event.stored_block != block.encode():
+            return "the signature block is not in its canonical form"
         if block.by != verifier.name:
             return f"signed by {block.by!r}, checked against key {verifier.name!r}"
         try:
@@ -184,14 +237,16 @@ class SignatureChecker:
         first = events[0].block
         whole = len(events) == first.n and all(e.block.i == i and e.block.sig == first.sig and e.block.by == first.by for i, e in enumerate(events))
         if whole and first.by == verifier.name:
-            levels = merkle.build_levels([merkle.leaf_hash(e.entry()) for e in events])
-            complete = merkle.levels_complete(levels)
-            n = len(events)
-            paths_match = all(
-                tuple(base64.b64encode(h).decode() for h in merkle.inclusion_path(complete, i, n)) == e.block.path
-                for i, e in enumerate(events)
+            root, paths = batch_tree([merkle.leaf_hash(e.entry()) for e in events])
+            # Each stored block, byte for byte, as the signer writes it with the recomputed path: path and canonical form at once.
+            by_json, n, sig = json.dumps(first.by), first.n, first.sig
+            encoded = {h: base64.b64encode(h).decode() for h in {h for path in paths for h in path}}.__getitem__
+            blocks_match = all(
+                e.stored_block == _encode_block(by_json, n, i, '","'.join(map(encoded, path)), sig)
+                if e.stored_block else tuple(map(encoded, path)) == e.block.path
+                for i, (path, e) in enumerate(zip(paths, events, strict=True))
             )
-            if paths_match and self._signature_holds(verifier, n, merkle.subtree_root(complete, 0, n), first.sig):
+            if blocks_match and self._signature_holds(verifier, len(events), root, first.sig):
                 return []
         found = []
         for index, event in enumerate(events):

@@ -15,7 +15,8 @@ from eventsourcing.persistence import StoredEvent
 
 from transparency.errors import BadSignature
 from transparency.note import Signer
-from transparency.signing import SignatureChecker, SignedEvent, event_entry, recorded_by, sign_batch, split_signed
+from transparency import merkle
+from transparency.signing import Block, SignatureChecker, SignedEvent, batch_tree, event_entry, recorded_by, sign_batch, split_signed
 
 SEED = bytes(range(32))
 AGGREGATE = UUID("0f8fad5b-d9cb-469f-a165-70867728950e")
@@ -108,3 +109,39 @@ def test_a_batch_with_an_event_missing_still_checks_the_others_one_by_one() -> N
     signer = Signer("rita", SEED)
     events = _signed_events(sign_batch(BATCH, signer))
     assert SignatureChecker().check_batch([events[0], events[2]], signer.verifier) == []
+
+
+def test_the_one_pass_batch_tree_equals_rfc_9162_root_and_paths() -> None:
+    for n in (*range(1, 40), 64, 100, 2000):
+        leaves = [hashlib.sha256(b"%d" % k).digest() for k in range(n)]
+        complete = merkle.levels_complete(merkle.build_levels(leaves))
+        root, paths = batch_tree(leaves)
+        assert root == merkle.subtree_root(complete, 0, n), n
+        assert paths == [merkle.inclusion_path(complete, i, n) for i in range(n)], n
+
+
+def test_the_block_encoding_is_compact_json_in_key_order() -> None:
+    block = Block(by='wr"iter', n=2, i=1, path=("YQ==",), sig="c2ln")
+    assert block.encode() == json.dumps({"by": 'wr"iter', "n": 2, "i": 1, "path": ["YQ=="], "sig": "c2ln"}, separators=(",", ":")).encode()
+    assert Block(by="w", n=1, i=0, path=(), sig="c2ln").encode() == b'{"by":"w","n":1,"i":0,"path":[],"sig":"c2ln"}'
+
+
+@pytest.mark.parametrize("block", [
+    b'{"by":"w","n":1,"i":0,"path":[],"sig":"c2ln"}', b'{"by":"w","n":true,"i":0,"path":[],"sig":"c2ln"}',
+    b'{"by":"w","n":0,"i":0,"path":[],"sig":"c2ln"}', b'{"by":"w","n":1,"i":-1,"path":[],"sig":"c2ln"}',
+    b'{"by":"w","n":1,"i":0,"path":[1],"sig":"c2ln"}', b'{"by":"w","n":1,"i":0,"path":[],"sig":"c2ln","x":1}',
+    b'{"by":"w","n":1,"i":0,"path":[]}', b'{"by":"w","n":1.0,"i":0,"path":[],"sig":"c2ln"}', b'{"by":null,"n":1,"i":0,"path":[],"sig":"c2ln"}',
+    b'{"by":"w","n":1,"i":0,"path":"YQ==","sig":"c2ln"}',
+])
+def test_a_block_is_read_as_strictly_as_its_pydantic_model_reads_it(block: bytes) -> None:
+    try:
+        Block.model_validate_json(block)
+        valid = True
+    except ValueError:
+        valid = False
+    try:
+        split_signed(b'{"a":1,"signed":' + block + b"}")
+        read = True
+    except BadSignature:
+        read = False
+    assert read == valid

@@ -144,7 +144,7 @@ def test_a_payload_column_turned_to_text_is_named_on_postgres(tmp_path: Path) ->
         assert run("checkpoint", "--out", str(tmp_path / "cp.txt"), "--db", url)[0] == 0
         tamper(url, "ALTER TABLE {events} ALTER COLUMN state TYPE text USING convert_from(state, 'UTF8')")
         code, output = run("verify", "--checkpoint", str(tmp_path / "cp.txt"), "--db", url)
-        assert code == 1 and output.startswith("position 1: payload altered (6 positions): the event's leaf hash is not the one the tree "
+        assert code == 1 and output.startswith("position 1: payload altered (7 positions): the event's leaf hash is not the one the tree "
                                                "recorded (payload stored as str: '{\"class_version\":"), output
     finally:
         drop_schema(url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -184,6 +185,7 @@ def import_(settings: Settings, file: str) -> None:
 @click.option("--seed", type=int, default=2024, show_default=True, help="random seed; the same seed writes the same history")
 @click.option("--scale", type=click.FloatRange(min=0.002, max=10), default=1.0, show_default=True, help="size relative to the real platform (1 = about 1,500 clusters)")
 @db_option
+@signing_key_option
 @pass_settings
 def demo(settings: Settings, seed: int, scale: float) -> None:
     """Write a synthetic 2024-2025 history calibrated on the published ECCP figures."""
@@ -191,9 +193,11 @@ def demo(settings: Settings, seed: int, scale: float) -> None:
 
     history = DemoHistory(seed=seed, scale=scale)
     url = bootstrap.database_url(settings.db)
-    # The demo signs with a key of its own, authorized by its first write: beside a SQLite file (demo.key, kept for writing
-    # more into the demo), else made for this run only.
-    app = bootstrap.build_ledger(url, clock=history.clock, signer=demo_signer(bootstrap.persistence_env(url).get("SQLITE_DBNAME")))
+    # The demo signs with the key given, else with a key of its own (demo.key beside a SQLite file, kept for writing more
+    # into the demo; else made for this run only); either is authorized by its first write.
+    given = settings.signing_key or os.environ.get("LEDGER_SIGNING_KEY")
+    signer = None if given else demo_signer(bootstrap.persistence_env(url).get("SQLITE_DBNAME"))
+    app = bootstrap.build_ledger(url, clock=history.clock, signing_key=given, signer=signer)
     try:
         if app.recorder.max_notification_id():
             raise click.ClickException(f"db: {url!r} already holds events; the demo needs an empty ledger")

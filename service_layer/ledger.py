@@ -417,9 +417,11 @@ class Ledger(Application[UUID]):
                     if refused is not None or signer is None:
                         raise refused or SigningRefused(NO_SIGNING_KEY)
                     try:
-                        writing.write(sign_batch([to_stored(event) for event in events], signer), batch.personal_data, batch.forgotten)
+                        written = writing.write(sign_batch([to_stored(event) for event in events], signer), batch.personal_data, batch.forgotten)
                     except IntegrityError as error:
                         raise _concurrent_change() from error
+                    if outcome.first_writer and not outcome.first_writer_position and written:
+                        outcome.first_writer_position = written[0]
                 carried = batch.carried(CARRIED)
             if failures:
                 raise BatchFailed(found)

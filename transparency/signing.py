@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -49,17 +49,9 @@ def _encode_block(by_json: str, n: int, i: int, path: str, sig: str) -> bytes:
     return f'{{"by":{by_json},"n":{n},"i":{i},"path":[{hashes}],"sig":"{sig}"}}'.encode()
 
 
-class _Encoded:
-    """base64 of hashes, each encoded once: a batch's inner nodes appear in many paths."""
-
-    def __init__(self) -> None:
-        self.known: dict[bytes, str] = {}
-
-    def __call__(self, h: bytes) -> str:
-        text = self.known.get(h)
-        if text is None:
-            text = self.known[h] = base64.b64encode(h).decode()
-        return text
+def _encoder(paths: Sequence[Sequence[bytes]]) -> Callable[[bytes], str]:
+    """base64 of the hashes of a batch's paths, each encoded once: its inner nodes appear in many paths."""
+    return {h: base64.b64encode(h).decode() for h in {h for path in paths for h in path}}.__getitem__
 
 
 def event_entry(aggregate_id: str, version: int, topic: str, body: bytes) -> bytes:
@@ -123,13 +115,12 @@ def sign_batch(stored_events: Sequence[StoredEvent], signer: Signer) -> list[Sto
     root, paths = batch_tree([merkle.leaf_hash(_entry_of(s, s.state)) for s in stored_events])
     n = len(paths)
     sig = note_signature(batch_text(n, root), signer)
-    encoded = _Encoded()
+    encoded, by_json = _encoder(paths), json.dumps(signer.name)
     signed = []
     for i, stored in enumerate(stored_events):
         if not stored.state.endswith(b"}") or stored.state == b"{}":
             raise BadSignature(f"event {i + 1} of the batch: a stored state to sign must be a JSON object with fields")
-        block = Block.model_construct(by=signer.name, n=n, i=i, path=tuple(encoded(h) for h in paths[i]), sig=sig)
-        state = stored.state[:-1] + _MARK + block.encode() + b"}"
+        state = stored.state[:-1] + _MARK + _encode_block(by_json, n, i, '","'.join(map(encoded, paths[i])), sig) + b"}"
         signed.append(StoredEvent(stored.originator_id, stored.originator_version, stored.topic, state))
     return signed
 
@@ -240,7 +231,7 @@ class SignatureChecker:
             root, paths = batch_tree([merkle.leaf_hash(e.entry()) for e in events])
             # Each stored block, byte for byte, as the signer writes it with the recomputed path: path and canonical form at once.
             by_json, n, sig = json.dumps(first.by), first.n, first.sig
-            encoded = {h: base64.b64encode(h).decode() for h in {h for path in paths for h in path}}.__getitem__
+            encoded = _encoder(paths)
             blocks_match = all(
                 e.stored_block == _encode_block(by_json, n, i, '","'.join(map(encoded, path)), sig)
                 if e.stored_block else tuple(map(encoded, path)) == e.block.path

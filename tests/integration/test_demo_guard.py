@@ -41,7 +41,7 @@ def test_a_ledger_with_real_actions_is_never_replaced(tmp_path: Path) -> None:
 def test_a_demo_with_one_real_action_added_is_never_replaced(tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
     invoke("demo", "--scale", "0.002", "--seed", "3", db=db)
-    invoke(*REGISTER, "--signing-key", str(tmp_path / "demo.key"), db=db, actor="alice")  # the demo's own key, kept beside it
+    invoke(*REGISTER, db=db, actor="alice")
     before = digest(db)
     with pytest.raises(NotADemoLedger, match="alice"):
         discard_previous_demo(db, bootstrap.build_ledger)

@@ -179,3 +179,16 @@ def test_the_root_key_is_recorded_once_unsigned_on_a_ledger_without_writers(tmp_
     assert signed.output == "recorded 1 event at position 2\n"
     assert verify(url) == (0, ["verified: 2 stored events match the tree of 2 leaves"])
     assert "root" in run("history", "PUB-1", db=url).stdout.splitlines()[2].split()
+
+
+def test_without_a_key_the_demo_signs_with_its_own_kept_beside_its_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LEDGER_SIGNING_KEY")
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    assert run("demo", "--scale", "0.002", "--seed", "3", db=url).exit_code == 0
+    assert (tmp_path / "demo.key").exists() and (tmp_path / "demo.pub").exists()
+    entries = json.loads(run("audit", "log", "--format", "json", db=url).stdout)
+    assert entries[0]["type"] == "Writer.Authorized" and {e["recorded_by"] for e in entries} == {"demo"}
+    added = run("publication", "publish", "--publication", "PUB-D", "--kind", "case_study", "--title", "T",
+                "--signing-key", str(tmp_path / "demo.key"), db=url)
+    assert added.output == f"recorded 1 event at position {len(entries) + 1}\n"
+    assert verify(url)[0] == 0

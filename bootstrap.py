@@ -13,6 +13,7 @@ from psycopg.conninfo import make_conninfo
 from domain.errors import InvalidValue
 from projections.store import PostgresProjectionStore, ProjectionStore, SQLiteProjectionStore
 from service_layer.ledger import Clock, Ledger, utc_now
+from transparency.note import Signer
 from transparency.store import PostgresTreeStore, SQLiteTreeStore, TreeStore
 
 DEFAULT_DB = "sqlite:///ledger.db"
@@ -201,9 +202,11 @@ def _temporary_copy(uri: str) -> str:
     return f"sqlite:///{copy}"
 
 
-def build_ledger(url: str | None = None, clock: Clock = utc_now) -> Ledger:
-    """A ledger on the database at `url` (see `database_url`)."""
-    return Ledger(env=persistence_env(database_url(url)), clock=clock)
+def build_ledger(url: str | None = None, clock: Clock = utc_now, signing_key: str | None = None, signer: Signer | None = None) -> Ledger:
+    """A ledger on the database at `url` (see `database_url`), writing with `signer`, else the key in the file `signing_key`,
+    else the one $LEDGER_SIGNING_KEY names (read at the first write)."""
+    key_file = signing_key or os.environ.get("LEDGER_SIGNING_KEY") or None
+    return Ledger(env=persistence_env(database_url(url)), clock=clock, signer=signer, signing_key=key_file)
 
 
 def build_projection_store(url: str | None = None) -> ProjectionStore:

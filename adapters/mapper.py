@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from domain.catalogue import VERSION_KEY, EventCatalogue, ledger_catalogue, version_of
 from domain.errors import EventTooLarge, UnreadableEvent
 from transparency.leaf import MAX_LEAF, leaf_size
+from transparency.signing import SIGNED_KEY
 
 CATALOGUE = ledger_catalogue()
 VERSION_PREFIX = f'{{"{VERSION_KEY}":'
@@ -71,6 +72,8 @@ def stored_fields(topic: str, state: bytes, position: int | None = None, loads: 
         raise UnreadableEvent(topic, "?", position, f"stored state is not JSON ({type(error).__name__})") from None
     if not isinstance(fields, dict):
         raise UnreadableEvent(topic, "?", position, "stored state is not a JSON object")
+    # The signature block is evidence of who wrote the event, like its place in the tree: not one of its fields.
+    fields.pop(SIGNED_KEY, None)
     return fields
 
 
@@ -78,5 +81,8 @@ def event_from_fields(
     topic: str, fields: dict[str, Any], originator_id: UUID | str, originator_version: int, position: int | None = None,
     catalogue: EventCatalogue = CATALOGUE,
 ) -> Any:
-    """Rebuild a frozen event from its stored fields; a topic that names none of the ledger's event types is refused."""
+    """Rebuild a frozen event from its stored fields (a signature block among them is left aside); a topic that names none of
+    the ledger's event types is refused."""
+    if SIGNED_KEY in fields:
+        fields = {k: v for k, v in fields.items() if k != SIGNED_KEY}
     return catalogue.decode(topic, fields, originator_id, originator_version, position)

@@ -711,7 +711,20 @@ def markdown(rows: list[dict[str, Any]], heading: str, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _signing_key() -> None:
+    """Every write of a run signs with one writer's key, this run's own unless $LEDGER_SIGNING_KEY names one (measured
+    processes inherit it): the first write on each empty ledger authorizes it."""
+    if os.environ.get("LEDGER_SIGNING_KEY"):
+        return
+    from transparency.note import Signer
+
+    path = Path(tempfile.mkdtemp(prefix="bench-key-")) / "benchmark.key"
+    path.write_text(Signer.generate("benchmark").encode() + "\n", encoding="utf-8")
+    os.environ["LEDGER_SIGNING_KEY"] = str(path)
+
+
 def main() -> None:
+    _signing_key()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run every measurement and print a table")

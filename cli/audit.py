@@ -12,6 +12,7 @@ from cli import render
 from cli.context import Settings, db_option, pass_settings
 from projections import runner
 from service_layer.log_check import require_readable
+from transparency.signing import recorded_by
 
 
 def register(ledger: click.Group) -> None:
@@ -30,7 +31,7 @@ def register(ledger: click.Group) -> None:
     @db_option
     @pass_settings
     def log(settings: Settings, who: str | None, since: str | None, until: str | None, kind: str | None, fmt: str) -> None:
-        """Recorded events with position, recorded and effective time, actor, aggregate, type and summary."""
+        """Recorded events with position, recorded and effective time, actor, signing writer, aggregate, type and summary."""
         first = render.parse_moment("since", since) if since else None
         last = render.parse_moment("until", until) if until else None
         wanted = CATALOGUE.type_names(kind) if kind else None
@@ -54,7 +55,8 @@ def register(ledger: click.Group) -> None:
                         continue
                     entries.append({
                         "position": n.id, "recorded_at": event.timestamp.isoformat(), "occurred_at": event.occurred_at.isoformat(),
-                        "actor": event.actor, "aggregate": refs.get(key, key), "type": name, "summary": render.summary(event),
+                        "actor": event.actor, "recorded_by": recorded_by(n.state), "aggregate": refs.get(key, key), "type": name,
+                        "summary": render.summary(event),
                     })
         finally:
             app.close()
@@ -62,7 +64,8 @@ def register(ledger: click.Group) -> None:
             click.echo(json.dumps(entries, indent=2))
             return
         click.echo(render.table(
-            ("position", "recorded", "effective", "actor", "aggregate", "type", "summary"),
-            [(e["position"], e["recorded_at"][:19], e["occurred_at"][:19], e["actor"], e["aggregate"], e["type"], e["summary"][:80]) for e in entries],
+            ("position", "recorded", "effective", "actor", "recorded by", "aggregate", "type", "summary"),
+            [(e["position"], e["recorded_at"][:19], e["occurred_at"][:19], e["actor"], e["recorded_by"] or "-", e["aggregate"], e["type"], e["summary"][:80])
+             for e in entries],
         ))
         click.echo(f"{len(entries)} events")

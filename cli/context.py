@@ -1,4 +1,4 @@
-"""What every command shares: the database URL and the acting user, and the options that set them."""
+"""What every command shares: the database URL, the acting user and the signing key, and the options that set them."""
 
 from __future__ import annotations
 
@@ -10,21 +10,29 @@ import click
 from click.core import ParameterSource
 
 import bootstrap
+from domain.errors import SigningRefused
 from domain.inputs import checked_actor
-from service_layer.ledger import Ledger
+from service_layer.ledger import NO_SIGNING_KEY, Ledger
 
 
 @dataclass
 class Settings:
-    """The database URL and the acting user of this invocation."""
+    """The database URL, the acting user and the signing key file of this invocation."""
 
     db: str | None = None
     actor: str | None = None
     actor_from: str = "actor"
     """Where the actor was given, as its errors name it: `actor` (the option) or `$LEDGER_ACTOR`."""
+    signing_key: str | None = None
 
     def ledger(self) -> Ledger:
-        return bootstrap.build_ledger(self.db)
+        return bootstrap.build_ledger(self.db, signing_key=self.signing_key)
+
+    def writing_ledger(self) -> Ledger:
+        """The ledger, for a write: refused before the database is opened (or created) when no signing key is given."""
+        if not (self.signing_key or os.environ.get("LEDGER_SIGNING_KEY")):
+            raise SigningRefused(NO_SIGNING_KEY)
+        return self.ledger()
 
     def acting(self) -> str | None:
         """The actor given, held to the rules an import line's actor gets (InvalidValue if it breaks one); None if none was given."""
@@ -82,4 +90,14 @@ def actor_option(f: Any) -> Any:
         callback=_remember_actor,
         help="who records this (default: $LEDGER_ACTOR or the system user)",
         envvar="LEDGER_ACTOR",
+    )(f)
+
+
+def signing_key_option(f: Any) -> Any:
+    """`--signing-key FILE`, accepted before or after the command name."""
+    return click.option(
+        "--signing-key",
+        expose_value=False,
+        callback=_remember("signing_key"),
+        help="signer key file of an authorized writer, from `ledger keygen` (default: $LEDGER_SIGNING_KEY)",
     )(f)

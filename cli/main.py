@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from pydantic import ValidationError
 
 import bootstrap
 from cli import render
-from cli.context import Settings, actor_option, db_option, pass_settings
+from cli.context import Settings, actor_option, db_option, pass_settings, signing_key_option
 from cli.errors import describe
 from cli.forms import make_command
 from domain.errors import ConcurrentChange, LedgerError
@@ -65,6 +66,7 @@ class LedgerGroup(click.Group):
 @click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @db_option
 @actor_option
+@signing_key_option
 @click.version_option(package_name="cluster-ledger")
 def ledger() -> None:
     """Cluster Ledger: every action on the cluster collaboration platform as an immutable event."""
@@ -84,15 +86,23 @@ def _run(model: type[c.Command], payload: dict[str, Any]) -> None:
     if defaulted and not command.key:
         # Without --at the time is "now" on every run; the key must not change with it.
         command = command.model_copy(update={"key": f"now-{command.content_digest()}"})
-    app = settings.ledger()  # opened only for a valid command, so a mistake creates no file
+    app = settings.writing_ledger()  # opened only for a valid command, so a mistake creates no file
     try:
         outcome = _with_retries(lambda: app.execute([command], actor=actor))
     finally:
         app.close()
+    _first_writer(outcome)
     if outcome.events:
         click.echo(f"recorded {outcome.events} event at position {outcome.positions[0]}")
     else:
         click.echo("already recorded; nothing written")
+
+
+def _first_writer(outcome: Outcome) -> None:
+    """Say so when a write authorized its own key, being the first on an empty ledger."""
+    if outcome.first_writer:
+        where = f" at position {outcome.first_writer_position}" if outcome.first_writer_position else ""
+        click.echo(f"first signed write on this ledger: writer {outcome.first_writer!r} authorized{where}")
 
 
 def _with_retries(write: Callable[[], R], attempts: int = 3) -> R:
@@ -135,7 +145,7 @@ GROUPS: dict[str, tuple[str, dict[str, type[c.Command]]]] = {
 for _group_name, (_help, _commands) in GROUPS.items():
     _group = click.Group(_group_name, help=_help, short_help=_help)
     for _name, _model in _commands.items():
-        _group.add_command(actor_option(db_option(make_command(_name, _model, _run))))
+        _group.add_command(signing_key_option(actor_option(db_option(make_command(_name, _model, _run)))))
     ledger.add_command(_group)
 
 
@@ -143,6 +153,7 @@ for _group_name, (_help, _commands) in GROUPS.items():
 @click.argument("file")
 @db_option
 @actor_option
+@signing_key_option
 @pass_settings
 def import_(settings: Settings, file: str) -> None:
     """Import actions from a JSON Lines file: all of them, or none if any line is bad."""
@@ -166,7 +177,7 @@ def import_(settings: Settings, file: str) -> None:
                 raise click.ClickException(f"file: {file!r}: holds no actions (every line is blank)")
             # The database is opened only now, so a file of blank lines creates no ledger. References and rules are checked
             # against the state the lines before would create; nothing is committed unless every line is good.
-            app = settings.ledger()
+            app = settings.writing_ledger()
             try:
                 return app.execute_in_chunks(
                     itertools.chain([first] if first else [], actions), actor=actor,
@@ -182,6 +193,7 @@ def import_(settings: Settings, file: str) -> None:
         for problem in problems.report():
             click.echo(f"error: {render.printable(problem)}", err=True)
         raise click.ClickException(f"{file}: {problems.lines} bad line(s); nothing was written")
+    _first_writer(outcome)
     click.echo(f"imported {outcome.events + outcome.repeated} actions from {file}: {outcome.events} events written, {outcome.repeated} already recorded")
 
 
@@ -189,14 +201,19 @@ def import_(settings: Settings, file: str) -> None:
 @click.option("--seed", type=int, default=2024, show_default=True, help="random seed; the same seed writes the same history")
 @click.option("--scale", type=click.FloatRange(min=0.002, max=10), default=1.0, show_default=True, help="size relative to the real platform (1 = about 1,500 clusters)")
 @db_option
+@signing_key_option
 @pass_settings
 def demo(settings: Settings, seed: int, scale: float) -> None:
     """Write a synthetic 2024-2025 history calibrated on the published ECCP figures."""
-    from service_layer.demo import DemoHistory, write_demo
+    from service_layer.demo import DemoHistory, demo_signer, write_demo
 
     history = DemoHistory(seed=seed, scale=scale)
     url = bootstrap.database_url(settings.db)
-    app = bootstrap.build_ledger(url, clock=history.clock)
+    # The demo signs with the key given, else with a key of its own (demo.key beside a SQLite file, kept for writing more
+    # into the demo; else made for this run only); either is authorized by its first write.
+    given = settings.signing_key or os.environ.get("LEDGER_SIGNING_KEY")
+    signer = None if given else demo_signer(bootstrap.persistence_env(url).get("SQLITE_DBNAME"))
+    app = bootstrap.build_ledger(url, clock=history.clock, signing_key=given, signer=signer)
     try:
         if app.recorder.max_notification_id():
             raise click.ClickException(f"db: {url!r} already holds events; the demo needs an empty ledger")
@@ -214,16 +231,89 @@ def db() -> None:
 
 @db.command("init")
 @click.option("--owner-url", help="PostgreSQL URL of the role that owns the schema; the role in --db then only reads and appends")
+@click.option("--root-key", type=click.Path(dir_okay=False, path_type=Path),
+              help="verifier key file (NAME.pub from `ledger keygen`) of the first writer, recorded unsigned as the trust anchor")
 @db_option
+@actor_option
 @pass_settings
-def db_init(settings: Settings, owner_url: str | None) -> None:
-    """Create the ledger's tables (if missing) and the guards that keep stored events immutable."""
+def db_init(settings: Settings, owner_url: str | None, root_key: Path | None) -> None:
+    """Create the ledger's tables (if missing) and the guards that keep stored events immutable; record the first writer."""
     url = bootstrap.database_url(settings.db)
+    verifier = _read_text(root_key, "root-key") if root_key is not None else None
     owner = bootstrap.init_database(url, owner_url)
     click.echo(f"ready: {bootstrap.describe(url)}; stored events refuse UPDATE and DELETE")
     if owner_url:
         role = bootstrap.persistence_env(url)["POSTGRES_USER"]
         click.echo(f"schema owned by {owner}; {role} may read and append, and cannot lift the guards")
+    if verifier is not None:
+        app = settings.ledger()
+        try:
+            position = app.record_root_writer(verifier, settings.actor)
+        finally:
+            app.close()
+        click.echo(f"root writer recorded at position {position}: {verifier.strip()}")
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise click.ClickException(f"{what}: {str(path)!r}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{what}: {str(path)!r}: not UTF-8 text") from None
+
+
+@ledger.group()
+def writer() -> None:
+    """Writers: the keys whose signed writes the ledger accepts."""
+
+
+@writer.command("authorize")
+@click.argument("key_file", metavar="NAME.pub", type=click.Path(dir_okay=False, path_type=Path))
+@db_option
+@actor_option
+@signing_key_option
+@pass_settings
+def writer_authorize(settings: Settings, key_file: Path) -> None:
+    """Authorize the writer of a verifier key (from `ledger keygen`); signed by an authorized writer."""
+    text = _read_text(key_file, "key").strip()
+    name = text.split("+", 1)[0]
+    _run_one(settings, c.AuthorizeWriter(name=name, verifier=text, occurred_at=utc_now()), f"writer {name!r} authorized")
+
+
+@writer.command("revoke")
+@click.argument("name")
+@click.option("--reason", default="", help="why the key is no longer accepted")
+@db_option
+@actor_option
+@signing_key_option
+@pass_settings
+def writer_revoke(settings: Settings, name: str, reason: str) -> None:
+    """Revoke a writer: its key's signatures are refused from here on; signed by an authorized writer."""
+    _run_one(settings, c.RevokeWriter(name=name, reason=reason, occurred_at=utc_now()), f"writer {name!r} revoked")
+
+
+@writer.command("list")
+@db_option
+@pass_settings
+def writer_list(settings: Settings) -> None:
+    """Every writer ever authorized, with its key and whether it is revoked."""
+    app = settings.ledger()
+    try:
+        writers = app.writers()
+    finally:
+        app.close()
+    click.echo(render.table(("name", "status", "verifier key"), [(w.name, "revoked" if w.revoked else "active", w.verifier) for w in writers.values()]))
+
+
+def _run_one(settings: Settings, command: c.Command, done: str) -> None:
+    app = settings.writing_ledger()
+    try:
+        outcome = _with_retries(lambda: app.execute([command], actor=settings.actor))
+    finally:
+        app.close()
+    _first_writer(outcome)
+    click.echo(f"{done} at position {outcome.positions[-1]}" if outcome.events else "already recorded; nothing written")
 
 
 @db.command("compact")
@@ -292,9 +382,10 @@ def history(settings: Settings, ref: str, as_of: str | None, fmt: str) -> None:
     app = settings.reader()
     try:
         events = app.aggregate_events(ref, until=until)
+        signed_by = app.recorded_by(ref)
     finally:
         app.close()
-    click.echo(render.history(events, fmt))
+    click.echo(render.history(events, fmt, signed_by))
 
 
 from cli import audit, reporting, streaming, tlog, transparency, web  # noqa: E402

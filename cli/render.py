@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -108,8 +108,9 @@ def event_type(event: Any) -> str:
     return type(event).__qualname__
 
 
-def history(events: Sequence[Any], fmt: str) -> str:
-    """An aggregate's events, oldest first."""
+def history(events: Sequence[Any], fmt: str, recorded_by: Mapping[int, str] | None = None) -> str:
+    """An aggregate's events, oldest first, with the writer whose key signed each ("-" where none did)."""
+    by = recorded_by or {}
     if fmt == "json":
         return json.dumps(
             [
@@ -119,6 +120,7 @@ def history(events: Sequence[Any], fmt: str) -> str:
                     "occurred_at": e.occurred_at.isoformat(),
                     "recorded_at": e.timestamp.isoformat(),
                     "actor": e.actor,
+                    "recorded_by": by.get(e.originator_version, ""),
                     "details": event_details(e),
                 }
                 for e in events
@@ -126,10 +128,11 @@ def history(events: Sequence[Any], fmt: str) -> str:
             indent=2,
         )
     rows = [
-        (e.originator_version, event_type(e), e.occurred_at.isoformat(), e.timestamp.isoformat(timespec="seconds"), e.actor, summary(e))
+        (e.originator_version, event_type(e), e.occurred_at.isoformat(), e.timestamp.isoformat(timespec="seconds"), e.actor,
+         by.get(e.originator_version) or "-", summary(e))
         for e in events
     ]
-    return table(("version", "type", "effective", "recorded", "actor", "details"), rows)
+    return table(("version", "type", "effective", "recorded", "actor", "recorded by", "details"), rows)
 
 
 def demo_summary(counts: dict[str, int], url: str) -> str:

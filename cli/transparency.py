@@ -289,7 +289,15 @@ def register(ledger: click.Group) -> None:
         if findings:
             for line in findings:
                 click.echo(line)
+            _predating(report)
             raise click.ClickException(f"history diverges: {len(findings)} finding(s) over {report.events} stored events")
         against = f"; matches checkpoint {cp.origin} at tree size {cp.size}" if cp else ""
         signed = " (signature valid)" if cp and verifier and not policy else " (signatures and quorum valid)" if cp and policy else ""
         click.echo(f"verified: {report.events} stored events match the tree of {report.tree_size} leaves{against}{signed}")
+        _predating(report)
+
+
+def _predating(report: audit.Report) -> None:
+    """The events stored before signed writes began: told once, as a fact of the ledger's history, not as a finding."""
+    if report.predating:
+        click.echo(f"positions 1\u2013{report.predating_upto} predate signed writes ({report.predating} events)")

@@ -134,5 +134,6 @@ class EventCatalogue:
 def ledger_catalogue() -> EventCatalogue:
     """The catalogue of every event type of the ledger's aggregates."""
     from domain.model import AGGREGATES
+    from domain.writer import Writer
 
-    return EventCatalogue(events_of(AGGREGATES), TOPIC_ALIASES)
+    return EventCatalogue(events_of((*AGGREGATES, Writer)), TOPIC_ALIASES)

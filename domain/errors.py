@@ -106,6 +106,14 @@ class NothingChanged(RuleBroken):
     """An update that changes no field is refused."""
 
 
+class WriterRuleBroken(RuleBroken):
+    """A writer cannot be authorized or revoked as asked."""
+
+
+class SigningRefused(LedgerError):
+    """A write the ledger does not accept: no signing key given, or a key that is not an authorized writer's."""
+
+
 class ConcurrentChange(LedgerError):
     """Another writer changed the same aggregate first."""
 

@@ -23,6 +23,7 @@ from domain.errors import AlteredId
 from projections import platform
 from projections.platform import Row
 from projections.store import ProjectionStore, encode_fast
+from transparency.signing import SIGNED_KEY
 
 PROJECTION = "platform"
 PAGE_SIZE = 1000
@@ -230,6 +231,7 @@ def _stored_fold(catalogue: EventCatalogue, *, trust_stamps: bool = True) -> Cal
             version, field_fold = trusted[topic]
             fields = loads(state)
             stored_version = fields.pop(VERSION_KEY)
+            fields.pop(SIGNED_KEY, None)
             if stored_version == version and type(stored_version) is int and type(fields["occurred_at"]) is str:
                 moment(fields["occurred_at"])
                 return field_fold(row, fields, position)

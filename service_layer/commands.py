@@ -334,6 +334,21 @@ class UpdatePublication(Command):
     note: Note = ""
 
 
+class AuthorizeWriter(Command):
+    """Authorize a writer: its key's signatures are then accepted on the ledger's writes."""
+
+    name: Annotated[str, Field(max_length=73)]
+    verifier: Annotated[str, Field(max_length=200)] = Field(description="the verifier key, name+hash+base64, as `ledger keygen` writes it")
+
+
+class RevokeWriter(Command):
+    """Revoke a writer: its key's signatures are no longer accepted from here on."""
+
+    name: Annotated[str, Field(max_length=73)]
+    reason: Reason = ""
+
+
+# Writers are authorized and revoked one at a time with `ledger writer`, never by an import: they are not in the import format.
 AnyCommand = Annotated[
     RegisterOrg
     | PublishOrg

@@ -14,11 +14,14 @@ from domain.errors import LedgerError
 from domain.nuts import nuts_countries, nuts_regions_of
 from domain.values import ECOSYSTEMS
 from service_layer import commands as c
-from service_layer.ledger import Ledger
+from service_layer.ledger import Ledger, read_signer
+from transparency.note import Signer
 
 START = date(2024, 1, 1)
 END = date(2025, 12, 31)
 ACTOR = "demo-import"
+DEMO_WRITER = "demo"
+"""The name of the key the demo makes for itself and signs with."""
 
 # Sizes at scale 1, set just past each published figure ("more than 6,700" -> 7,050).
 SIZES = {
@@ -364,11 +367,26 @@ def write_demo(app: Ledger, history: DemoHistory, progress: Callable[[int], None
         history.now = recorded_at
         commands = [command for _, _, command in sorted(items, key=lambda item: (item[0], item[1]))]
         if commands:
-            events += app.execute(commands, actor=ACTOR).events
+            outcome = app.execute(commands, actor=ACTOR)
+            events += outcome.events + bool(outcome.first_writer)  # the demo's own key, authorized by its first write
             for command in commands:
                 counts[command.action] += 1
         progress(1)
     return {"events": events, **{k: counts[k] for k in sorted(counts)}}
+
+
+def demo_signer(db_file: str | None) -> Signer:
+    """The demo's own key: `demo.key` beside a SQLite file (made there, with `demo.pub`, if missing), else one for this run only."""
+    if not db_file or db_file == ":memory:":
+        return Signer.generate(DEMO_WRITER)
+    private = Path(db_file).with_name(f"{DEMO_WRITER}.key")
+    if private.exists():
+        return read_signer(str(private))
+    signer = Signer.generate(DEMO_WRITER)
+    private.touch(mode=0o600)
+    private.write_text(signer.encode() + "\n", encoding="utf-8")
+    private.with_suffix(".pub").write_text(signer.verifier.encode() + "\n", encoding="utf-8")
+    return signer
 
 
 class NotADemoLedger(LedgerError):

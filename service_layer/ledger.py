@@ -13,15 +13,16 @@ from datetime import datetime, timezone
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.persistence import IntegrityError, Mapper, Notification, Recording, StoredEvent
 
 from adapters import scan
 from adapters.mapper import PydanticMapper
 from domain.base import Action, Aggregate, ref_id
+from domain.catalogue import topic_of
 from domain.errors import (
     AlreadyExists, AlreadyForgotten, AlteredId, ConcurrentChange, InvalidValue, LedgerError, NotRegistered, ReadOnlyMirror,
-    RecordedTimeBackwards, UnknownReference, UnreadableEvent,
+    RecordedTimeBackwards, SigningRefused, UnknownReference, UnreadableEvent, WriterRuleBroken,
 )
 from domain.inputs import checked_actor, key_digest
 from domain.model import (
@@ -36,7 +37,11 @@ from domain.model import (
     participation_ref,
 )
 from domain.values import Members
+from domain.writer import Writer, check_writer_name, writer_ref
 from service_layer import commands as c
+from transparency.errors import BadKey
+from transparency.note import Signer, parse_signer, parse_verifier
+from transparency.signing import recorded_by, sign_batch
 
 A = TypeVar("A", bound=Aggregate)
 T = TypeVar("T")
@@ -44,6 +49,8 @@ Clock = Callable[[], datetime]
 
 CHUNK = 2_000
 """Commands carried out and written at a time by `Ledger.execute_in_chunks`; memory holds one chunk."""
+NO_SIGNING_KEY = "signing key: none given; give --signing-key FILE or set $LEDGER_SIGNING_KEY (make one with: ledger keygen NAME)"
+"""Why a write without a signer is refused, and the fix."""
 CARRIED = 10_000
 """Aggregates a chunk hands on to the next (the most recently used), so records used again soon are not read back."""
 
@@ -104,6 +111,10 @@ class Outcome:
     events: int = 0
     repeated: int = 0
     positions: list[int] = field(default_factory=list)
+    first_writer: str = ""
+    """The writer whose key this batch authorized before its commands' events, being the first signed write on an empty
+    ledger (that event is not counted in `events` nor listed in `positions`)."""
+    first_writer_position: int = 0
 
 
 _UNSEEN: Any = object()
@@ -207,12 +218,104 @@ class Ledger(Application[UUID]):
 
     name = "Ledger"
 
-    def __init__(self, env: dict[str, str] | None = None, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, env: dict[str, str] | None = None, clock: Clock = utc_now, signer: Signer | None = None, signing_key: str | None = None
+    ) -> None:
         super().__init__(env)
         self.clock = clock
+        self.signer = signer
+        """The key every write is signed with; the ledger refuses to write without one."""
+        self.signing_key = signing_key
+        """The file the signer is read from at the first write, when no signer is given (reads need no key)."""
+        self._authorized = False
+        """Whether the signer was found to be an authorized writer (once per process: a later revocation is seen by the next one)."""
 
     def construct_mapper(self) -> Mapper[UUID]:
         return PydanticMapper(transcoder=self.construct_transcoder())
+
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        """Store the events of one save as one batch signed by the signer (or unsigned, for the root writer only)."""
+        events = processing_event.events
+        stored = [self.mapper.to_stored_event(e) for e in events]
+        if self.signer is not None:
+            stored = sign_batch(stored, self.signer)
+        ids = self.recorder.insert_events(stored, tracking=processing_event.tracking, **processing_event.saved_kwargs) or []
+        recordings = [
+            Recording(d, Notification(originator_id=s.originator_id, originator_version=s.originator_version, topic=s.topic, state=s.state, id=n))
+            for d, s, n in zip(events, stored, ids, strict=True)
+        ]
+        if self.repository.cache and not self.repository.fastforward:
+            for aggregate_id, aggregate in processing_event.aggregates.items():
+                self.repository.cache.put(aggregate_id, aggregate)
+        return recordings
+
+    def writers(self) -> dict[str, Writer]:
+        """Every writer ever authorized, by name, as stored."""
+        topics = [topic_of(Writer.Authorized), topic_of(Writer.Revoked)]
+        found: dict[str, Writer] = {}
+        after = 0
+        while page := list(self.recorder.select_notifications(start=after + 1, limit=1000, topics=topics)):
+            for n in page:
+                event = self.mapper.to_domain_event(n)
+                found[event.name] = event.mutate(found.get(event.name))
+            after = page[-1].id
+        return found
+
+    def _writer_check(self) -> tuple[c.AuthorizeWriter | None, SigningRefused | None]:
+        """Before a write: the command that makes the signer the first writer of an empty ledger, if needed, or why the write
+        will be refused if it writes anything (a batch of repeats writes nothing and needs no writer)."""
+        try:
+            return self._writer_to_add(), None
+        except SigningRefused as error:
+            return None, error
+
+    def _writer_to_add(self) -> c.AuthorizeWriter | None:
+        """Refuse a write without an authorized signer; on an empty ledger, the command that makes the signer its first writer."""
+        if self.signer is None and self.signing_key:
+            self.signer = read_signer(self.signing_key)
+        if self.signer is None:
+            raise SigningRefused(NO_SIGNING_KEY)
+        if self._authorized:
+            return None
+        name = self.signer.name
+        try:
+            writer: Writer | None = self.repository.get(ref_id(writer_ref(name)))
+        except AggregateNotFoundError:
+            writer = None
+        if writer is None and not self.recorder.max_notification_id():
+            check_writer_name(name)
+            return c.AuthorizeWriter(name=name, verifier=self.signer.verifier.encode(), occurred_at=self.clock())
+        if writer is not None and writer.revoked:
+            raise SigningRefused(f"signing key: {name!r} was revoked as a writer of this ledger; sign with the key of an authorized writer")
+        if writer is None or writer.verifier != self.signer.verifier.encode():
+            why = " (another key of that name is)" if writer is not None else ""
+            raise SigningRefused(
+                f"signing key: {name!r} is not an authorized writer of this ledger{why}; an authorized writer runs: ledger writer authorize {name}.pub"
+            )
+        self._authorized = True
+        return None
+
+    def record_root_writer(self, verifier_text: str, actor: str | None = None) -> int:
+        """Record the first writer, unsigned: the trust anchor, on a ledger that has no writer yet; its position."""
+        try:
+            verifier = parse_verifier(verifier_text)
+        except BadKey as error:
+            raise InvalidValue("root-key", verifier_text.strip()[:80], str(error)) from None
+        if self.writers():
+            raise WriterRuleBroken("root-key: this ledger already has writers; an authorized writer runs: ledger writer authorize NAME.pub")
+        command = c.AuthorizeWriter(name=verifier.name, verifier=verifier.encode(), occurred_at=self.clock())
+        batch = _Batch(self)
+        failures = self._apply(batch, [command], actor or default_actor(), self.clock())
+        if failures:
+            raise failures[0].error
+        signer, self.signer = self.signer, None
+        try:
+            recordings = self.save(*batch.pending())
+        except IntegrityError as error:
+            raise _concurrent_change() from error
+        finally:
+            self.signer = signer
+        return recordings[0].notification.id
 
     def execute(self, commands: Sequence[c.Command], actor: str | None = None, *, write: bool = True) -> Outcome:
         """Carry out `commands` in order and save them at once, or raise and write nothing.
@@ -232,10 +335,16 @@ class Ledger(Application[UUID]):
     def _execute(self, commands: Sequence[c.Command], actor: str | None, write: bool) -> Outcome:
         fallback_actor = acting(actor)
         batch = _Batch(self)
+        first_writer, refused = self._writer_check() if write else (None, None)
         # One batch is one transaction, so all its events share one recorded time.
-        failures = self._apply(batch, commands, fallback_actor, self.clock())
+        recorded_at = self.clock()
+        if first_writer is not None:
+            # The first signed write on an empty ledger authorizes its own key: that event goes first in the batch.
+            commands = [first_writer, *commands]
+        failures = self._apply(batch, commands, fallback_actor, recorded_at)
         if failures:
-            raise BatchFailed(failures)
+            offset = 1 if first_writer is not None else 0
+            raise BatchFailed([CommandFailed(f.index - offset, f.error) for f in failures])
         pending = batch.pending()
         # Each command that is not a repeat records exactly one event.
         repeated = len(commands) - sum(len(a.pending_events) for a in pending)
@@ -244,6 +353,8 @@ class Ledger(Application[UUID]):
         if not pending and not batch.personal_data:
             return Outcome(repeated=repeated)
         self._refuse_if_mirror()
+        if refused is not None:
+            raise refused
         try:
             recordings = self.save(*pending, personal_data=batch.personal_data, forget=batch.forgotten)
         except IntegrityError as error:
@@ -251,10 +362,12 @@ class Ledger(Application[UUID]):
         if batch.forgotten:
             # Erased rows must not survive in freed pages or write-ahead logs either.
             getattr(self.recorder, "scrub_personal_data", lambda: None)()
+        positions = [r.notification.id for r in recordings]
+        if first_writer is None:
+            return Outcome(events=len(recordings), repeated=repeated, positions=positions)
         return Outcome(
-            events=len(recordings),
-            repeated=repeated,
-            positions=[r.notification.id for r in recordings],
+            events=len(recordings) - 1, repeated=repeated, positions=positions[1:],
+            first_writer=first_writer.name, first_writer_position=positions[0],
         )
 
     def execute_in_chunks(
@@ -284,7 +397,11 @@ class Ledger(Application[UUID]):
         report = failed or (lambda number, error: found.append(CommandFailed(number, error)))
         failures = 0
         outcome = Outcome()
+        first_writer, refused = self._writer_check()
         to_stored = self.mapper.to_stored_event
+        signer = self.signer
+        if first_writer is not None:
+            outcome.first_writer, outcome.events = first_writer.name, -1  # its event is not one of the commands'
         forgot = kept = False
         carried: dict[UUID, Aggregate | None] = {}
         self._refuse_if_mirror()
@@ -296,6 +413,9 @@ class Ledger(Application[UUID]):
                 # What the chunk before saved is current: once this transaction has written, no one else writes until it ends
                 # (and a record someone changed before that fails the write as a concurrent change).
                 batch = _Batch(self, writing, carried)
+                if first_writer is not None:
+                    # The first signed write on an empty ledger authorizes its own key: that event goes first in the first chunk.
+                    run, first_writer = [(0, first_writer), *run], None
                 for failure in self._apply(batch, [command for _, command in run], fallback_actor, recorded_at):
                     report(run[failure.index][0], failure.error)
                     failures += 1
@@ -304,14 +424,18 @@ class Ledger(Application[UUID]):
                 outcome.events += len(events)
                 forgot = forgot or bool(batch.forgotten)
                 if events or batch.personal_data or batch.forgotten:
+                    if refused is not None or signer is None:
+                        raise refused or SigningRefused(NO_SIGNING_KEY)
                     try:
-                        written = writing.write([to_stored(event) for event in events], batch.personal_data, batch.forgotten)
-                        if positions:
-                            outcome.positions += written
+                        written = writing.write(sign_batch([to_stored(event) for event in events], signer), batch.personal_data, batch.forgotten)
                     except IntegrityError as error:
                         raise _concurrent_change() from error
                     except RecordedTimeBackwards as error:
                         raise self._recorded_meanwhile(error) from None
+                    if outcome.first_writer and not outcome.first_writer_position and written:
+                        outcome.first_writer_position, written = written[0], written[1:]
+                    if positions:
+                        outcome.positions += written
                 carried = batch.carried(CARRIED)
             if failures:
                 raise BatchFailed(found)
@@ -377,10 +501,7 @@ class Ledger(Application[UUID]):
 
     def aggregate_events(self, ref_or_id: str, until: datetime | None = None) -> list[Any]:
         """Every event of one aggregate, oldest first; with `until`, those recorded by then."""
-        try:
-            aggregate_id = UUID(ref_or_id)
-        except ValueError:
-            aggregate_id = ref_id(ref_or_id)
+        aggregate_id = _aggregate_id(ref_or_id)
         events = []
         for index, stored in enumerate(self.recorder.select_events(aggregate_id)):
             try:
@@ -398,6 +519,17 @@ class Ledger(Application[UUID]):
         if not events:
             raise UnknownReference("record", ref_or_id)
         return [e for e in events if until is None or e.timestamp <= until]
+
+    def recorded_by(self, ref_or_id: str) -> dict[int, str]:
+        """The writer whose key signed each version of one aggregate ("" for an unsigned one)."""
+        return {s.originator_version: recorded_by(s.state) for s in self.recorder.select_events(_aggregate_id(ref_or_id))}
+
+
+def _aggregate_id(ref_or_id: str) -> UUID:
+    try:
+        return UUID(ref_or_id)
+    except ValueError:
+        return ref_id(ref_or_id)
 
 
 _REF_FIELDS = ("org", "activity", "person", "meeting", "pitch", "case", "publication", "source")
@@ -421,6 +553,21 @@ def refs_named(command: c.Command) -> Iterator[str]:
     elif isinstance(command, c.RequestMeeting):
         yield participation_ref(command.activity, command.requester)
         yield participation_ref(command.activity, command.partner)
+
+
+def read_signer(path: str) -> Signer:
+    """The signer key in the file at `path`; SigningRefused naming the file if it cannot be read or is not a signer key."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except OSError as error:
+        raise SigningRefused(f"signing key: {path!r}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise SigningRefused(f"signing key: {path!r}: not a signer key (not UTF-8 text)") from None
+    try:
+        return parse_signer(text)
+    except BadKey as error:
+        raise SigningRefused(f"signing key: {path!r}: {error}") from None
 
 
 def _runs(commands: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -538,7 +685,41 @@ def _publish_publication(b: _Batch, cmd: c.PublishPublication, action: Action) -
         b.add(Publication.publish(cmd.publication, action, cmd.kind, cmd.title, cmd.country))
 
 
+def _authorize_writer(b: _Batch, cmd: c.AuthorizeWriter, action: Action) -> None:
+    check_writer_name(cmd.name)
+    try:
+        verifier = parse_verifier(cmd.verifier)
+    except BadKey as error:
+        raise InvalidValue("verifier", cmd.verifier, str(error)) from None
+    if verifier.name != cmd.name:
+        raise InvalidValue("name", cmd.name, f"the verifier key is named {verifier.name!r}; a writer bears its key's name")
+    existing = b.find(writer_ref(cmd.name), Writer)
+    if existing is None:
+        b.add(Writer.authorize(cmd.name, verifier.encode(), action))
+    elif not existing.has_applied(action):
+        existing.check_same_key(verifier.encode())  # the same key, still active: already authorized, nothing to record
+
+
+def _revoke_writer(b: _Batch, cmd: c.RevokeWriter, action: Action) -> None:
+    writer = b.find(writer_ref(cmd.name), Writer)
+    if writer is None:
+        raise UnknownReference("writer", cmd.name)
+    if writer.has_applied(action):
+        return
+    if writer.revoked:
+        raise WriterRuleBroken(f"writer: {cmd.name!r} is already revoked")
+    active = {name for name, stored in b.app.writers().items() if not stored.revoked}
+    for held in b.aggregates.values():
+        if isinstance(held, Writer):
+            (active.discard if held.revoked else active.add)(held.name)
+    if not active - {cmd.name}:
+        raise WriterRuleBroken(f"writer: {cmd.name!r} is the last active writer; authorize another first")
+    writer.revoke(action, cmd.reason)
+
+
 HANDLERS: dict[type[c.Command], Handler] = {
+    c.AuthorizeWriter: _authorize_writer,
+    c.RevokeWriter: _revoke_writer,
     c.RegisterOrg: _register_org,
     c.PublishOrg: lambda b, cmd, a: b.get(cmd.org, ClusterOrganisation).publish(a),
     c.UpdateOrg: _update_org,

@@ -14,8 +14,24 @@ from psycopg.sql import SQL, Identifier
 
 import bootstrap
 from service_layer.ledger import Ledger
+from transparency.note import Signer
 
 STORES = ["sqlite", "postgres"]
+TEST_WRITER = "test-writer"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def signing_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One writer's signer key for the whole run (its verifier key beside it, .pub), named by $LEDGER_SIGNING_KEY (CLI runs
+    in subprocesses inherit it): every ledger a test writes to makes it its first writer. Tests of unsigned or unauthorized
+    writes unset or replace it."""
+    path = tmp_path_factory.mktemp("keys") / f"{TEST_WRITER}.key"
+    signer = Signer.generate(TEST_WRITER)
+    path.write_text(signer.encode() + "\n", encoding="utf-8")
+    path.with_suffix(".pub").write_text(signer.verifier.encode() + "\n", encoding="utf-8")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LEDGER_SIGNING_KEY", str(path))
+        yield path
 
 
 def postgres_url() -> str:

@@ -7,11 +7,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import json
+
+from domain.catalogue import topic_of
+from domain.writer import Writer
 from transparency import merkle
+from transparency.errors import BadKey, BadSignature
 from transparency.leaf import StoredRecord, record_leaf, recorded_time
 from transparency.log import catch_up
-from transparency.note import Checkpoint
+from transparency.note import Checkpoint, Verifier, parse_verifier
 from transparency.proofs import b64
+from transparency.signing import SignatureChecker, SignedEvent
 from transparency.store import LOWEST, StoredLeaf, TreeStore
 
 PAYLOAD_ALTERED = "payload altered"
@@ -24,6 +30,11 @@ TREE_ALTERED = "tree table altered"
 LOG_SHORTER = "log shorter than the checkpoint"
 ROOT_DIFFERS = "checkpoint root differs"
 SIGNATURE_INVALID = "signature invalid"
+UNSIGNED = "unsigned after signing began"
+KEY_UNKNOWN = "key unknown"
+KEY_REVOKED = "key revoked"
+AUTHORIZED = topic_of(Writer.Authorized)
+REVOKED = topic_of(Writer.Revoked)
 REORDER_CANDIDATES = 64
 """How many other diverging positions (the nearest) an altered event is tried at, to tell a swap from an edit."""
 REORDER_CHECKED = 256
@@ -52,6 +63,10 @@ class Report:
     events: int
     tree_size: int
     findings: list[Finding]
+    predating: int = 0
+    """How many events, from the first position on, were stored before signed writes began."""
+    predating_upto: int = 0
+    """The position of the last of them."""
 
     @property
     def holds(self) -> bool:
@@ -131,6 +146,118 @@ class _RootOfPrefix:
         return h
 
 
+@dataclass
+class _Writer:
+    verifier: Verifier | None
+    revoked_at: int | None = None
+
+
+class _Signatures:
+    """Every event's signature, batch by batch, and its writer's authorization at that position, noted in a tally as they are read.
+
+    Events stored before the first writer was authorized or the first signed event (whichever is first) predate signed writes;
+    from there on every event must be signed. A batch is a run of consecutive events carrying the same signature.
+    """
+
+    def __init__(self, tally: _Tally) -> None:
+        self.tally = tally
+        self.checker = SignatureChecker(remember=16)  # verify reads each batch once: memory stays flat however long the log
+        self.writers: dict[str, _Writer] = {}
+        self.began: int | None = None
+        self.predating = self.predating_upto = 0
+        self.batch: list[tuple[int, SignedEvent]] = []
+        self.explained: set[int] = set()
+        """Positions of the open batch where the tree already tells what happened: no signature finding repeats it."""
+
+    def add(self, record: StoredRecord, explained: bool = False) -> None:
+        """Read the next stored event; `explained` if the tree check already found it altered, moved or inserted."""
+        p, state = record.position, record.state
+        if explained:
+            self.explained.add(p)
+        try:
+            signed = SignedEvent.of(record.aggregate_id, record.version, record.topic, state) if state is not None else None
+        except BadSignature as error:
+            self.close()
+            self._begin(p)
+            self._note(SIGNATURE_INVALID, p, str(error))
+            return
+        if signed is None:
+            self.close()
+            if self.began is None:
+                if record.topic == AUTHORIZED:
+                    self._begin(p)  # the root writer: the trust anchor, recorded unsigned
+                    self._writer_event(p, record.topic, state or b"")
+                else:
+                    self.predating += 1
+                    self.predating_upto = p
+                return
+            self._note(UNSIGNED, p, f"the event carries no signature; signed writes began at position {self.began}")
+            return
+        self._begin(p)
+        if self.batch:
+            first = self.batch[0][1].block
+            if signed.block.sig != first.sig or signed.block.by != first.by or len(self.batch) >= first.n:
+                self.close()
+        self.batch.append((p, signed))
+        if len(self.batch) >= signed.block.n:
+            self.close()
+
+    def _note(self, kind: str, position: int, detail: str) -> None:
+        if position not in self.explained:
+            self.tally.note(kind, _Tally.DIVERGING, position, detail)
+        elif not self.batch:  # an event checked on its own: nothing later asks about it again
+            self.explained.discard(position)
+
+    def _begin(self, position: int) -> None:
+        if self.began is None:
+            self.began = position
+
+    def close(self) -> None:
+        """Check the batch read so far: its writer's authorization at its first position, then its signature."""
+        if not self.batch:
+            return
+        batch, self.batch = self.batch, []
+        start, first = batch[0]
+        by = first.block.by
+        if not self.writers and first.topic == AUTHORIZED:
+            # The first signed write on a ledger without writers authorizes its own key, as its first event.
+            self._writer_event(start, first.topic, first.body)
+        writer = self.writers.get(by)
+        bad: set[int] = set()
+        if writer is None or writer.verifier is None:
+            bad = {p for p, _ in batch}
+            for p in sorted(bad):
+                self._note(KEY_UNKNOWN, p, f"signed by {by!r}, a key no Writer.Authorized before it names")
+        elif writer.revoked_at is not None and writer.revoked_at < start:
+            bad = {p for p, _ in batch}
+            for p in sorted(bad):
+                self._note(KEY_REVOKED, p, f"signed by {by!r}, revoked at position {writer.revoked_at}")
+        else:
+            for index, why in self.checker.check_batch([event for _, event in batch], writer.verifier):
+                bad.add(batch[index][0])
+                self._note(SIGNATURE_INVALID, batch[index][0], why)
+        for p, event in batch:  # only what a valid signature covers changes who may write
+            if event.topic in (AUTHORIZED, REVOKED) and p not in bad and p not in self.explained:
+                self._writer_event(p, event.topic, event.body)
+        self.explained = {q for q in self.explained if q > batch[-1][0]}
+
+    def _writer_event(self, position: int, topic: str, body: bytes) -> None:
+        try:
+            fields = json.loads(body)
+            name = fields["name"]
+        except (ValueError, KeyError, TypeError):
+            return  # an unreadable payload: its leaf, not its signature, tells what happened to it
+        if topic == REVOKED:
+            if name in self.writers and self.writers[name].revoked_at is None:
+                self.writers[name].revoked_at = position
+            return
+        try:
+            verifier: Verifier | None = parse_verifier(fields.get("verifier", ""))
+        except (BadKey, AttributeError):
+            verifier = None
+        self.writers.setdefault(name, _Writer(verifier))
+
+
 def verify(store: TreeStore, checkpoint: Checkpoint | None = None, *, progress: Callable[[int], None] = lambda n: None) -> Report:
     """Recompute every leaf from the stored events and compare with the stored tree and the checkpoint, a page at a time."""
     found: list[Finding] = []
@@ -139,6 +266,7 @@ def verify(store: TreeStore, checkpoint: Checkpoint | None = None, *, progress: 
     except Exception as error:  # noqa: BLE001 - whatever an edited tree table makes the follower trip on is a finding, not a crash
         found.append(Finding(None, TREE_ALTERED, f"the stored tree cannot be extended: {type(error).__name__}: {' '.join(str(error).split())[:200]}"))
     tally = _Tally()
+    signatures = _Signatures(tally)
     last = store.last_leaf()
     last_stored = last.position if last is not None else LOWEST
 
@@ -180,6 +308,8 @@ def verify(store: TreeStore, checkpoint: Checkpoint | None = None, *, progress: 
             leaf = by_position.get(record.position)
             if not record.id_as_written:  # the application no longer finds the event by its aggregate's id, whatever the tree holds
                 tally.note(ID_ALTERED, _Tally.DIVERGING, record.position, f"the event's {record.note[:160]}, not as the store writes ids")
+            explained = (leaf.hash != h) if leaf is not None else record.position < last_stored
+            signatures.add(record, explained=explained or not record.id_as_written)
             if leaf is None:
                 if record.position < last_stored:
                     tally.note(EVENT_INSERTED, _Tally.INSERTED, record.position,
@@ -192,6 +322,7 @@ def verify(store: TreeStore, checkpoint: Checkpoint | None = None, *, progress: 
         after = last_position = page[-1].position
         progress(len(page))
 
+    signatures.close()
     hashes = {leaf.position: leaf.hash for _, leaf in kept}
     others = [record.position for record, _ in kept]
     for n, (record, leaf) in enumerate(kept):
@@ -213,7 +344,7 @@ def verify(store: TreeStore, checkpoint: Checkpoint | None = None, *, progress: 
         tree_reported = any(f.kind == TREE_ALTERED for f in found)
         found += _against_checkpoint(checkpoint, events, last_position, prefix.root(), rows, store, tree_reported)
     found.sort(key=lambda f: (f.position is None, f.position or 0))
-    return Report(events, rows, found)
+    return Report(events, rows, found, signatures.predating, signatures.predating_upto)
 
 
 def _moment(recorded: str) -> datetime | None:

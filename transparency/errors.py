@@ -21,6 +21,10 @@ class BadKey(TransparencyError):
     """A signer or verifier key file is malformed."""
 
 
+class BadSignature(TransparencyError):
+    """A stored event's signature block is malformed, or its signature does not cover it."""
+
+
 class BadPolicy(TransparencyError):
     """A C2SP tlog-policy file is malformed."""
 

@@ -98,6 +98,12 @@ def levels_complete(levels: Sequence[Sequence[Hash]]) -> SubtreeHash:
 
 def verify_inclusion(leaf: Hash, index: int, size: int, path: Sequence[Hash], root: Hash) -> None:
     """RFC 9162 §2.1.3.2; raises ProofFailed unless the path leads from the leaf to the root."""
+    if root_from_inclusion(leaf, index, size, path) != root:
+        raise ProofFailed("the inclusion path does not lead to the checkpoint's root hash")
+
+
+def root_from_inclusion(leaf: Hash, index: int, size: int, path: Sequence[Hash]) -> Hash:
+    """The root hash an inclusion path leads to from a leaf (RFC 9162 §2.1.3.2); raises ProofFailed if the path has the wrong length."""
     if not 0 <= index < size:
         raise ProofFailed(f"leaf index {index} is outside a tree of size {size}")
     fn, sn, r = index, size - 1, leaf
@@ -114,8 +120,7 @@ def verify_inclusion(leaf: Hash, index: int, size: int, path: Sequence[Hash], ro
         fn, sn = fn >> 1, sn >> 1
     if sn != 0:
         raise ProofFailed("the inclusion path is shorter than the tree is deep")
-    if r != root:
-        raise ProofFailed("the inclusion path does not lead to the checkpoint's root hash")
+    return r
 
 
 def verify_consistency(old_size: int, new_size: int, path: Sequence[Hash], old_root: Hash, new_root: Hash) -> None:

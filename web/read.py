@@ -31,6 +31,7 @@ from service_layer.log_check import require_readable
 from transparency import log, tiles
 from transparency.errors import TransparencyError
 from transparency.proofs import b64
+from transparency.signing import recorded_by
 from transparency.store import TreeStore
 
 PAGE_SIZE = 50
@@ -331,12 +332,15 @@ def event_page(reader: Reader, position: int) -> dict[str, Any]:
     unreadable = log_check.problem(stored.topic, stored.state)
     if unreadable is not None:
         # Shown as stored, with the reason, rather than refused: an auditor still sees what is there.
-        decoded: dict[str, Any] = {"ref": None, "type": None, "occurred_at": None, "recorded_at": None, "actor": None, "details": None}
+        decoded: dict[str, Any] = {
+            "ref": None, "type": None, "occurred_at": None, "recorded_at": None, "actor": None, "recorded_by": None, "details": None,
+        }
     else:
         event = sources.mapper.to_domain_event(stored)
         decoded = {
             "ref": reader.ref(event.originator_id), "type": event_type(event), "occurred_at": event.occurred_at.isoformat(),
-            "recorded_at": event.timestamp.isoformat(), "actor": event.actor, "details": event_details(event),
+            "recorded_at": event.timestamp.isoformat(), "actor": event.actor, "recorded_by": recorded_by(stored.state) or None,
+            "details": event_details(event),
         }
     return {
         **common, **decoded, "unreadable": unreadable,

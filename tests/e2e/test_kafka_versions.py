@@ -48,7 +48,9 @@ def test_version_1_and_2_events_reach_the_read_model_upcast_through_kafka() -> N
     read_model = fresh_postgres_url()
     topic = f"ledger.test.versions.{uuid.uuid4().hex[:10]}"
     try:
-        # A version 2 event on top of the version 1 history: both kinds travel on the same topic.
+        # A version 2 event on top of the version 1 history: both kinds travel on the same topic. The old ledger has no
+        # writers yet: the test writer's key is recorded as its root first.
+        ledger("db", "init", "--root-key", os.environ["LEDGER_SIGNING_KEY"].removesuffix(".key") + ".pub", "--db", store_url)
         ledger("org", "update", "--org", "ORG-DE-0042", "--region", "DE21", "--at", "2025-01-10", "--db", store_url)
         stored = {(t["topic"], t["version"]) for t in json.loads(ledger("db", "check", "--format", "json", "--db", store_url))}
         assert {("domain.model:ClusterOrganisation.Updated", 1), ("domain.model:ClusterOrganisation.Updated", version_of(ClusterOrganisation.Updated))} <= stored

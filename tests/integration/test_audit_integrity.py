@@ -24,7 +24,7 @@ def on(url: str, sqlite: str, postgres: str) -> str:
 
 @pytest.fixture
 def recorded(db_url: str, tmp_path: Path) -> tuple[str, Path, Path]:
-    """A history of 12 events, a signed checkpoint of it, and the verifier key."""
+    """A history of 13 events (the test writer's authorization, then two of 6), a signed checkpoint of it, and the verifier key."""
     history(db_url)
     history(db_url)
     assert run("keygen", "auditor.example/ledger", "--dir", str(tmp_path))[0] == 0
@@ -40,18 +40,18 @@ def verify(url: str, cp: Path, key: Path) -> tuple[int, list[str]]:
 
 def test_an_untouched_history_verifies_and_keeps_verifying_as_events_are_added(recorded: tuple[str, Path, Path]) -> None:
     url, cp, key = recorded
-    assert verify(url, cp, key) == (0, ["verified: 12 stored events match the tree of 12 leaves; "
-                                        "matches checkpoint auditor.example/ledger at tree size 12 (signature valid)"])
+    assert verify(url, cp, key) == (0, ["verified: 13 stored events match the tree of 13 leaves; "
+                                        "matches checkpoint auditor.example/ledger at tree size 13 (signature valid)"])
     history(url)
-    assert verify(url, cp, key) == (0, ["verified: 18 stored events match the tree of 18 leaves; "
-                                        "matches checkpoint auditor.example/ledger at tree size 12 (signature valid)"])
+    assert verify(url, cp, key) == (0, ["verified: 19 stored events match the tree of 19 leaves; "
+                                        "matches checkpoint auditor.example/ledger at tree size 13 (signature valid)"])
 
 
 def test_an_untouched_demo_verifies(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     assert run("demo", "--scale", "0.01", "--db", url)[0] == 0
     code, output = run("verify", "--db", url)
-    assert code == 0 and output.startswith("verified: 445 stored events match the tree of 445 leaves")
+    assert code == 0 and output.startswith("verified: 446 stored events match the tree of 446 leaves")  # the demo's writer, then its 445
 
 
 ONE_BYTE = "UPDATE {events} SET state = " + "{changed} WHERE {id} = 3"
@@ -65,7 +65,7 @@ ONE_BYTE = "UPDATE {events} SET state = " + "{changed} WHERE {id} = 3"
     ("swapped", "position 3: events reordered (2 positions): the event stored at position 3 was recorded at position 5"),
     ("tree", "position 3: tree table altered: the stored hash of leaf 2 is not the hash of the event, which its parent node still matches"),
     ("tree node", "position 5: tree table altered: node (1, 2) is not the hash of its two children"),
-    ("tail", "position 7: log shorter than the checkpoint: the checkpoint commits to 12 events, the log holds 6; the first missing one follows position 6"),
+    ("tail", "position 7: log shorter than the checkpoint: the checkpoint commits to 13 events, the log holds 6; the first missing one follows position 6"),
 ])
 def test_each_kind_of_tampering_is_named_at_its_first_position(recorded: tuple[str, Path, Path], case: str, first: str) -> None:
     url, cp, key = recorded
@@ -101,13 +101,15 @@ def test_a_rewritten_history_with_a_rebuilt_tree_differs_from_the_checkpoint(rec
     tamper(url, "DELETE FROM {schema}.tlog_nodes", "DELETE FROM {schema}.tlog_leaves",
            "UPDATE {events} SET originator_version = 7 WHERE {id} = 2")
     code, lines = verify(url, cp, key)
-    assert code == 1 and lines[0].startswith("checkpoint: checkpoint root differs: the first 12 stored events hash to root "), lines
+    # The moved event no longer fits its writer's signature either: the rebuilt tree cannot hide that.
+    assert code == 1 and lines[0].startswith("position 2: signature invalid: "), lines
+    assert lines[1].startswith("checkpoint: checkpoint root differs: the first 13 stored events hash to root "), lines
 
 
 def test_a_forged_or_foreign_checkpoint_is_named(recorded: tuple[str, Path, Path], tmp_path: Path) -> None:
     url, cp, key = recorded
     forged = tmp_path / "forged.txt"
-    forged.write_text(cp.read_text().replace("\n12\n", "\n11\n", 1))
+    forged.write_text(cp.read_text().replace("\n13\n", "\n11\n", 1))
     assert verify(url, forged, key)[1][0] == "checkpoint: signature invalid: the signature by auditor.example/ledger+" + key.read_text().split("+")[1] + " does not match the checkpoint"
     run("keygen", "other", "--dir", str(tmp_path))
     assert verify(url, cp, tmp_path / "other.pub")[1][0].startswith("checkpoint: signature invalid: the checkpoint carries no signature by key other+")
@@ -142,7 +144,7 @@ def test_a_payload_column_turned_to_text_is_named_on_postgres(tmp_path: Path) ->
         assert run("checkpoint", "--out", str(tmp_path / "cp.txt"), "--db", url)[0] == 0
         tamper(url, "ALTER TABLE {events} ALTER COLUMN state TYPE text USING convert_from(state, 'UTF8')")
         code, output = run("verify", "--checkpoint", str(tmp_path / "cp.txt"), "--db", url)
-        assert code == 1 and output.startswith("position 1: payload altered (6 positions): the event's leaf hash is not the one the tree "
+        assert code == 1 and output.startswith("position 1: payload altered (7 positions): the event's leaf hash is not the one the tree "
                                                "recorded (payload stored as str: '{\"class_version\":"), output
     finally:
         drop_schema(url)
@@ -186,7 +188,7 @@ def test_verification_never_reads_the_whole_tree_at_once(recorded: tuple[str, Pa
     store = bootstrap.build_tree_store(url)
     try:
         report = audit.verify(WholeTreeRefused(store), log.checkpoint(store))  # type: ignore[arg-type]
-        assert report.holds and (report.events, report.tree_size) == (12, 12)
+        assert report.holds and (report.events, report.tree_size) == (13, 13)
         tamper(url, "DELETE FROM {events} WHERE {id} = 4", "UPDATE tlog_nodes SET hash = zeroblob(32) WHERE level = 2 AND node_index = 1"
                if url.startswith("sqlite") else "UPDATE {schema}.tlog_nodes SET hash = '\\x00'::bytea WHERE level = 2 AND node_index = 1")
         lines = [finding.line() for finding in audit.verify(WholeTreeRefused(store)).findings]  # type: ignore[arg-type]

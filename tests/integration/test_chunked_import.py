@@ -86,7 +86,7 @@ def test_a_line_needing_a_record_created_chunks_earlier_is_imported(db_url: str,
     assert "imported 38 actions" in result.output and "38 events written, 0 already recorded" in result.output
     assert "ClusterOrganisation.Published" in run("history", "ORG-CHUNK-0000", db=db_url).output
     assert "ClusterOrganisation.Updated" in run("history", "ORG-CHUNK-0001", db=db_url).output
-    assert event_count(db_url) == 38
+    assert event_count(db_url) == 39  # and the test writer's authorization, first
 
 
 def test_a_reimport_across_chunks_says_every_line_is_already_recorded(db_url: str, tmp_path: Path) -> None:
@@ -123,7 +123,7 @@ def test_no_write_holds_more_than_one_chunk(db_url: str, tmp_path: Path, monkeyp
         monkeypatch.setattr(session, "write", counted)
     result = run("import", str(write(tmp_path / "orgs.jsonl", ORGS)), db=db_url)
     assert result.exit_code == 0, result.output
-    assert sizes == [10, 10, 10, 5]
+    assert sizes == [11, 10, 10, 5]  # the first chunk begins with the test writer's authorization
 
 
 def _peak_bytes(path: Path, url: str) -> int:
@@ -164,6 +164,6 @@ def test_an_import_that_cannot_get_the_postgres_lock_in_time_is_refused_in_one_l
         assert result.output.splitlines() == [
             "Error: db: another write held the ledger for more than 1 s; nothing was written, run the command again"
         ]
-        assert event_count(url) == 1
+        assert event_count(url) == 2  # what was seeded: the test writer's authorization and one event
     finally:
         drop_schema(url)

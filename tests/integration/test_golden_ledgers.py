@@ -63,7 +63,7 @@ def cli(*args: str) -> str:
 
 
 def test_the_golden_ledgers_are_there() -> None:
-    assert {f"{db.parent.name}/{db.stem}" for db in LEDGERS} >= {"v1/every-event", "v1/demo-tiny", "v2/nuts", "v3/keys-and-forget"}
+    assert {f"{db.parent.name}/{db.stem}" for db in LEDGERS} >= {"v1/every-event", "v1/demo-tiny", "v2/nuts", "v3/keys-and-forget", "v4/signed"}
     assert all((db.parent / "figures.json").exists() for db in LEDGERS)
 
 
@@ -108,3 +108,24 @@ def test_the_file_that_wrote_a_golden_ledger_imports_again_as_already_recorded(t
     lines = len((GOLDEN / "v1" / "every-event.jsonl").read_text().splitlines())
     output = cli("import", str(GOLDEN / "v1" / "every-event.jsonl"), "--db", f"sqlite:///{copy}")
     assert f"0 events written, {lines} already recorded" in output
+
+
+def test_verify_tells_which_positions_predate_signed_writes(golden: tuple[Path, str]) -> None:
+    db, url = golden
+    result = CliRunner().invoke(ledger, ["verify", "--db", url])
+    events = written_down(db)["events"]
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    if db.parent.name in ("v1", "v2", "v3"):  # written before writes were signed: told once, never as a finding
+        assert lines == [f"verified: {events} stored events match the tree of {events} leaves",
+                         f"positions 1\u2013{events} predate signed writes ({events} events)"], lines
+    else:
+        assert lines == [f"verified: {events} stored events match the tree of {events} leaves"], lines
+
+
+def test_the_signed_golden_ledger_names_its_writers(tmp_path: Path) -> None:
+    copy = tmp_path / "signed.db"
+    shutil.copyfile(GOLDEN / "v4" / "signed.db", copy)
+    entries = json.loads(cli("audit", "log", "--format", "json", "--db", f"sqlite:///{copy}"))
+    assert [e["recorded_by"] for e in entries] == ["rita"] * 8 + ["bob"] * 2
+    assert [e["type"] for e in entries if e["type"].startswith("Writer.")] == ["Writer.Authorized", "Writer.Authorized", "Writer.Revoked"]

@@ -117,7 +117,7 @@ def test_postgres_refuses_every_change_and_every_lifting_of_the_guards(guarded_u
     runner = CliRunner()
     assert runner.invoke(ledger, ["project", "--db", guarded_url]).exit_code == 0
     result = runner.invoke(ledger, ["verify", "--db", guarded_url])
-    assert result.exit_code == 0 and result.output.startswith("verified: 12 stored events"), result.output
+    assert result.exit_code == 0 and result.output.startswith("verified: 13 stored events"), result.output
 
 
 def snapshot_as_admin(url: str) -> object:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from domain.errors import ConcurrentChange
 from service_layer import commands as c
 from service_layer.ledger import Ledger
 from tests.builders import org
+from transparency.note import parse_signer
 from tests.conftest import drop_schema, fresh_postgres_url
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -33,7 +35,7 @@ class _RacingLedger(Ledger):
 
 
 def _update_concurrently(url: str, ref: str, name: str, barrier: Any, results: Any) -> None:
-    app = _RacingLedger(env=bootstrap.persistence_env(url))
+    app = _RacingLedger(env=bootstrap.persistence_env(url), signing_key=os.environ["LEDGER_SIGNING_KEY"])
     app.barrier = barrier
     try:
         outcome = app.execute([c.UpdateOrg(org=ref, name=name, occurred_at="2024-02-01")])
@@ -108,9 +110,11 @@ def _tail(url: str, expected: int, results: Any) -> None:
 def test_a_tailing_reader_never_skips_or_repeats_while_four_writers_append() -> None:
     url = fresh_postgres_url()
     writers_count, batches, per_batch = 4, 60, 3
-    expected = writers_count * (batches * per_batch + 1)
+    expected = 1 + writers_count * (batches * per_batch + 1)
     try:
-        bootstrap.build_ledger(url).close()  # create the tables before the race
+        app = bootstrap.build_ledger(url)  # the tables, and the writers' key authorized, before the race
+        app.record_root_writer(parse_signer(Path(os.environ["LEDGER_SIGNING_KEY"]).read_text()).verifier.encode())
+        app.close()
         results = SPAWN.Queue()
         reader = SPAWN.Process(target=_tail, args=(url, expected, results))
         reader.start()

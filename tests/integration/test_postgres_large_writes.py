@@ -86,7 +86,7 @@ def test_an_import_of_100000_lines_completes(pg_url: str, tmp_path: Path) -> Non
     done, elapsed = ledger_cli("import", str(write_lines(tmp_path / "orgs.jsonl", lines)), "--db", pg_url, timeout=3 * IMPORT_DEADLINE)
     assert done.returncode == 0, done.stderr
     assert "100000 events written" in done.stdout
-    assert count_rows(pg_url, "ledger_events") == 100_000
+    assert count_rows(pg_url, "ledger_events") == 100_001  # and the test writer's authorization
     print(f"100,000-line import: {elapsed:.1f} s")
 
 
@@ -97,7 +97,7 @@ def test_an_import_of_2000_lines_as_large_as_the_limits_allow_completes(pg_url: 
     done, elapsed = ledger_cli("import", str(write_lines(tmp_path / "wide.jsonl", lines)), "--db", pg_url, timeout=IMPORT_DEADLINE)
     assert done.returncode == 0, done.stderr
     assert "2000 events written" in done.stdout
-    assert count_rows(pg_url, "ledger_events") == 2_000
+    assert count_rows(pg_url, "ledger_events") == 2_001  # and the test writer's authorization
     print(f"2,000 widest-line import: {elapsed:.1f} s")
 
 
@@ -196,8 +196,8 @@ def test_a_writer_that_gets_the_lock_within_the_timeout_is_served(pg_url: str) -
         holder.close()
     out, err = waiter.communicate(timeout=60)
     assert waiter.returncode == 0, err
-    assert out.startswith("recorded 1 event at position ")
-    assert count_rows(pg_url, "ledger_events") == 1
+    assert out.splitlines()[-1].startswith("recorded 1 event at position ")
+    assert count_rows(pg_url, "ledger_events") == 2  # and the test writer's authorization, first
 
 
 def _wait_for_lock_waiter(url: str, timeout: float = 30) -> None:
@@ -263,4 +263,4 @@ def test_a_second_writer_during_a_large_import_is_refused_within_the_lock_timeou
     assert 2 <= elapsed < 20
     assert importer.returncode == 0, err
     assert "2000 events written" in out
-    assert count_rows(pg_url, "ledger_events") == 2_000
+    assert count_rows(pg_url, "ledger_events") == 2_001  # and the test writer's authorization

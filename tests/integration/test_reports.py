@@ -246,7 +246,7 @@ def test_catching_up_twice_applies_nothing_twice(known: tuple[Ledger, Sources]) 
     ledger, sources = known
     first = runner.catch_up(sources.recorder, sources.mapper, sources.store)
     rows = sources.store.raw_rows(runner.PROJECTION)
-    assert first == len(KNOWN_HISTORY)
+    assert first == len(KNOWN_HISTORY) + 1  # and the test writer's authorization
     assert runner.catch_up(sources.recorder, sources.mapper, sources.store) == 0
     assert sources.store.raw_rows(runner.PROJECTION) == rows
     ledger.execute([c.UpdatePublication(publication="G1", occurred_at="2025-02-01")])
@@ -255,11 +255,11 @@ def test_catching_up_twice_applies_nothing_twice(known: tuple[Ledger, Sources]) 
 
 def test_project_command_reports_what_it_applied(known: tuple[Ledger, Sources], db_url: str) -> None:
     first = CliRunner().invoke(ledger_cli, ["project", "--db", db_url])
-    assert first.exit_code == 0 and f"applied {len(KNOWN_HISTORY)} events" in first.output
+    assert first.exit_code == 0 and f"applied {len(KNOWN_HISTORY) + 1} events" in first.output
     again = CliRunner().invoke(ledger_cli, ["project", "--db", db_url])
     assert "applied 0 events" in again.output
     rebuilt = CliRunner().invoke(ledger_cli, ["project", "--rebuild", "--db", db_url])
-    assert f"rebuilt: applied {len(KNOWN_HISTORY)} events" in rebuilt.output
+    assert f"rebuilt: applied {len(KNOWN_HISTORY) + 1} events" in rebuilt.output
 
 
 def test_figures_come_from_folded_rows_not_from_stored_ones(known: tuple[Ledger, Sources]) -> None:

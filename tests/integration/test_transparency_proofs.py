@@ -22,7 +22,7 @@ from transparency import log
 from transparency.note import Checkpoint, Signer, sign_note
 
 INTEROP = Path(__file__).resolve().parents[2] / "interop" / "tlog"
-SIZES = (1, 2, 3, 4, 5, 8, 9, 16, 17, 32, 33, 36)
+SIZES = (1, 2, 3, 4, 5, 8, 9, 16, 17, 32, 33, 37)
 
 
 def go() -> str:
@@ -55,7 +55,7 @@ def go_check(tlogcheck: Path, key: Path, cp: Path, *proofs: Path, old: Path | No
 
 @pytest.fixture
 def signed(db_url: str, tmp_path: Path) -> Iterator[tuple[str, Path, Signer]]:
-    """36 events, signed checkpoints at the tree sizes in SIZES (cp-N.txt), and the keys."""
+    """37 events (the test writer's authorization, then 6 histories), signed checkpoints at the tree sizes in SIZES (cp-N.txt), and the keys."""
     for _ in range(6):
         history(db_url)
     signer = Signer.generate("auditor.example/ledger")
@@ -69,22 +69,22 @@ def signed(db_url: str, tmp_path: Path) -> Iterator[tuple[str, Path, Signer]]:
     finally:
         store.close()
     code, _ = run("checkpoint", "--sign", str(tmp_path / "ledger.key"), "--out", str(tmp_path / "cp-cli.txt"), "--db", db_url)
-    assert code == 0 and (tmp_path / "cp-cli.txt").read_text() == (tmp_path / "cp-36.txt").read_text()
+    assert code == 0 and (tmp_path / "cp-cli.txt").read_text() == (tmp_path / "cp-37.txt").read_text()
     yield db_url, tmp_path, signer
 
 
 def test_inclusion_proofs_of_random_positions_verify_here_and_in_go(signed: tuple[str, Path, Signer], tlogcheck: Path) -> None:
     url, d, _ = signed
     proofs = []
-    for position in random.Random(9162).sample(range(1, 37), 8):
+    for position in random.Random(9162).sample(range(1, 38), 8):
         proof = d / f"inclusion-{position}.json"
-        assert run("prove", str(position), "--checkpoint", str(d / "cp-36.txt"), "--out", str(proof), "--db", url)[0] == 0
+        assert run("prove", str(position), "--checkpoint", str(d / "cp-37.txt"), "--out", str(proof), "--db", url)[0] == 0
         assert json.loads(proof.read_text())["leaf_index"] == position - 1
         assert sorted(json.loads(proof.read_text())) == ["kind", "leaf", "leaf_hash", "leaf_index", "path", "position", "tree_size"]
-        code, output = run("verify-proof", str(proof), "--checkpoint", str(d / "cp-36.txt"), "--verifier-key", str(d / "ledger.pub"))
-        assert code == 0 and output.startswith(f"verified: the event at position {position} is leaf {position - 1} of the tree of 36 events\n  domain.")
+        code, output = run("verify-proof", str(proof), "--checkpoint", str(d / "cp-37.txt"), "--verifier-key", str(d / "ledger.pub"))
+        assert code == 0 and output.startswith(f"verified: the event at position {position} is leaf {position - 1} of the tree of 37 events\n  domain.")
         proofs.append(proof)
-    code, output = go_check(tlogcheck, d / "ledger.pub", d / "cp-36.txt", *proofs)
+    code, output = go_check(tlogcheck, d / "ledger.pub", d / "cp-37.txt", *proofs)
     assert code == 0, output
 
 
@@ -116,7 +116,7 @@ def test_an_inclusion_proof_fails_for_a_tampered_leaf_a_wrong_checkpoint_and_a_w
     assert go_check(tlogcheck, d / "forger.pub", d / "cp-33.txt", proof)[0] == 1
 
 
-PAIRS = [(1, 2), (1, 36), (2, 3), (4, 5), (8, 9), (16, 17), (32, 33), (3, 3), (5, 36), (9, 33)]
+PAIRS = [(1, 2), (1, 37), (2, 3), (4, 5), (8, 9), (16, 17), (32, 33), (3, 3), (5, 37), (9, 33)]
 
 
 def test_consistency_proofs_between_sizes_verify_here_and_in_go(signed: tuple[str, Path, Signer], tlogcheck: Path) -> None:
@@ -160,8 +160,8 @@ def test_two_followers_never_add_an_event_twice(db_url: str) -> None:
         leaves = [(r.position, bytes(32)) for r in page]
         assert first.append(0, leaves) is True
         assert second.append(0, leaves) is False  # it read the same page, but the tree moved: it reloads instead
-        assert log.catch_up(second, page_size=1) == 2 and log.catch_up(first) == 0
-        assert first.size() == second.size() == 6
+        assert log.catch_up(second, page_size=1) == 3 and log.catch_up(first) == 0
+        assert first.size() == second.size() == 7  # the test writer's authorization and one history
     finally:
         first.close()
         second.close()

@@ -211,9 +211,10 @@ def test_findings_do_not_depend_on_how_many_rows_are_read_at_a_time(
     whole = verify(url, cp, key)
     monkeypatch.setattr(audit, "PAGE", page)
     assert verify(url, cp, key) == whole
-    # Position 3 now holds an event of the second batch: 4 to 6, and 9 (which holds the first batch's), go back in time.
+    # Position 3 now holds an event of a later batch: the positions after it in the first batch (the writer's authorization
+    # went first in it), and 9 (which holds the first batch's), go back in time.
     disorder = whole[1].pop(1)
-    assert disorder.startswith("position 4: recorded time out of order (4 positions): the event was recorded "), whole
+    assert disorder.startswith("position 4: recorded time out of order (5 positions): the event was recorded "), whole
     assert whole[1][:3] == ["position 3: events reordered (2 positions): the event stored at position 3 was recorded at position 9",
                             "position 6: payload altered: the event's leaf hash is not the one the tree recorded",
                             "position 11: event deleted: the tree holds leaf 10 for position 11, the log has no event there"], whole
@@ -266,11 +267,12 @@ def test_an_aggregate_id_respelled_is_named_even_where_it_names_the_same_uuid(tm
     tamper(url, f"UPDATE {{events}} SET originator_id = {spelling} WHERE topic LIKE '%Meeting.Requested'")
     code, lines = verify(url, cp, key)
     assert code == 1
-    assert lines[0].startswith("position 6: id altered (2 positions): the event's aggregate id stored as "), lines
+    # The meeting requests are at positions 7 and 13 (the writer's authorization went first).
+    assert lines[0].startswith("position 7: id altered (2 positions): the event's aggregate id stored as "), lines
     assert lines[0].endswith(", not as the store writes ids"), lines
     assert not any("payload altered" in line for line in lines), lines
     run("checkpoint", "--db", url)  # a tree extended after the edit does not make it pass
-    assert verify(url, cp, key)[1][0].startswith("position 6: id altered (2 positions)")
+    assert verify(url, cp, key)[1][0].startswith("position 7: id altered (2 positions)")
 
 
 def test_an_aggregate_id_respelled_in_a_column_turned_to_text_is_named_on_postgres(tmp_path: Path) -> None:
@@ -283,7 +285,7 @@ def test_an_aggregate_id_respelled_in_a_column_turned_to_text_is_named_on_postgr
         tamper(url, "ALTER TABLE {events} ALTER COLUMN originator_id TYPE text",
                "UPDATE {events} SET originator_id = upper(originator_id) WHERE topic LIKE '%Meeting.Requested'")
         code, output = run("verify", "--checkpoint", str(tmp_path / "cp.txt"), "--db", url)
-        assert code == 1 and output.startswith("position 6: id altered: the event's aggregate id stored as '"), output
+        assert code == 1 and output.startswith("position 7: id altered: the event's aggregate id stored as '"), output
     finally:
         drop_schema(url)
 

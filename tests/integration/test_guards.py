@@ -149,7 +149,7 @@ def test_sqlite_refuses_an_event_at_a_position_of_its_own(tmp_path: Path, statem
         app.close()
     assert snapshot(url) == before
     history(url)  # appending still works
-    assert [row[0] for row in stored_rows(url, {"sqlite": "SELECT rowid FROM stored_events ORDER BY rowid"})] == list(range(1, 13))
+    assert [row[0] for row in stored_rows(url, {"sqlite": "SELECT rowid FROM stored_events ORDER BY rowid"})] == list(range(1, 14))  # the writer's authorization first
 
 
 def test_sqlite_refuses_a_first_event_anywhere_but_position_1(tmp_path: Path) -> None:
@@ -158,7 +158,7 @@ def test_sqlite_refuses_a_first_event_anywhere_but_position_1(tmp_path: Path) ->
     with sqlite3.connect(url.removeprefix("sqlite:///")) as conn, pytest.raises(sqlite3.IntegrityError, match="take the next position"):
         conn.execute(SQLITE_POSITIONS["far ahead"])
     history(url)
-    assert stored_rows(url, {"sqlite": "SELECT min(rowid), max(rowid) FROM stored_events"}) == [(1, 6)]
+    assert stored_rows(url, {"sqlite": "SELECT min(rowid), max(rowid) FROM stored_events"}) == [(1, 7)]
 
 
 def test_postgres_refuses_an_event_with_a_notification_id_of_its_own(guarded_url: str) -> None:
@@ -177,7 +177,7 @@ def test_postgres_refuses_an_event_with_a_notification_id_of_its_own(guarded_url
             conn.execute(explicit)
     history(guarded_url)  # later writes are not wedged
     result = CliRunner().invoke(ledger, ["verify", "--db", guarded_url])
-    assert result.exit_code == 0 and result.output.startswith("verified: 12 stored events"), result.output
+    assert result.exit_code == 0 and result.output.startswith("verified: 13 stored events"), result.output  # the writer's first
 
 
 def test_an_everyday_insert_without_an_id_still_appends_at_the_next_position(guarded_url: str) -> None:
@@ -186,9 +186,9 @@ def test_an_everyday_insert_without_an_id_still_appends_at_the_next_position(gua
     schema = guarded_url.partition("?schema=")[2]
     with psycopg.connect(guarded_url.partition("?")[0]) as conn:
         conn.execute(SQL("INSERT INTO {}.ledger_events (originator_id, originator_version, topic, state) "
-                         "SELECT originator_id, 99, topic, state FROM {}.ledger_events WHERE notification_id = 1")
+                         "SELECT originator_id, 99, topic, state FROM {}.ledger_events WHERE notification_id = 2")
                      .format(Identifier(schema), Identifier(schema)))
-    assert stored_rows(guarded_url, {"postgres": "SELECT max(notification_id) FROM {schema}.ledger_events"}) == [(7,)]
+    assert stored_rows(guarded_url, {"postgres": "SELECT max(notification_id) FROM {schema}.ledger_events"}) == [(8,)]
     history(guarded_url)
 
 

@@ -50,7 +50,7 @@ def test_a_write_stamped_before_the_last_stored_event_is_refused_and_writes_noth
     with pytest.raises(RecordedTimeBackwards) as refused:
         write(db_url, Clock(datetime(2026, 2, 1, 10, tzinfo=timezone.utc)))
     assert str(refused.value) == ("recorded time: 2026-02-01T10:00:00+00:00 is before the last stored event's 2026-03-01T10:00:00+00:00 "
-                                  "(position 2); check this machine's clock; nothing was written")
+                                  "(position 3); check this machine's clock; nothing was written")
     assert snapshot(db_url) == before
     assert len(write(db_url, Clock(datetime(2026, 3, 1, 10, tzinfo=timezone.utc)))) == 1  # the same time is not earlier
 
@@ -60,7 +60,7 @@ def test_an_import_stamped_before_the_last_stored_event_is_refused(db_url: str) 
     before = snapshot(db_url)
     app = bootstrap.build_ledger(db_url, clock=Clock(datetime(2026, 2, 1, 10, tzinfo=timezone.utc)))
     try:
-        with pytest.raises(RecordedTimeBackwards, match=r"^recorded time: 2026-02-01T10:00:00\+00:00 is before .* \(position 1\)"):
+        with pytest.raises(RecordedTimeBackwards, match=r"^recorded time: 2026-02-01T10:00:00\+00:00 is before .* \(position 2\)"):
             app.execute_in_chunks(enumerate([org(new_ref("ORG-RT")) for _ in range(5)]), chunk=2)
     finally:
         app.close()
@@ -108,7 +108,7 @@ def test_a_command_under_a_clock_set_back_is_refused_in_one_line(db_url: str) ->
     assert result.returncode == 1, result
     assert result.stdout == ""
     assert result.stderr.startswith("Error: recorded time: 2024-01-01T12:00:"), result.stderr
-    assert result.stderr.endswith("(position 1); check this machine's clock; nothing was written\n"), result.stderr
+    assert result.stderr.endswith("(position 2); check this machine's clock; nothing was written\n"), result.stderr
     assert len(result.stderr.splitlines()) == 1
     assert faked("", db_url, *register("ORG-BACK")).stdout.startswith("recorded 1 event at position ")
 
@@ -121,9 +121,9 @@ def test_a_clock_set_far_ahead_then_back_to_now(db_url: str) -> None:
         assert ahead.returncode == 1 and "is more than 5 minutes ahead of the database server's clock" in ahead.stderr, ahead
         assert back.stdout.startswith("recorded 1 event at position "), back
     else:  # no server clock: the write in 2099 is stored, and every write at the real time after it is refused
-        assert ahead.stdout == "recorded 1 event at position 2\n", ahead
+        assert ahead.stdout == "recorded 1 event at position 3\n", ahead
         assert back.returncode == 1 and back.stderr.startswith("Error: recorded time: 20"), back
-        assert "is before the last stored event's 2099-01-01T12:00:" in back.stderr and "(position 2)" in back.stderr, back
+        assert "is before the last stored event's 2099-01-01T12:00:" in back.stderr and "(position 3)" in back.stderr, back
     assert "Traceback" not in ahead.stderr + back.stderr
 
 
@@ -139,12 +139,12 @@ def test_a_disorder_written_before_the_rule_is_named_by_verify_and_refused_by_as
     runner = CliRunner()
     result = runner.invoke(ledger, ["verify", "--db", db_url])
     assert result.exit_code == 1
-    assert result.output.splitlines()[0] == ("position 3: recorded time out of order (2 positions): the event was recorded "
-                                             "2024-05-15T00:00:00Z, before position 2's 2024-07-01T00:00:00Z"), result.output
+    assert result.output.splitlines()[0] == ("position 4: recorded time out of order (2 positions): the event was recorded "
+                                             "2024-05-15T00:00:00Z, before position 3's 2024-07-01T00:00:00Z"), result.output
     for _ in range(2):  # found by reading the log, then from what that read kept
         result = runner.invoke(ledger, ["report", "impact", "--as-of", "2024-06-01", "--db", db_url])
         assert result.exit_code == 1 and (result.exception is None or isinstance(result.exception, SystemExit)), result.output
-        assert result.output == ("Error: recorded time: the event at position 3 was recorded 2024-05-15T00:00:00+00:00, before position 2's "
+        assert result.output == ("Error: recorded time: the event at position 4 was recorded 2024-05-15T00:00:00+00:00, before position 3's "
                                  "2024-07-01T00:00:00+00:00; a report as of a moment needs recorded times in order "
                                  "(`ledger verify` names every such position)\n"), result.output
     assert runner.invoke(ledger, ["report", "impact", "--db", db_url]).exit_code == 0  # the current report reads no recorded times
@@ -163,5 +163,5 @@ def test_an_as_of_report_reads_the_log_once_for_its_order(db_url: str, monkeypat
         assert cli.invoke(ledger, ["report", "impact", "--as-of", "2024-04-15", "--db", db_url]).exit_code == 0
     write(db_url, Clock(datetime(2024, 6, 1, tzinfo=timezone.utc)))
     assert cli.invoke(ledger, ["report", "impact", "--as-of", "2024-04-15", "--db", db_url]).exit_code == 0
-    assert read == [0, 9, 9], read  # the whole log once, then only what was stored since
+    assert read == [0, 10, 10], read  # the whole log once, then only what was stored since
     assert reports.RECORDED_ORDER == "recorded-order"

@@ -96,8 +96,8 @@ def test_checkpoint_sign_publishes_and_lists(db_url: str, keys: tuple[Path, Path
     code, output = run("checkpoint", "--list", "--db", db_url)
     lines = output.splitlines()
     assert code == 0 and len(lines) == 2
-    assert lines[0].startswith("#2 ") and "tree size 18 " in lines[0] and lines[0].endswith("signed by ledger.example/tlog")
-    assert lines[1].startswith("#1 ") and "tree size 12 " in lines[1]
+    assert lines[0].startswith("#2 ") and "tree size 19 " in lines[0] and lines[0].endswith("signed by ledger.example/tlog")
+    assert lines[1].startswith("#1 ") and "tree size 13 " in lines[1]
 
 
 def test_a_mirror_of_a_ledger_written_to_meanwhile_ends_identical_and_read_only(
@@ -156,10 +156,10 @@ def test_a_rewritten_source_is_refused_and_nothing_is_written(
     publish(db_url, keys[0], after)
     before = snapshot(target)
     code, output = run("mirror", str(after), "--verifier-key", str(keys[1]), "--db", target)
-    size = 60 + (18 if grown else 0)
+    size = 61 + (18 if grown else 0)  # the writer's authorization, then the history
     assert code == 1 and output.count("\n") == 1, output
     assert output.startswith(f"Error: source: its signed tree (size {size}, root ")
-    assert f"does not extend the mirrored tree (size 60, root {base64.b64encode(mirrored.root).decode()}): the source forked or rewrote its history" in output
+    assert f"does not extend the mirrored tree (size 61, root {base64.b64encode(mirrored.root).decode()}): the source forked or rewrote its history" in output
     assert snapshot(target) == before
 
 
@@ -196,7 +196,7 @@ def test_the_restore_drill_mirror_verify_report_after_the_source_is_gone(db_url:
     else:
         drop_schema(db_url)
     code, output = run("verify", "--checkpoint", str(tmp_path / "tiles" / "checkpoint"), "--verifier-key", str(keys[1]), "--db", target)
-    assert code == 0 and output.startswith("verified: 72 stored events match the tree of 72 leaves; matches checkpoint"), output
+    assert code == 0 and output.startswith("verified: 73 stored events match the tree of 73 leaves; matches checkpoint"), output
     assert run("report", "impact", "--format", "json", "--db", target) == figures
 
 
@@ -230,7 +230,7 @@ def listening(process: subprocess.Popen[bytes], port: int) -> None:
 
 def test_torchwood_reads_every_entry_of_a_served_ledger_and_of_an_exported_folder(keys: tuple[Path, Path], tmp_path: Path) -> None:
     url = new_url("sqlite", tmp_path)
-    grow(url, 50)  # 300 events: a full entry bundle and a partial one
+    grow(url, 50)  # 301 events (the writer's, then 300): a full entry bundle and a partial one
     publish(url, keys[0], tmp_path / "tiles")
     store = bootstrap.build_tree_store(url)
     try:
@@ -253,7 +253,7 @@ def test_torchwood_reads_every_entry_of_a_served_ledger_and_of_an_exported_folde
             done = subprocess.run([str(tilescheck), "-prefix", prefix, "-key", str(keys[1]), "-token", token], capture_output=True, text=True, timeout=120)
             assert done.returncode == 0, done.stderr
             lines = done.stdout.splitlines()
-            assert lines[0] == f"300 {base64.b64encode(cp.root).decode()}"
+            assert lines[0] == f"301 {base64.b64encode(cp.root).decode()}"
             assert lines[1:] == expected
         refused = subprocess.run([str(tilescheck), "-prefix", f"http://127.0.0.1:{served}/tlog", "-key", str(keys[1])],
                                  capture_output=True, text=True, timeout=60)

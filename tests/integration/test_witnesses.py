@@ -55,7 +55,7 @@ def test_checkpoints_cosigned_twice_pass_a_quorum_of_two_and_fail_naming_the_wit
     code, out = publish(db_url, key, policy, tmp_path / "cp-2.txt")
     assert code == 0 and "cosigned by 2 of 2 witnesses: w1, w2" in out, out
     cp2 = (tmp_path / "cp-2.txt").read_text()
-    assert cp2.count("\n\u2014 witness.example/w") == 2 and cp2.splitlines()[1] == "12"
+    assert cp2.count("\n\u2014 witness.example/w") == 2 and cp2.splitlines()[1] == "13"  # the writer's authorization, then two histories
 
     code, out = run("verify", "--checkpoint", str(tmp_path / "cp-2.txt"), "--policy", str(policy), "--db", db_url)
     assert code == 0, out
@@ -66,7 +66,7 @@ def test_checkpoints_cosigned_twice_pass_a_quorum_of_two_and_fail_naming_the_wit
     assert code == 0, out
     code, out = run("verify-proof", str(tmp_path / "consistency.json"), "--old-checkpoint", str(tmp_path / "cp-1.txt"),
                     "--checkpoint", str(tmp_path / "cp-2.txt"), "--policy", str(policy))
-    assert code == 0 and "verified: the tree of 6 events is a prefix of the tree of 12 events" in out, out
+    assert code == 0 and "verified: the tree of 7 events is a prefix of the tree of 13 events" in out, out
 
     lines = cp2.splitlines(keepends=True)
     w1 = next(i for i, line in enumerate(lines) if line.startswith("\u2014 witness.example/w1 "))
@@ -94,8 +94,8 @@ def test_a_second_ledger_with_the_same_key_and_another_history_is_refused_as_a_f
     history(second)  # longer than what the witnesses saw, and a different history
     code, out = publish(second, key, policy, tmp_path / "split.txt")
     assert code == 1 and not (tmp_path / "split.txt").exists(), out
-    assert "witness w1 refused tree size 12: 422 Unprocessable Entity: not consistent with the tree of 6 leaves it cosigned before" in out
-    assert "witness w2 refused tree size 12" in out and "Error: policy: quorum witnesses (2 of w1, w2) not held" in out
+    assert "witness w1 refused tree size 13: 422 Unprocessable Entity: not consistent with the tree of 7 leaves it cosigned before" in out
+    assert "witness w2 refused tree size 13" in out and "Error: policy: quorum witnesses (2 of w1, w2) not held" in out
 
 
 def test_refusals_name_the_witness_and_the_reason_and_quorum_decides(tmp_path: Path, witnesses: list[LiteWitness]) -> None:
@@ -108,8 +108,8 @@ def test_refusals_name_the_witness_and_the_reason_and_quorum_decides(tmp_path: P
             "--witness", witnesses[0].url, "--witness", witnesses[1].url, "--witness", "http://127.0.0.1:9/", "--witness-timeout", "2"]
     code, out = run(*args, "--quorum", "1")
     assert code == 1 and not (tmp_path / "cp.txt").exists(), out
-    assert f"witness {witnesses[0].url} refused tree size 6: 403 Forbidden: it does not trust the key" in out
-    assert f"witness {witnesses[1].url} refused tree size 6: 403 Forbidden: it does not know the origin 'ledger.example/refused'" in out
+    assert f"witness {witnesses[0].url} refused tree size 7: 403 Forbidden: it does not trust the key" in out
+    assert f"witness {witnesses[1].url} refused tree size 7: 403 Forbidden: it does not know the origin 'ledger.example/refused'" in out
     assert "witness http://127.0.0.1:9/: unreachable: [Errno 111] Connection refused" in out
     assert "Error: quorum: 0 witness(es) cosigned, --quorum 1 needs 1; nothing published" in out
     witnesses[1].trust(signer.name, signer.verifier.encode())
@@ -132,15 +132,15 @@ def test_the_schedule_retries_a_witness_that_is_down_and_publishes_when_the_quor
         assert "\u2014 witness.example/w1 " in first and "witness.example/w2" not in first
         witnesses[1].start()  # restarted, with what it had stored: it has never cosigned this log
         history(url)
-        wait_for(lambda: "\n12\n" in out.read_text() and "witness.example/w2" in out.read_text())
+        wait_for(lambda: "\n13\n" in out.read_text() and "witness.example/w2" in out.read_text())
     finally:
         process.send_signal(signal.SIGTERM)
         output = process.communicate(timeout=30)[0]
     assert process.returncode == 0, output
     lines = output.splitlines()
     assert any("witness w2" in line and "unreachable" in line for line in lines), output
-    assert any(line.endswith("published tree size 6 to " + str(out) + ", cosigned by 1 of 2 witnesses: w1") for line in lines), output
-    assert any(line.endswith("published tree size 12 to " + str(out) + ", cosigned by 2 of 2 witnesses: w1, w2") for line in lines), output
+    assert any(line.endswith("published tree size 7 to " + str(out) + ", cosigned by 1 of 2 witnesses: w1") for line in lines), output
+    assert any(line.endswith("published tree size 13 to " + str(out) + ", cosigned by 2 of 2 witnesses: w1, w2") for line in lines), output
     assert lines[-1].endswith(" stopped")
 
 

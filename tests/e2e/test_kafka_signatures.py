@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import psycopg
 import pytest
+from click.testing import CliRunner
 from eventsourcing.persistence import Notification, StoredEvent
 
 import bootstrap
+from cli.main import ledger
 from consumers.envelope import wrap
 from consumers.relay import RelaySettings, ensure_topic
 from consumers.writers import AUTHORIZED_TYPE, KEY_FIELD, NAME_FIELD, REVOKED_TYPE
@@ -166,6 +169,9 @@ def test_a_message_signed_by_a_key_not_yet_authorized_is_held_until_its_authoriz
     assert "applied 0 events" in output and "parked 0 messages; held 5" in output, output
     assert [r for (r,) in query(url, "SELECT reason FROM {schema}.held_messages")] == ["key not yet authorized: signed by 'second.example'"] * 5
     assert rows(url) == []
+    listed = CliRunner().invoke(ledger, ["consume", "platform", "--dead-letters", "--db", url])
+    assert listed.exit_code == 0 and "held until their writer's key is authorized:" in listed.output, listed.output
+    assert listed.output.count("key not yet authorized: signed by 'second.example'") == 5, listed.output
 
     stream.publish(*authorized, *revoked, *signed([rename_a], second), *signed([rename_b], root))
     output = stream.consume(url, "--root-key", str(tmp_path / "root.pub"))
@@ -177,3 +183,35 @@ def test_a_message_signed_by_a_key_not_yet_authorized_is_held_until_its_authoriz
     assert "Renamed B" in names and "Renamed A" not in names, names
     assert query(url, "SELECT name, counts_after, revoked_at FROM {schema}.consumer_writers ORDER BY name") == [
         ("root.example", 0, None), ("second.example", 10, 16)]
+
+
+def test_on_first_use_a_consumer_trusts_the_first_self_signed_authorization_and_applies_what_it_signed(stream: Stream) -> None:
+    root = Signer.generate("root.example")
+    authorized = signed([writer_event(AUTHORIZED_TYPE, uuid.uuid4(), 1, 10, **{NAME_FIELD: root.name, KEY_FIELD: root.verifier.encode()})], root)
+    events = signed([moved(n, 11 + i) for i, n in enumerate(stream.events)], root)
+    # The root's events arrive before its authorization (they wait for it); an unsigned copy of the last one is parked.
+    stream.publish(*events[:6], *authorized, events[6])
+    send(stream.topic, (b"copy", envelope(stream.events[6].originator_id, 3, stream.events[6].topic, json.loads(stream.events[6].state))))
+    url = stream.read_model_url()
+    output = stream.consume(url, "--trust-first-writer")
+    assert "applied 8 events" in output and "parked 1 messages; held 0" in output, output
+    assert "writer 'root.example' authorized: applying the 6 messages held for it" in output
+    assert "trusting writer 'root.example' on first use: its authorization at position 10 is signed by its own key" in output
+    assert parked(url) == ["unsigned: the envelope carries no stored state to check"]
+    assert query(url, "SELECT name, counts_after FROM {schema}.consumer_writers") == [("root.example", 9)]
+
+
+def test_a_bad_root_key_is_one_line_and_nothing_is_written(tmp_path: Path) -> None:
+    url = fresh_postgres_url()
+    (tmp_path / "bad.pub").write_text("root.example+00000000+AAAA\n")
+    (tmp_path / "root.pub").write_text(Signer.generate("root.example").verifier.encode())
+    try:
+        done = CliRunner().invoke(ledger, ["consume", "platform", "--db", url, "--root-key", str(tmp_path / "bad.pub")])
+        assert (done.exit_code, done.output) == (1, "Error: verifier key: not an Ed25519 key (algorithm byte 0x01 and 32 key bytes)\n")
+        done = CliRunner().invoke(ledger, ["consume", "platform", "--db", url, "--root-key", str(tmp_path / "root.pub"), "--trust-first-writer"])
+        assert done.exit_code == 2 and "--root-key and --trust-first-writer: give one of them, not both" in done.output, done.output
+        base, _, schema = url.partition("?schema=")
+        with psycopg.connect(base) as conn:
+            assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = %s", (schema,)).fetchone() == (0,)
+    finally:
+        drop_schema(url)

@@ -189,6 +189,12 @@ class ReadModel:
 
             load({e.aggregate_id.hex for _, e, _, _ in queue if e is not None})
             waiting = self._waiting(cursor, sorted(loaded)) if writers.checking else set()
+            if writers.checking:
+                # Another member may have held a message while this one applied its writer's authorization.
+                for name in self._held_writers(cursor) & writers.keys.keys():
+                    released = self._release(cursor, name, [], waiting)
+                    load({e.aggregate_id.hex for _, e, _, _ in released if e is not None})
+                    queue.extendleft(reversed(released))
             applied: dict[tuple[str, int], tuple[int, bytes]] = {}
             changed: dict[str, platform.Row] = {}
             parked: list[tuple[Any, str]] = []
@@ -300,6 +306,11 @@ class ReadModel:
         return {key for (key,) in cursor.execute(
             SQL("SELECT DISTINCT aggregate_id FROM {} WHERE projection = %s AND aggregate_id = ANY(%s)").format(self.held_table),
             (self.settings.projection, keys))}
+
+    def _held_writers(self, cursor: Any) -> set[str]:
+        """The writers some held message waits for."""
+        return {name for (name,) in cursor.execute(
+            SQL("SELECT DISTINCT writer FROM {} WHERE projection = %s AND writer <> ''").format(self.held_table), (self.settings.projection,))}
 
     def _release(self, cursor: Any, writer: str, held: list[tuple[Any, str, str, str]], waiting: set[str]) -> list[tuple[Any, Envelope | None, Any, str | None]]:
         """Take out the messages held for `writer`, and those held behind them, decoded and in version order."""

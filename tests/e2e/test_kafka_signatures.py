@@ -17,6 +17,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 from eventsourcing.persistence import Notification, StoredEvent
+from psycopg.sql import SQL, Identifier
 
 import bootstrap
 from cli.main import ledger
@@ -24,7 +25,7 @@ from consumers.envelope import wrap
 from consumers.relay import RelaySettings, ensure_topic
 from consumers.writers import AUTHORIZED_TYPE, KEY_FIELD, NAME_FIELD, REVOKED_TYPE
 from service_layer import commands as c
-from tests.builders import matchmaking_with_two_orgs
+from tests.builders import matchmaking_with_two_orgs, new_ref, org
 from tests.conftest import drop_schema, fresh_postgres_url
 from tests.e2e.test_kafka_pipeline import ROOT, kafka, query, report, rows
 from tests.e2e.test_kafka_robustness import envelope, send, stamps
@@ -199,6 +200,23 @@ def test_on_first_use_a_consumer_trusts_the_first_self_signed_authorization_and_
     assert "trusting writer 'root.example' on first use: its authorization at position 10 is signed by its own key" in output
     assert parked(url) == ["unsigned: the envelope carries no stored state to check"]
     assert query(url, "SELECT name, counts_after FROM {schema}.consumer_writers") == [("root.example", 9)]
+
+    # A message another member held while this one applied its writer's authorization is applied with the next batch.
+    app = bootstrap.build_ledger("memory://")
+    try:
+        app.execute([org(new_ref("ORG"))], actor="test-writer")
+        late = signed([moved(next(iter(app.recorder.select_notifications(start=1, limit=1))), 30)], root)[0]
+    finally:
+        app.close()
+    base, _, schema = url.partition("?schema=")
+    with psycopg.connect(base) as conn:
+        conn.execute(SQL("INSERT INTO {}.held_messages (projection, group_id, topic, partition, message_offset, message_value, writer, aggregate_id, reason) "
+                         "VALUES ('platform', 'g-other', %s, 0, 99, %s, 'root.example', %s, 'key not yet authorized')").format(Identifier(schema)),
+                     (stream.topic, wrap(late).model_dump_json().encode(), late.originator_id.hex))
+    stream.publish(events[0])
+    output = stream.consume(url)
+    assert "applied 1 events" in output and "dropped 1 duplicates" in output, output
+    assert query(url, "SELECT count(*) FROM {schema}.held_messages") == [(0,)]
 
 
 def test_a_bad_root_key_is_one_line_and_nothing_is_written(tmp_path: Path) -> None:

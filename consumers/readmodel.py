@@ -267,8 +267,9 @@ class ReadModel:
                 (projection, written, [versions[key] for key in written]),
             )
             cursor.execute(
+                # Arrays in binary (%b): psycopg's text form escapes every element through a regular expression.
                 SQL("INSERT INTO {} (projection, aggregate_id, version, position, digest) SELECT %s, id, version, position, digest "
-                    "FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bytea[]) AS u(id, version, position, digest) ON CONFLICT DO NOTHING"
+                    "FROM unnest(%b::text[], %b::bigint[], %b::bigint[], %b::bytea[]) AS u(id, version, position, digest) ON CONFLICT DO NOTHING"
                     ).format(self.entries_table),
                 (projection, [k for k, _ in applied], [v for _, v in applied], [p for p, _ in applied.values()], [d for _, d in applied.values()]),
             )

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
+import orjson
+
 from consumers.envelope import Envelope
 from transparency.errors import BadKey, BadSignature
 from transparency.note import Verifier, parse_verifier
@@ -49,8 +51,12 @@ def writer_event(envelope: Envelope) -> WriterEvent | None:
 
 def entry_digest(envelope: Envelope) -> bytes:
     """What a consumer remembers of an applied event to tell a duplicate from a conflicting one: its type and fields."""
-    canonical = json.dumps([envelope.topic, envelope.type_version, envelope.payload], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).digest()
+    content = [envelope.topic, envelope.type_version, envelope.payload]
+    try:
+        canonical = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # what orjson cannot write (an integer beyond 64 bits, a lone surrogate) is written by the json module
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(canonical).digest()
 
 
 @dataclass

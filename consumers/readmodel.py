@@ -292,7 +292,7 @@ class ReadModel:
             cursor.executemany(
                 SQL("INSERT INTO {} (projection, group_id, topic, partition, message_offset, message_key, message_value, writer, aggregate_id, reason) "
                     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING").format(self.held_table),
-                [(projection, group, r.topic, r.partition, r.offset, r.key, r.value, writer, key, why) for r, writer, key, why in held],
+                [(projection, group, r.topic, r.partition, r.offset, r.key, r.value, by, key, why) for r, by, key, why in held],
             )
             if top:
                 self.store.upsert_tracking(cursor, projection, platform.FOLD_VERSION, top, keep_highest=True)

@@ -237,7 +237,7 @@ class ReadModel:
                         parked.append((record, f"impossible: {why}"))
                         continue
                     if verdict.root:
-                        log.warning("trusting writer %r on first use: its authorization at position %d is signed by its own key %s "
+                        log.warning("trusting writer %r on first use: the first authorization to arrive, at position %d, with key %s "
                                     "(give --root-key to pin the root instead)", writer.name, envelope.position, writer.verifier.encode() if writer.verifier else "")
                     if writer.kind == "authorized" and writers.checking:
                         released = self._release(cursor, writer.name, held, waiting)

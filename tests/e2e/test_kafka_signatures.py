@@ -164,10 +164,12 @@ def test_a_message_signed_by_a_key_not_yet_authorized_is_held_until_its_authoriz
     revoked = signed([writer_event(REVOKED_TYPE, writer, 2, 16, **{NAME_FIELD: second.name, "reason": "left"})], root)
     first = [moved(n, 11 + i) for i, n in enumerate(stream.events[:5])]
     rename_a, rename_b = moved(stream.events[5], 17), moved(stream.events[6], 18)
-    stream.publish(*signed(first, second))
+    # The ledger's own trust anchor, recorded unsigned, comes first: it authorizes the key given as --root-key.
+    anchor = writer_event(AUTHORIZED_TYPE, uuid.uuid4(), 1, 1, **{NAME_FIELD: root.name, KEY_FIELD: root.verifier.encode()})
+    stream.publish(anchor, *signed(first, second))
     url = stream.read_model_url()
     output = stream.consume(url, "--root-key", str(tmp_path / "root.pub"))
-    assert "applied 0 events" in output and "parked 0 messages; held 5" in output, output
+    assert "applied 1 events" in output and "parked 0 messages; held 5" in output, output
     assert [r for (r,) in query(url, "SELECT reason FROM {schema}.held_messages")] == ["key not yet authorized: signed by 'second.example'"] * 5
     assert rows(url) == []
     listed = CliRunner().invoke(ledger, ["consume", "platform", "--dead-letters", "--db", url])
@@ -197,7 +199,7 @@ def test_on_first_use_a_consumer_trusts_the_first_self_signed_authorization_and_
     output = stream.consume(url, "--trust-first-writer")
     assert "applied 8 events" in output and "parked 1 messages; held 0" in output, output
     assert "writer 'root.example' authorized: applying the 6 messages held for it" in output
-    assert "trusting writer 'root.example' on first use: its authorization at position 10 is signed by its own key" in output
+    assert f"trusting writer 'root.example' on first use: the first authorization to arrive, at position 10, with key {root.verifier.encode()}" in output
     assert parked(url) == ["unsigned: the envelope carries no stored state to check"]
     assert query(url, "SELECT name, counts_after FROM {schema}.consumer_writers") == [("root.example", 9)]
 

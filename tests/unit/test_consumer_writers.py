@@ -12,7 +12,7 @@ from eventsourcing.persistence import Notification, StoredEvent
 from pydantic import ValidationError
 
 from consumers.envelope import ENVELOPE, Envelope, wrap
-from consumers.writers import AUTHORIZED_TYPE, KEY_FIELD, NAME_FIELD, REVOKED_TYPE, TrustedKey, Writers, entry_digest, writer_event
+from consumers.writers import AUTHORIZED_TYPE, KEY_FIELD, NAME_FIELD, REVOKED_TYPE, TrustedKey, Verdict, Writers, entry_digest, writer_event
 from transparency.note import Signer
 from transparency.signing import sign_batch
 
@@ -100,3 +100,18 @@ def test_a_writer_event_with_a_malformed_key_is_refused() -> None:
     misnamed = signed(notification(1, f"domain.writer:{AUTHORIZED_TYPE}", {NAME_FIELD: "other", KEY_FIELD: root.verifier.encode()}), root)
     with pytest.raises(ValueError, match="is named 'root.example'"):
         writer_event(misnamed)
+
+
+def test_an_unsigned_root_authorization_is_the_trust_anchor_only_for_the_key_given_or_on_first_use() -> None:
+    root, other = Signer.generate("root.example"), Signer.generate("other.example")
+    # The ledger records its root writer's authorization unsigned.
+    anchor = wrap(authorization(1, root))
+    event = writer_event(anchor)
+    pinned = Writers({root.name: TrustedKey(root.verifier, 0)}, trust_first=False)
+    assert pinned.check(anchor, event) == Verdict()
+    stranger = wrap(authorization(2, other))
+    assert pinned.check(stranger, writer_event(stranger)).problem == "unsigned: the stored event carries no signature block"
+    first_use = Writers({}, trust_first=True)
+    assert first_use.check(anchor, event) == Verdict(root=True)
+    assert event is not None and first_use.learn(event, 1, root=True) is None
+    assert first_use.check(stranger, writer_event(stranger)).problem == "unsigned: the stored event carries no signature block"

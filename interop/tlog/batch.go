@@ -163,6 +163,39 @@ func verifyBatch(args []string, stdin io.Reader) error {
 	}
 	n := uint64(len(leaves))
 	first := blocks[0]
+	// The root each event's audit path leads to; the signed one is whichever the batch note verifies for.
+	claimed := make([][]byte, len(leaves))
+	for k, b := range blocks {
+		if b.N != n || b.By != first.By || b.Sig != first.Sig {
+			return fmt.Errorf("event %d: its block (by %q, n %d) is not of the same batch of %d events as event 1", k+1, b.By, b.N, n)
+		}
+		path, err := decodeAll(b.Path)
+		if err != nil {
+			return fmt.Errorf("event %d: audit path: %w", k+1, err)
+		}
+		if claimed[k], err = proof.RootFromInclusionProof(rfc6962.DefaultHasher, b.I, b.N, leaves[k], path); err != nil {
+			return fmt.Errorf("event %d (index %d of %d): audit path: %w", k+1, b.I, b.N, err)
+		}
+	}
+	var signed []byte
+	var refused error
+	for _, root := range claimed {
+		text := fmt.Sprintf("%s\n%d\n%s\n", batchOrigin, n, base64.StdEncoding.EncodeToString(root))
+		msg := text + "\n\u2014 " + first.By + " " + first.Sig + "\n"
+		if _, refused = note.Open([]byte(msg), note.VerifierList(verifier)); refused == nil {
+			signed = root
+			break
+		}
+	}
+	if signed == nil {
+		return fmt.Errorf("batch note: note.Open: %w (over the root of every event's audit path)", refused)
+	}
+	for k, root := range claimed {
+		if !bytes.Equal(root, signed) {
+			return fmt.Errorf("event %d (index %d of %d): its audit path leads to another root than the signed one", k+1, blocks[k].I, n)
+		}
+	}
+	// Every path holds; the whole batch, in order, must also be the tree the signature covers.
 	tree := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
 	for _, leaf := range leaves {
 		if err := tree.Append(leaf, nil); err != nil {
@@ -173,22 +206,8 @@ func verifyBatch(args []string, stdin io.Reader) error {
 	if err != nil {
 		return err
 	}
-	for k, b := range blocks {
-		if b.N != n || b.By != first.By || b.Sig != first.Sig {
-			return fmt.Errorf("event %d: its block (by %q, n %d) is not of the same batch of %d events as event 1", k+1, b.By, b.N, n)
-		}
-		path, err := decodeAll(b.Path)
-		if err != nil {
-			return fmt.Errorf("event %d: audit path: %w", k+1, err)
-		}
-		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, b.I, b.N, leaves[k], path, root); err != nil {
-			return fmt.Errorf("event %d (index %d of %d): audit path: %w", k+1, b.I, b.N, err)
-		}
-	}
-	text := fmt.Sprintf("%s\n%d\n%s\n", batchOrigin, n, base64.StdEncoding.EncodeToString(root))
-	signed := text + "\n\u2014 " + first.By + " " + first.Sig + "\n"
-	if _, err := note.Open([]byte(signed), note.VerifierList(verifier)); err != nil {
-		return fmt.Errorf("batch note: note.Open: %w", err)
+	if !bytes.Equal(root, signed) {
+		return errors.New("the events given, in this order, are not the batch the signature covers")
 	}
 	fmt.Printf("ok: %d events signed by %s, root %s\n", n, verifier.Name(), strings.TrimSpace(base64.StdEncoding.EncodeToString(root)))
 	return nil

@@ -102,13 +102,16 @@ def test_go_refuses_a_tampered_body_a_wrong_index_a_swapped_path_element_and_ano
     for broken, at in (([*signed[:2], tampered, *signed[3:]], 3), ([*signed[:2], with_block(signed[2], index), *signed[3:]], 3),
                        ([with_block(signed[0], swap), *signed[1:]], 1)):
         code, output = go_verify(tlogcheck, go_key.verifier, broken)
-        assert code == 1 and output.startswith("FAIL: event "), output
+        assert code == 1 and output.startswith(f"FAIL: event {at} ") and "leads to another root than the signed one" in output, output
         # The checker here refuses the same event, for its own reasons.
         event = SignedEvent.of(str(broken[at - 1].originator_id), broken[at - 1].originator_version, broken[at - 1].topic, broken[at - 1].state)
         assert event is not None and SignatureChecker().check_event(event, parse_verifier(go_key.verifier)) is not None
     other = genkey(tlogcheck, "writer.example/go")
     code, output = go_verify(tlogcheck, other.verifier, signed)
-    assert code == 1 and "note.Open" in output, output
+    assert code == 1 and output.startswith("FAIL: batch note: note.Open: note has no verifiable signatures"), output
+    # Each event and its path hold on their own, but the batch given is not the one signed: two events change places.
+    code, output = go_verify(tlogcheck, go_key.verifier, [signed[1], signed[0], *signed[2:]])
+    assert (code, output) == (1, "FAIL: the events given, in this order, are not the batch the signature covers\n")
     code, output = go_verify(tlogcheck, go_key.verifier, signed[:4])
     assert code == 1 and "not of the same batch of 4 events" in output, output
     code, output = go_verify(tlogcheck, go_key.verifier, stored_events())

@@ -1,7 +1,8 @@
 // Signed batches (transparency/signing.py), checked and signed with the Go reference libraries:
-// each stored event's entry bytes are rebuilt here from its columns and its stored state, the batch's
-// RFC 9162 root is computed with github.com/transparency-dev/merkle, every event's audit path is checked
-// against it, and the batch note is opened with golang.org/x/mod/sumdb/note.
+// each stored event's entry bytes are rebuilt here from its columns and its stored state, the batch note
+// is opened with golang.org/x/mod/sumdb/note over the root an audit path leads to, every event's path must
+// lead to that signed root, and the RFC 9162 root of all the events in order (github.com/transparency-dev/merkle)
+// must be it too.
 //
 //	tlogcheck genkey NAME          prints a signer key and its verifier key, one a line
 //	tlogcheck verify-batch VKEY    reads one batch's stored events as JSON lines on stdin

@@ -166,6 +166,55 @@ def baseline_sha256(url: str) -> dict[str, Any]:
     return _result("baseline-sha256", _store(url), count, seconds)
 
 
+def _batches(url: str) -> Iterator[list[Any]]:
+    """The stored events of the ledger at `url`, as batches of what the ledger writes at once."""
+    from uuid import UUID
+
+    from eventsourcing.persistence import StoredEvent
+
+    for rows in _source_rows(url, BASELINE_BATCH):
+        yield [StoredEvent(UUID(str(aid)), version, topic, bytes(state)) for aid, version, topic, state in rows]
+
+
+def sign_batches(url: str) -> dict[str, Any]:
+    """Signing every stored event, a batch of BASELINE_BATCH at a time (read untimed): one note signature and an audit path per event."""
+    from transparency.note import Signer
+    from transparency.signing import sign_batch
+
+    signer = Signer.generate("bench.example")
+    seconds, count = 0.0, 0
+    for batch in _batches(url):
+        started = time.perf_counter()
+        sign_batch(batch, signer)
+        seconds += time.perf_counter() - started
+        count += len(batch)
+    return _result("sign-batch", _store(url), count, seconds)
+
+
+def check_batches(url: str) -> dict[str, Any]:
+    """Checking the signatures of every event signed by `sign-batch` (signed untimed): whole batches, one verification each, then each event on its own."""
+    from transparency.note import Signer
+    from transparency.signing import SignatureChecker, SignedEvent, sign_batch
+
+    signer = Signer.generate("bench.example")
+    seconds, alone, count = 0.0, 0.0, 0
+    for batch in _batches(url):
+        events = [SignedEvent.of(str(s.originator_id), s.originator_version, s.topic, s.state) for s in sign_batch(batch, signer)]
+        signed = [e for e in events if e is not None]
+        started = time.perf_counter()
+        found = SignatureChecker().check_batch(signed, signer.verifier)
+        seconds += time.perf_counter() - started
+        assert not found, found
+        # As a Kafka consumer does: each event on its own, the batch's one signature verified once and remembered.
+        checker = SignatureChecker()
+        started = time.perf_counter()
+        assert all(checker.check_event(e, signer.verifier) is None for e in signed)
+        alone += time.perf_counter() - started
+        count += len(signed)
+    result = _result("check-batch", _store(url), count, seconds)
+    return {**result, "each_events_per_s": round(count / alone) if alone else 0}
+
+
 def kafka_relay(url: str, server: str, topic: str) -> dict[str, Any]:
     import threading
 
@@ -631,7 +680,7 @@ MEASURES = {
     "raw-sqlite-insert": raw_sqlite_insert, "raw-postgres-insert": raw_postgres_insert, "raw-scan": raw_scan,
     "rebuild-by-pages": rebuild_by_pages, "report": report,
     "tlog-verify": tlog_verify, "baseline-sha256": baseline_sha256, "web-pages": web_pages, "ledger-size": ledger_size,
-    "report-at-position": report_at_position,
+    "report-at-position": report_at_position, "sign-batch": sign_batches, "check-batch": check_batches,
 }
 
 
@@ -652,6 +701,7 @@ RATIOS = {
     "rebuild": ("raw-scan-json", "raw-scan-orjson"), "rebuild-by-pages": ("raw-scan-json",), "baseline-read": ("raw-scan-json",),
     "raw-scan-json": ("raw-scan-orjson",), "raw-executemany": ("raw-copy",),
     "kafka-relay": ("kafka-raw-produce",), "kafka-consume": ("kafka-raw-consume",), "tlog-verify": ("baseline-sha256",),
+    "sign-batch": ("baseline-sha256",), "check-batch": ("baseline-sha256",),
 }
 """Each measure and the baselines (same store, same run) it is compared with."""
 
@@ -690,6 +740,8 @@ def table(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             base = by_name.get((base_name, r["store"]))
             if base and base["events_per_s"]:
                 ratios.append(f"{r['events_per_s'] / base['events_per_s']:.2f}x {base_name}")
+        if r["name"] == "check-batch":
+            ratios.append(f"each event on its own {r['each_events_per_s']:,}/s")
         if r["name"] == "kafka-lag":
             ratios.append(f"lag p50 {r['lag_p50_ms']} ms, p99 {r['lag_p99_ms']} ms, {r['unseen']} unseen after 60 s")
         rows.append({**r, "ratios": ratios, "targets": targets(r, by_name)})
@@ -806,6 +858,8 @@ def main() -> None:
         results.append(_measure("rebuild", url))
         results.append(_measure("tlog-verify", url))
         results.append(_measure("baseline-sha256", url))
+        results.append(_measure("sign-batch", url))
+        results.append(_measure("check-batch", url))
         results.append(_measure("report", url, "now"))
         results.append(_measure("report", url, "middle"))
         if not options.no_pages:

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -116,19 +117,25 @@ def register(ledger: click.Group) -> None:
     @_bootstrap_option
     @click.option("--until-idle", type=float, help="stop after this many seconds without messages (default: run until stopped)")
     @click.option("--max-records", type=click.IntRange(min=1), default=2000, show_default=True, help="messages applied per transaction")
-    @click.option("--dead-letters", is_flag=True, help="list the messages parked in this read model (partition, offset, reason, when) and exit")
+    @click.option("--dead-letters", is_flag=True, help="list the messages parked (and held) in this read model (partition, offset, reason, when) and exit")
+    @click.option("--root-key", type=click.Path(exists=True, dir_okay=False), help="verifier key file of the root writer: trust it, check every signature")
+    @click.option("--trust-first-writer", is_flag=True, help="without --root-key: trust the first writer authorization signed by its own key, check every signature")
     @db_option
     @pass_settings
     def consume(settings: Settings, projection: str, group: str, topic: str, server: str, until_idle: float | None, max_records: int,
-                dead_letters: bool) -> None:
+                dead_letters: bool, root_key: str | None, trust_first_writer: bool) -> None:
         """Build a PostgreSQL read model from Kafka, offsets stored with each change; waits for the relay to create the topic."""
-        from consumers.readmodel import ConsumerSettings, ReadModel, consume as run_consumer
+        from consumers.readmodel import ConsumerSettings, ReadModel, RootKeyMismatch, consume as run_consumer
         from projections.store import PostgresProjectionStore
+        from transparency.note import parse_verifier
 
         url = bootstrap.database_url(settings.db)
         if bootstrap.persistence_env(url)["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
             raise InvalidValue("db", url, "the Kafka read model lives in PostgreSQL: give a postgresql:// URL")
-        options = ConsumerSettings(server, group, topic, projection, max_records)
+        if root_key is not None and trust_first_writer:
+            raise click.UsageError("--root-key and --trust-first-writer: give one of them, not both")
+        root = parse_verifier(Path(root_key).read_text()) if root_key is not None else None
+        options = ConsumerSettings(server, group, topic, projection, max_records, root, trust_first_writer)
         schema = bootstrap.persistence_env(url).get("POSTGRES_SCHEMA", "public")
 
         def open_read_model() -> ReadModel:
@@ -136,6 +143,9 @@ def register(ledger: click.Group) -> None:
             assert isinstance(store, PostgresProjectionStore)
             try:
                 return ReadModel(store, schema, options)
+            except RootKeyMismatch as error:
+                store.close()
+                raise click.ClickException(str(error)) from None
             except BaseException:
                 store.close()
                 raise
@@ -144,24 +154,32 @@ def register(ledger: click.Group) -> None:
             read_model = open_read_model()
             try:
                 click.echo(render_dead_letters(read_model.dead_letters()))
+                held = read_model.held()
+                if held:
+                    click.echo("held until their writer's key is authorized:\n" + render_dead_letters(held))
             finally:
                 read_model.close()
             return
         _logging()
+        if root is not None:
+            log.info("signatures are checked: root writer %s from %s", root.encode(), root_key)
+        elif trust_first_writer:
+            log.info("signatures are checked: the first writer authorization signed by its own key is trusted as the root")
         rate = _Throughput("applied")
-        counts = {"duplicates": 0, "parked": 0}
+        counts = {"duplicates": 0, "parked": 0, "held": 0}
 
         def on_batch(outcome: Any, _: float) -> None:
             rate.add(outcome.applied)
             counts["duplicates"] += outcome.duplicates
             counts["parked"] += outcome.parked
+            counts["held"] += outcome.held
 
         started = time.perf_counter()
         with _until_signalled() as stop:
             applied = run_consumer(open_read_model, options, stop=stop, idle_exit=until_idle, on_batch=on_batch)
         seconds = time.perf_counter() - started
         click.echo(f"applied {applied} events in {seconds:.1f} s ({applied / max(seconds, 1e-6):,.0f} events/s); "
-                   f"dropped {counts['duplicates']} duplicates; parked {counts['parked']} messages")
+                   f"dropped {counts['duplicates']} duplicates; parked {counts['parked']} messages; held {counts['held']}")
 
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,10 +15,12 @@ from psycopg.sql import SQL, Identifier
 
 from consumers.envelope import ENVELOPE, Envelope
 from consumers.relay import topic_partitions
+from consumers.writers import HeldRecord, TrustedKey, Verdict, WriterEvent, Writers, entry_digest, writer_event
 from domain.errors import UnreplayableEvent
 from projections import platform
 from projections.reports import StaleReadModel
 from projections.store import PostgresProjectionStore
+from transparency.note import Verifier
 
 log = logging.getLogger("ledger.consumer")
 BIGINT = 2**63 - 1
@@ -37,6 +40,14 @@ class ConsumerSettings:
     topic: str = "ledger.events"
     projection: str = "platform"
     max_records: int = 2000
+    root_key: Verifier | None = None
+    """The root writer's key, trusted from the start; signatures are then checked."""
+    trust_first_writer: bool = False
+    """Without a root key, trust the first writer authorization that arrives signed by its own key, and check signatures."""
+
+
+class RootKeyMismatch(Exception):
+    """The read model already trusts another root key than the one given."""
 
 
 @dataclass
@@ -46,6 +57,7 @@ class BatchOutcome:
     applied: int = 0
     duplicates: int = 0
     parked: int = 0
+    held: int = 0
     offsets: dict[int, int] = field(default_factory=dict)
 
 
@@ -59,6 +71,9 @@ class ReadModel:
         self.offsets_table = SQL("{}.{}").format(Identifier(schema), Identifier("consumer_offsets"))
         self.versions_table = SQL("{}.{}").format(Identifier(schema), Identifier("consumer_versions"))
         self.dead_table = SQL("{}.{}").format(Identifier(schema), Identifier("dead_letters"))
+        self.entries_table = SQL("{}.{}").format(Identifier(schema), Identifier("consumer_entries"))
+        self.writers_table = SQL("{}.{}").format(Identifier(schema), Identifier("consumer_writers"))
+        self.held_table = SQL("{}.{}").format(Identifier(schema), Identifier("held_messages"))
         with self.conn.transaction():
             self.conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"cluster-ledger-ddl:{schema}",))
             self.conn.execute(SQL(
@@ -72,6 +87,19 @@ class ReadModel:
                 "partition integer NOT NULL, message_offset bigint NOT NULL, message_key bytea, message_value bytea, "
                 "error text NOT NULL, parked_at timestamptz NOT NULL DEFAULT now(), UNIQUE (group_id, topic, partition, message_offset))"
             ).format(self.dead_table))
+            self.conn.execute(SQL(
+                "CREATE TABLE IF NOT EXISTS {} (projection text, aggregate_id text, version bigint, position bigint NOT NULL, "
+                "digest bytea NOT NULL, PRIMARY KEY (projection, aggregate_id, version))").format(self.entries_table))
+            self.conn.execute(SQL(
+                "CREATE TABLE IF NOT EXISTS {} (projection text, name text, verifier text NOT NULL, counts_after bigint NOT NULL, "
+                "revoked_at bigint, PRIMARY KEY (projection, name))").format(self.writers_table))
+            self.conn.execute(SQL(
+                "CREATE TABLE IF NOT EXISTS {} (id bigserial PRIMARY KEY, projection text NOT NULL, group_id text NOT NULL, topic text NOT NULL, "
+                "partition integer NOT NULL, message_offset bigint NOT NULL, message_key bytea, message_value bytea NOT NULL, "
+                "writer text NOT NULL, aggregate_id text NOT NULL, reason text NOT NULL, held_at timestamptz NOT NULL DEFAULT now(), "
+                "UNIQUE (projection, group_id, topic, partition, message_offset))").format(self.held_table))
+            if settings.root_key is not None:
+                self._trust_root(settings.root_key)
         built_by = store.tracked_version(settings.projection)
         if built_by is not None and built_by != platform.FOLD_VERSION:
             # Rows of two folds are never mixed: a new fold needs a read model of its own, consumed from the start.
@@ -79,6 +107,28 @@ class ReadModel:
                 f"db: this read model was built with fold version {built_by}, and this code folds version {platform.FOLD_VERSION}; "
                 "consume into a new schema (`ledger consume platform --db <new schema URL>`) and point reports there"
             )
+
+    def _trust_root(self, root: Verifier) -> None:
+        trusted = self.conn.execute(SQL("SELECT verifier FROM {} WHERE projection = %s AND name = %s").format(self.writers_table),
+                                    (self.settings.projection, root.name)).fetchone()
+        if trusted is not None and trusted[0] != root.encode():
+            raise RootKeyMismatch(f"root-key: this read model trusts another key for writer {root.name!r} ({trusted[0]})")
+        self.conn.execute(SQL("INSERT INTO {} (projection, name, verifier, counts_after) VALUES (%s, %s, %s, 0) ON CONFLICT DO NOTHING"
+                              ).format(self.writers_table), (self.settings.projection, root.name, root.encode()))
+
+    def _writers(self, cursor: Any) -> Writers:
+        from transparency.note import parse_verifier
+
+        rows = cursor.execute(SQL("SELECT name, verifier, counts_after, revoked_at FROM {} WHERE projection = %s").format(self.writers_table),
+                              (self.settings.projection,)).fetchall()
+        keys = {name: TrustedKey(parse_verifier(verifier), after, revoked) for name, verifier, after, revoked in rows}
+        return Writers(keys, self.settings.trust_first_writer)
+
+    def held(self) -> list[tuple[str, str, int, int, str, Any]]:
+        """Every held message, oldest first: group, topic, partition, offset, why it waits and since when."""
+        return self.conn.execute(SQL(
+            "SELECT group_id, topic, partition, message_offset, reason, held_at FROM {} WHERE projection = %s ORDER BY held_at, id"
+        ).format(self.held_table), (self.settings.projection,)).fetchall()
 
     def stored_offsets(self) -> dict[int, int]:
         """The next offset to read, per partition, for this group and topic."""
@@ -112,7 +162,9 @@ class ReadModel:
 
         The group's offset rows are locked first: records below a stored offset were applied by another
         member (after a rebalance, or by a member that was dropped from the group) and are skipped.
-        With `refused`, the records are parked for that reason instead of applied.
+        With `refused`, the records are parked for that reason instead of applied. Once a root writer is
+        known, every signature is checked; a message signed by a key not yet authorized is held, and the
+        messages held for a writer are applied in the batch that applies its authorization.
         """
         outcome = BatchOutcome()
         group, topic, projection = self.settings.group, self.settings.topic, self.settings.projection
@@ -123,45 +175,109 @@ class ReadModel:
             ).fetchall())
             fresh = [r for r in records if r.offset >= stored.get(r.partition, 0)]
             outcome.duplicates = len(records) - len(fresh)
-            decoded = [self._decode(r) if refused is None else (r, None, None, refused) for r in fresh]
-            keys = sorted({e.aggregate_id.hex for _, e, _, _ in decoded if e is not None})
-            rows = self.store.rows(projection, keys)
-            versions = self._versions(keys)
+            queue = deque(self._decode(r) if refused is None else (r, None, None, refused) for r in fresh)
+            writers = self._writers(cursor)
+            rows: dict[str, platform.Row] = {}
+            versions: dict[str, int] = {}
+            loaded: set[str] = set()
+
+            def load(keys: set[str]) -> None:
+                missing = sorted(keys - loaded)
+                if missing:
+                    rows.update(self.store.rows(projection, missing))
+                    versions.update(self._versions(missing))
+                    loaded.update(missing)
+
+            load({e.aggregate_id.hex for _, e, _, _ in queue if e is not None})
+            waiting = self._waiting(cursor, sorted(loaded)) if writers.checking else set()
+            if writers.checking:
+                # Another member may have held a message while this one applied its writer's authorization.
+                for name in self._held_writers(cursor) & writers.keys.keys():
+                    released = self._release(cursor, name, [], waiting)
+                    load({e.aggregate_id.hex for _, e, _, _ in released if e is not None})
+                    queue.extendleft(reversed(released))
+            applied: dict[tuple[str, int], tuple[int, bytes]] = {}
             changed: dict[str, platform.Row] = {}
             parked: list[tuple[Any, str]] = []
+            held: list[tuple[Any, str, str, str]] = []
             top = 0
-            for record, envelope, event, problem in decoded:
+            while queue:
+                record, envelope, event, problem = queue.popleft()
                 if envelope is None:
                     parked.append((record, problem or "undecodable"))
                     continue
                 key = envelope.aggregate_id.hex
+                load({key})
+                writer = event if isinstance(event, WriterEvent) else None
+                verdict = writers.check(envelope, writer) if writers.checking else Verdict()
+                if verdict.problem is not None:
+                    parked.append((record, verdict.problem))
+                    continue
+                if verdict.held_for is not None:
+                    held.append((record, verdict.held_for, key, f"key not yet authorized: signed by {verdict.held_for!r}"))
+                    waiting.add(key)
+                    continue
                 expected = versions.get(key, 0) + 1
                 if envelope.version < expected:
-                    outcome.duplicates += 1
+                    conflict = self._conflict(cursor, key, envelope, applied)
+                    if conflict is None:
+                        outcome.duplicates += 1
+                    else:
+                        parked.append((record, conflict))
                     continue
                 if envelope.version > expected:
-                    parked.append((record, f"gap: version {envelope.version} of {key} arrived, version {expected} was expected"))
+                    if key in waiting:
+                        held.append((record, "", key, f"waits for version {expected} of {key}, which is held"))
+                    else:
+                        parked.append((record, f"gap: version {envelope.version} of {key} arrived, version {expected} was expected"))
                     continue
-                try:
-                    new = platform.fold(rows.get(key), event, envelope.position)
-                except UnreplayableEvent as error:
-                    parked.append((record, f"impossible: {error}"))
-                    continue
+                new = None
+                if writer is not None:
+                    why = writers.learn(writer, envelope.position, root=verdict.root) if writers.checking else None
+                    if why is not None:
+                        parked.append((record, f"impossible: {why}"))
+                        continue
+                    if verdict.root:
+                        log.warning("trusting writer %r on first use: the first authorization to arrive, at position %d, with key %s "
+                                    "(give --root-key to pin the root instead)", writer.name, envelope.position, writer.verifier.encode() if writer.verifier else "")
+                    if writer.kind == "authorized" and writers.checking:
+                        released = self._release(cursor, writer.name, held, waiting)
+                        load({e.aggregate_id.hex for _, e, _, _ in released if e is not None})
+                        queue.extendleft(reversed(released))  # next, before the rest of the batch, which may build on them
+                else:
+                    try:
+                        new = platform.fold(rows.get(key), event, envelope.position)
+                    except UnreplayableEvent as error:
+                        parked.append((record, f"impossible: {error}"))
+                        continue
                 versions[key] = envelope.version
+                applied[(key, envelope.version)] = (envelope.position, entry_digest(envelope))
                 top = max(top, envelope.position)
                 if new is not None:
                     rows[key] = changed[key] = new
                 outcome.applied += 1
             for record in records:
                 outcome.offsets[record.partition] = max(outcome.offsets.get(record.partition, 0), record.offset + 1)
-            outcome.parked = len(parked)
+            outcome.parked, outcome.held = len(parked), len(held)
             self.store.upsert_rows(cursor, projection, changed)
-            written = [key for key in keys if key in versions]
+            written = [key for key in sorted(loaded) if key in versions]
             cursor.execute(
                 SQL("INSERT INTO {} AS v (projection, aggregate_id, version) SELECT %s, id, version FROM unnest(%s::text[], %s::bigint[]) AS u(id, version) "
                     "ON CONFLICT (projection, aggregate_id) DO UPDATE SET version = GREATEST(excluded.version, v.version)"
                     ).format(self.versions_table),
                 (projection, written, [versions[key] for key in written]),
+            )
+            cursor.execute(
+                # Arrays in binary (%b): psycopg's text form escapes every element through a regular expression.
+                SQL("INSERT INTO {} (projection, aggregate_id, version, position, digest) SELECT %s, id, version, position, digest "
+                    "FROM unnest(%b::text[], %b::bigint[], %b::bigint[], %b::bytea[]) AS u(id, version, position, digest) ON CONFLICT DO NOTHING"
+                    ).format(self.entries_table),
+                (projection, [k for k, _ in applied], [v for _, v in applied], [p for p, _ in applied.values()], [d for _, d in applied.values()]),
+            )
+            cursor.executemany(
+                SQL("INSERT INTO {} AS w (projection, name, verifier, counts_after, revoked_at) VALUES (%s, %s, %s, %s, %s) "
+                    "ON CONFLICT (projection, name) DO UPDATE SET revoked_at = COALESCE(w.revoked_at, excluded.revoked_at)").format(self.writers_table),
+                [(projection, *row) for row in writers.rows()],
             )
             cursor.executemany(
                 SQL("INSERT INTO {} AS o (group_id, topic, partition, next_offset) VALUES (%s, %s, %s, %s) "
@@ -174,11 +290,60 @@ class ReadModel:
                     "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING").format(self.dead_table),
                 [(group, r.topic, r.partition, r.offset, r.key, r.value, why.replace("\x00", "\\x00")) for r, why in parked],
             )
+            cursor.executemany(
+                SQL("INSERT INTO {} (projection, group_id, topic, partition, message_offset, message_key, message_value, writer, aggregate_id, reason) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING").format(self.held_table),
+                [(projection, group, r.topic, r.partition, r.offset, r.key, r.value, by, key, why) for r, by, key, why in held],
+            )
             if top:
                 self.store.upsert_tracking(cursor, projection, platform.FOLD_VERSION, top, keep_highest=True)
         for record, why in parked:
             log.warning("parked message %s[%d]@%d: %s", record.topic, record.partition, record.offset, why)
+        for record, _, _, why in held:
+            log.info("held message %s[%d]@%d: %s", record.topic, record.partition, record.offset, why)
         return outcome
+
+    def _waiting(self, cursor: Any, keys: list[str]) -> set[str]:
+        """Which of these aggregates have a message held."""
+        return {key for (key,) in cursor.execute(
+            SQL("SELECT DISTINCT aggregate_id FROM {} WHERE projection = %s AND aggregate_id = ANY(%s)").format(self.held_table),
+            (self.settings.projection, keys))}
+
+    def _held_writers(self, cursor: Any) -> set[str]:
+        """The writers some held message waits for."""
+        return {name for (name,) in cursor.execute(
+            SQL("SELECT DISTINCT writer FROM {} WHERE projection = %s AND writer <> ''").format(self.held_table), (self.settings.projection,))}
+
+    def _release(self, cursor: Any, writer: str, held: list[tuple[Any, str, str, str]], waiting: set[str]) -> list[tuple[Any, Envelope | None, Any, str | None]]:
+        """Take out the messages held for `writer`, and those held behind them, decoded and in version order."""
+        mine = [h for h in held if h[1] == writer]
+        stored = cursor.execute(
+            SQL("DELETE FROM {} WHERE projection = %s AND writer = %s RETURNING topic, partition, message_offset, message_key, message_value, aggregate_id"
+                ).format(self.held_table), (self.settings.projection, writer)).fetchall()
+        aggregates = {key for _, _, key, _ in mine} | {row[5] for row in stored}
+        behind = [h for h in held if h[1] == "" and h[2] in aggregates]
+        stored += cursor.execute(
+            SQL("DELETE FROM {} WHERE projection = %s AND writer = '' AND aggregate_id = ANY(%s) "
+                "RETURNING topic, partition, message_offset, message_key, message_value, aggregate_id").format(self.held_table),
+            (self.settings.projection, sorted(aggregates))).fetchall()
+        taken = {id(h) for h in mine + behind}
+        held[:] = [h for h in held if id(h) not in taken]
+        waiting -= aggregates
+        records = [h[0] for h in mine + behind] + [HeldRecord(t, p, o, bytes(k) if k is not None else None, bytes(v)) for t, p, o, k, v, _ in stored]
+        released = [self._decode(r) for r in records]
+        log.info("writer %r authorized: applying the %d messages held for it", writer, len(released))
+        return sorted(released, key=lambda d: (d[1].aggregate_id.hex, d[1].version) if d[1] is not None else ("", 0))
+
+    def _conflict(self, cursor: Any, key: str, envelope: Envelope, applied: dict[tuple[str, int], tuple[int, bytes]]) -> str | None:
+        """Why a message at an applied version is no mere duplicate: its content differs from the applied event's."""
+        known = applied.get((key, envelope.version))
+        if known is None:
+            row = cursor.execute(SQL("SELECT position, digest FROM {} WHERE projection = %s AND aggregate_id = %s AND version = %s").format(self.entries_table),
+                                 (self.settings.projection, key, envelope.version)).fetchone()
+            known = (row[0], bytes(row[1])) if row is not None else None
+        if known is None or known[1] == entry_digest(envelope):
+            return None  # the same event again (or one applied before digests were kept)
+        return f"conflicts with the event applied at position {known[0]}: version {envelope.version} of {key} arrived with other content"
 
     @staticmethod
     def _decode(record: Any) -> tuple[Any, Envelope | None, Any, str | None]:
@@ -187,7 +352,8 @@ class ReadModel:
             for name, value in (("position", envelope.position), ("version", envelope.version)):
                 if not 1 <= value <= BIGINT:
                     return record, None, None, f"out of range: {name} {value} is not within 1..{BIGINT}"
-            return record, envelope, envelope.event(), None
+            writer = writer_event(envelope)
+            return record, envelope, writer if writer is not None else envelope.event(), None
         except Exception as error:  # anything a producer may have put on the topic is parked, never fatal
             return record, None, None, f"undecodable: {type(error).__name__}: {' '.join(str(error).split())[:500]}"
 
@@ -206,6 +372,7 @@ class ReadModel:
             total.applied += outcome.applied
             total.duplicates += outcome.duplicates
             total.parked += outcome.parked
+            total.held += outcome.held
             for partition, offset in outcome.offsets.items():
                 total.offsets[partition] = max(total.offsets.get(partition, 0), offset)
         return total

@@ -2,6 +2,7 @@
 // golang.org/x/mod/sumdb/note for signed notes and github.com/transparency-dev/merkle for RFC 9162 proofs.
 //
 //	tlogcheck -key KEY.pub -checkpoint CP [-old-checkpoint OLD] [-leaf-only] PROOF.json...
+//	tlogcheck genkey | verify-batch | sign-batch ...   (signed batches: see batch.go)
 //
 // It also recomputes every inclusion proof's leaf hash from its leaf bytes. Exit 0 only if every proof verifies.
 package main
@@ -42,6 +43,15 @@ type proofJSON struct {
 }
 
 func main() {
+	if len(os.Args) > 1 {
+		if command, ok := subcommands[os.Args[1]]; ok {
+			if err := command(os.Args[2:], os.Stdin); err != nil {
+				fmt.Println("FAIL:", err)
+				os.Exit(1)
+			}
+			return
+		}
+	}
 	key := flag.String("key", "", "verifier key file (name+hash+base64 key)")
 	cpFile := flag.String("checkpoint", "", "signed checkpoint the proofs lead to")
 	oldFile := flag.String("old-checkpoint", "", "older signed checkpoint, for consistency proofs")

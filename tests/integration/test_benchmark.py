@@ -12,7 +12,7 @@ from tests.conftest import postgres_url
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = {"ledger-write", "baseline-insert", "import", "raw-scan-json", "raw-scan-orjson", "baseline-read", "rebuild-by-pages",
-            "rebuild", "report-impact", "report-as-of"}
+            "rebuild", "report-impact", "report-as-of", "sign-batch", "check-batch"}
 
 
 def test_the_benchmark_reports_every_measure_with_its_ratios(tmp_path: Path) -> None:
@@ -49,6 +49,9 @@ def test_the_benchmark_reports_every_measure_with_its_ratios(tmp_path: Path) -> 
         assert all(float(ratio.split("x ")[0]) > 0 for ratio in ratios)
         assert "≥150k/s" in by_name[("rebuild", store)]["targets"]
         assert len(by_name[("ledger-write", store)]["ratios"]) == 2
+        # Signing and checking every event, beside plain hashing of the same events; checking also each event on its own.
+        assert [ratio.split("x ")[1] for ratio in by_name[("sign-batch", store)]["ratios"]] == ["baseline-sha256"]
+        assert by_name[("check-batch", store)]["each_events_per_s"] > 0
     markdown = written.with_suffix(".md").read_text()
     page_lines = sum(len(r["pages"]) + 1 for r in pages)
     assert markdown.count("\n| ") == len(rows) + 1 + page_lines and "scripts/benchmark --size 400" in markdown

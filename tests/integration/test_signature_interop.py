@@ -34,12 +34,14 @@ def genkey(binary: Path, name: str) -> GoKey:
 
 
 def stored_events() -> list[StoredEvent]:
-    """The stored events of five real commands, as the ledger's mapper wrote them."""
+    """The stored events of five real commands, as the ledger's mapper wrote them, before they were signed (the test writer's
+    authorization, which went first, and the signature blocks left out)."""
     app = bootstrap.build_ledger("memory://")
     try:
         commands, *_ = matchmaking_with_two_orgs()
         app.execute(commands, actor="interop-writer")
-        return [StoredEvent(n.originator_id, n.originator_version, n.topic, n.state) for n in app.recorder.select_notifications(start=1, limit=100)]
+        return [StoredEvent(n.originator_id, n.originator_version, n.topic, split_signed(n.state)[0])
+                for n in app.recorder.select_notifications(start=1, limit=100) if "Writer." not in n.topic]
     finally:
         app.close()
 

@@ -24,6 +24,12 @@ from projections.figures import EvidencePage, RowSource, Settings as Period, evi
 from projections.platform import FOLD_VERSION
 from projections.reports import Sources
 from service_layer.log_check import require_readable
+from transparency import audit, log
+from transparency.errors import TransparencyError
+from transparency.note import Checkpoint, Signer, Verifier, parse_signer, parse_verifier, read_checkpoint, sign_note, split_note
+from transparency.policy import Policy, parse_policy
+from transparency.policy import check as check_policy
+from transparency.signed_report import CHECKPOINT, check_signature, differences, parse_signed_report, sign_report
 
 FORMATS = ["table", "json", "csv", "markdown", "html"]
 EVIDENCE_LISTED = 50  # events per figure on the HTML page; `ledger trace KEY` lists them all
@@ -132,6 +138,36 @@ def _value(value: Any) -> Any:
     return f"{value:.4f}" if isinstance(value, float) else value
 
 
+SIGNED_FORMATS = ("json", "html")
+"""The formats a signed report is written in: the JSON, or the page that carries it."""
+CHARTS = ("charts", "evidence")
+"""What only the HTML page shows: drawn from the figures' rows, never signed or re-derived."""
+
+
+def _text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise click.ClickException(f"{what}: {str(path)!r}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{what}: {str(path)!r}: not UTF-8 text") from None
+
+
+def signed(report: dict[str, Any], signer: Signer, db: str | None) -> dict[str, Any]:
+    """The report signed, with the checkpoint of the tree up to its `as_of_position`: the published one of that size if this
+    key signed one (it carries its witnesses' cosignatures), else one signed now."""
+    store = bootstrap.build_tree_store(readable(db))
+    try:
+        log.catch_up(store)
+        size = log.size_at(store, report["as_of_position"])
+        published = [p.note for p in store.published(50) if p.size == size
+                     and any(s.name == signer.name and s.hash == signer.verifier.hash for s in split_note(p.note)[1])]
+        note = published[0] if published else sign_note(Checkpoint(signer.name, size, log.root(store, size)).body(), signer)
+    finally:
+        store.close()
+    return sign_report({k: v for k, v in report.items() if k not in CHARTS}, note, signer)
+
+
 def emit(text: str, out: Path | None) -> None:
     if out is None:
         click.echo(text)
@@ -170,21 +206,45 @@ def register(ledger: click.Group) -> None:
     def report_options(f: Any) -> Any:
         f = click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="write to this file instead of the terminal")(f)
         f = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="output format")(f)
+        f = click.option("--sign", "key", type=click.Path(dir_okay=False, path_type=Path),
+                         help="signer key file: sign the report (json or html) with the signed checkpoint of its tree, for `report verify`")(f)
         return db_option(period_options(f))
+
+    def issue(settings: Settings, report_: dict[str, Any], fmt: str, out: Path | None, signer: Signer | None) -> None:
+        if signer is None:
+            emit(render_report(report_, fmt), out)
+            return
+        carried = signed(report_, signer, settings.db)
+        if fmt == "json":
+            emit(json.dumps(carried, indent=2, ensure_ascii=False), out)
+            return
+        from projections.html import impact_page
+
+        emit(impact_page(report_, carried, report_name=out.name if out else "REPORT", key_name=signer.name), out)
+
+    def signer_of(key: Path | None, fmt: str) -> Signer | None:
+        if key is None:
+            return None
+        if fmt not in SIGNED_FORMATS:
+            raise click.UsageError(f"--sign writes a report as {' or '.join(SIGNED_FORMATS)}: give --format json or --format html")
+        return parse_signer(_text(key, "sign"))
 
     @report.command("impact")
     @report_options
     @pass_settings
-    def impact(settings: Settings, start: str | None, end: str | None, as_of: str | None, window_days: int, fmt: str, out: Path | None) -> None:
+    def impact(settings: Settings, start: str | None, end: str | None, as_of: str | None, window_days: int, fmt: str, out: Path | None,
+               key: Path | None) -> None:
         """The published impact figures, rebuilt for any period."""
+        signer = signer_of(key, fmt)
         report_, _ = run_report(settings.db, start, end, as_of, window_days, None, charts=fmt == "html")
-        emit(render_report(report_, fmt), out)
+        issue(settings, report_, fmt, out, signer)
 
     @report.command("country")
     @click.argument("country")
     @report_options
     @pass_settings
-    def country(settings: Settings, country: str, start: str | None, end: str | None, as_of: str | None, window_days: int, fmt: str, out: Path | None) -> None:
+    def country(settings: Settings, country: str, start: str | None, end: str | None, as_of: str | None, window_days: int, fmt: str, out: Path | None,
+                key: Path | None) -> None:
         """A country fact sheet: the figures for one country and its cross-border partners."""
         from pydantic import TypeAdapter, ValidationError
 
@@ -194,8 +254,58 @@ def register(ledger: click.Group) -> None:
             code = TypeAdapter(CountryCode).validate_python(country)
         except ValidationError:
             raise InvalidValue("country", country, "not an ISO 3166 alpha-2 country code") from None
+        signer = signer_of(key, fmt)
         report_, _ = run_report(settings.db, start, end, as_of, window_days, code, charts=fmt == "html")
-        emit(render_report(report_, fmt), out)
+        issue(settings, report_, fmt, out, signer)
+
+    @report.command("verify")
+    @click.argument("report_file", metavar="REPORT", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option("--verifier-key", "key", type=click.Path(dir_okay=False, path_type=Path), required=True,
+                  help="the verifier key of the report's signer (and of its checkpoint's)")
+    @click.option("--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path),
+                  help="C2SP tlog-policy file: the report's checkpoint must also be cosigned by its quorum")
+    @db_option
+    @pass_settings
+    def verify_report(settings: Settings, report_file: Path, key: Path, policy_file: Path | None) -> None:
+        """Check a signed report's signatures and checkpoint against this ledger, derive it again there and compare every figure;
+        exit 1 on any difference."""
+        verifier = parse_verifier(_text(key, "verifier-key"))
+        policy = parse_policy(_text(policy_file, "policy")) if policy_file is not None else None
+        try:
+            claimed = parse_signed_report(_text(report_file, "report"))
+        except TransparencyError as error:
+            raise click.ClickException(f"report: {str(report_file)!r}: {error}") from None
+        findings: list[str] = []
+        try:
+            check_signature(claimed, verifier)
+        except TransparencyError as error:
+            findings.append(f"report: {error}")
+        cp = _report_checkpoint(claimed[CHECKPOINT], verifier, policy, findings)
+        db = readable(settings.db)
+        store = bootstrap.build_tree_store(db)
+        try:
+            log.catch_up(store)
+            position = claimed["as_of_position"]
+            if position > store.last_position():
+                raise click.ClickException(f"as_of_position: {position}: this ledger's log ends at position {store.last_position()}; "
+                                           "bring it up to date (`ledger mirror`) and run this again")
+            size = log.size_at(store, position)
+            if cp is not None and cp.size != size:
+                findings.append(f"checkpoint: its tree has {cp.size} leaves; this ledger's tree up to position {position} has {size}")
+            with render.progress(length=store.size(), label="verifying", threshold=20_000) as bar:
+                findings += [f.line() for f in audit.verify(store, cp if cp is not None and cp.size == size else None, progress=bar.update).findings]
+        finally:
+            store.close()
+        with open_sources(db) as sources:
+            derived = reports.rederive(sources, claimed)
+        found = differences(claimed, derived)
+        findings += [d.line() for d in found]
+        if findings:
+            for line in findings:
+                click.echo(line)
+            raise click.ClickException(f"the report does not hold: {len(findings)} finding(s), {len(found)} of them in what it reports")
+        click.echo(f"verified: report signed by {verifier.name}; its checkpoint matches this ledger's tree of {size} events up to "
+                   f"position {position}; all {len(claimed['figures'])} figures, derived again there, are equal")
 
     @ledger.command()
     @click.argument("key")
@@ -235,6 +345,23 @@ def register(ledger: click.Group) -> None:
                     click.echo("  ".join(render.printable(str(v)).ljust(w) for v, w in zip(_traced(e), widths)).rstrip())
                 listed += len(page.events)
         click.echo(f"{key} = {_value(page.value)} ({listed} events listed)")
+
+
+def _report_checkpoint(note: str, verifier: Verifier, policy: Policy | None, findings: list[str]) -> Checkpoint | None:
+    """The report's checkpoint, its signature (and with `policy`, its cosignatures) checked; a failure is noted in `findings`."""
+    try:
+        if policy is None:
+            return read_checkpoint(note, verifier)
+        witnessed = check_policy(policy, note, verifier)
+    except TransparencyError as error:
+        findings.append(f"checkpoint: {error}")
+        return None
+    for line in witnessed.lines():
+        click.echo(f"checkpoint: {line}")
+    problem = witnessed.problem()
+    if problem is not None:
+        findings.append(f"checkpoint: policy: {problem}")
+    return witnessed.checkpoint
 
 
 def _traced(e: Any) -> tuple[Any, ...]:

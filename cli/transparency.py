@@ -17,8 +17,9 @@ from transparency.leaf import parse_leaf
 from transparency.note import Checkpoint, Signer, Verifier, parse_signer, parse_verifier, read_checkpoint, sign_note, split_note
 from transparency.policy import Policy, parse_policy
 from transparency.policy import check as check_policy
-from transparency.proofs import ConsistencyProof, check_consistency, check_inclusion, parse_proof
+from transparency.proofs import ConsistencyProof, InclusionProof, check_consistency, check_inclusion, parse_proof
 from transparency.store import TreeStore
+from transparency.tlogproof import from_inclusion, is_tlog_proof, parse_tlog_proof, to_inclusion
 
 
 LISTED = 50
@@ -45,17 +46,23 @@ def _verifier(path: Path | None) -> Verifier | None:
 def _checkpoint(path: Path, verifier: Verifier | None, what: str = "checkpoint", policy: Policy | None = None,
                 err: bool = False) -> Checkpoint:
     """A checkpoint from a file, its signature checked with `verifier`, or its signatures and quorum with `policy`."""
+    return _checkpoint_in(_read(path, what), str(path), verifier, what, policy, err)
+
+
+def _checkpoint_in(text: str, where: str, verifier: Verifier | None, what: str = "checkpoint", policy: Policy | None = None,
+                   err: bool = False) -> Checkpoint:
+    """`_checkpoint` of a checkpoint's text, read from `where` (a file, or the proof that carries it)."""
     try:
         if policy is None:
-            return read_checkpoint(_read(path, what), verifier)
-        witnessed = check_policy(policy, _read(path, what), verifier)
+            return read_checkpoint(text, verifier)
+        witnessed = check_policy(policy, text, verifier)
     except TransparencyError as error:
-        raise click.ClickException(f"{what}: {str(path)!r}: {error}") from None
+        raise click.ClickException(f"{what}: {where!r}: {error}") from None
     for line in witnessed.lines():
         click.echo(f"{what}: {line}", err=err)
     problem = witnessed.problem()
     if problem is not None:
-        raise click.ClickException(f"{what}: {str(path)!r}: {problem}")
+        raise click.ClickException(f"{what}: {where!r}: {problem}")
     return witnessed.checkpoint
 
 
@@ -190,12 +197,17 @@ def register(ledger: click.Group) -> None:
     @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="write the proof to this file instead of printing it")
     @click.option("--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path),
                   help="C2SP tlog-policy file: prove only from checkpoints signed by its logs and cosigned by its quorum")
+    @click.option("--format", "fmt", type=click.Choice(["json", "tlog-proof"]), default="json", show_default=True,
+                  help="an inclusion proof as JSON, or as a C2SP tlog-proof carrying its signed checkpoint")
     @db_option
     @pass_settings
     def prove(settings: Settings, position: int | None, cp_file: Path | None, old_file: Path | None, new_file: Path | None,
-              out: Path | None, policy_file: Path | None) -> None:
-        """Print an inclusion proof (POSITION --checkpoint) or a consistency proof (--from --to) as JSON."""
+              out: Path | None, policy_file: Path | None, fmt: str) -> None:
+        """Print an inclusion proof (POSITION --checkpoint) or a consistency proof (--from --to) as JSON; an inclusion proof
+        also as a C2SP tlog-proof."""
         policy = _policy(policy_file)
+        if fmt == "tlog-proof" and (position is None or cp_file is None):
+            raise click.UsageError("--format tlog-proof writes inclusion proofs: give POSITION --checkpoint FILE")
         if position is not None and cp_file is not None and old_file is None and new_file is None:
             cp = _checkpoint(cp_file, None, policy=policy, err=True)
             store = _tree_store(settings.db)
@@ -212,22 +224,37 @@ def register(ledger: click.Group) -> None:
                 store.close()
         else:
             raise click.UsageError("give POSITION --checkpoint FILE for an inclusion proof, or --from FILE --to FILE for a consistency proof")
+        if fmt == "tlog-proof" and cp_file is not None and isinstance(proof, InclusionProof):
+            _write(from_inclusion(proof, _read(cp_file, "checkpoint")).text(), out)
+            return
         _write(proof.model_dump_json(indent=2) + "\n", out)
 
     @ledger.command("verify-proof")
     @click.argument("proof_file", metavar="PROOF", type=click.Path(dir_okay=False, path_type=Path))
-    @click.option("--checkpoint", "cp_file", type=click.Path(dir_okay=False, path_type=Path), required=True,
-                  help="the checkpoint the proof leads to (the newer one for a consistency proof)")
+    @click.option("--checkpoint", "cp_file", type=click.Path(dir_okay=False, path_type=Path),
+                  help="the checkpoint the proof leads to (the newer one for a consistency proof); a tlog-proof carries its own, "
+                       "which must then be this one")
     @click.option("--old-checkpoint", "old_file", type=click.Path(dir_okay=False, path_type=Path), help="the older checkpoint of a consistency proof")
     @click.option("--verifier-key", "key", type=click.Path(dir_okay=False, path_type=Path), help="check the checkpoints' signatures with this verifier key")
     @click.option("--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path),
                   help="C2SP tlog-policy file: the checkpoints must be signed by its logs and cosigned by its quorum")
-    def verify_proof(proof_file: Path, cp_file: Path, old_file: Path | None, key: Path | None, policy_file: Path | None) -> None:
-        """Check a proof against checkpoints, with no database at all."""
+    def verify_proof(proof_file: Path, cp_file: Path | None, old_file: Path | None, key: Path | None, policy_file: Path | None) -> None:
+        """Check a proof (JSON, or a C2SP tlog-proof) against checkpoints, with no database at all."""
         verifier = _verifier(key)
         policy = _policy(policy_file)
-        proof = parse_proof(_read(proof_file, "proof"))
-        cp = _checkpoint(cp_file, verifier, policy=policy)
+        text = _read(proof_file, "proof")
+        if is_tlog_proof(text):
+            tlog_proof = parse_tlog_proof(text)
+            proof, carried = to_inclusion(tlog_proof)
+            if cp_file is not None and read_checkpoint(_read(cp_file, "checkpoint")) != carried:
+                raise click.ClickException(f"checkpoint: {str(cp_file)!r}: not the checkpoint the tlog-proof carries "
+                                           f"(tree size {carried.size}, root {base64.b64encode(carried.root).decode()})")
+            cp = _checkpoint_in(tlog_proof.checkpoint, str(proof_file), verifier, policy=policy)
+        else:
+            if cp_file is None:
+                raise click.UsageError("a JSON proof needs --checkpoint FILE (a tlog-proof carries its own)")
+            proof = parse_proof(text)
+            cp = _checkpoint(cp_file, verifier, policy=policy)
         if isinstance(proof, ConsistencyProof):
             if old_file is None:
                 raise click.UsageError("a consistency proof needs --old-checkpoint")

@@ -8,6 +8,7 @@ from html import escape
 from typing import Any
 
 from projections.figures import meets, published_figures
+from transparency.signed_report import CHECKPOINT, embed
 
 KIND_COLOURS = {
     "matchmaking": "#1f77b4", "clusters_talk": "#ff7f0e", "clusters_meet_regions": "#2ca02c",
@@ -188,8 +189,25 @@ def _evidence(report: dict[str, Any]) -> str:
     return f'<div id="evidence"><h2>Appendix: the events behind each count</h2>{intro}{"".join(sections)}</div>'
 
 
-def impact_page(report: dict[str, Any]) -> str:
-    """The whole page as one string."""
+def _signed(signed: dict[str, Any] | None, report_name: str, key_name: str) -> str:
+    """A signed page: the checkpoint it was made from, how to verify it, and the signed report itself (which `report verify` reads)."""
+    if signed is None:
+        return ""
+    key = key_name.replace("/", "_") + ".pub"
+    commands = (f"ledger mirror PREFIX --verifier-key {key} --db sqlite:///copy.db\n"
+                f"ledger report verify {report_name} --verifier-key {key} --db sqlite:///copy.db")
+    return (
+        f'<h2>Signed checkpoint</h2><p class="caption">The tree of the ledger\'s events up to position {signed["as_of_position"]:,}, '
+        f'signed by {escape(key_name)}:</p><pre id="checkpoint">{escape(signed[CHECKPOINT])}</pre>'
+        '<h2>Verify this report</h2><p id="verify">This page carries its figures signed, with the checkpoint above. Copy the '
+        f'ledger with <code>ledger mirror</code> from where it is served, then let <code>ledger report verify</code> check both '
+        'signatures, check that the copy holds the checkpoint\'s tree, derive the report again at its position and compare '
+        f'every figure (exit 0 when all are equal):</p><pre>{escape(commands)}</pre>{embed(signed)}'
+    )
+
+
+def impact_page(report: dict[str, Any], signed: dict[str, Any] | None = None, *, report_name: str = "REPORT", key_name: str = "") -> str:
+    """The whole page as one string; a signed report also shows its checkpoint and how to verify it."""
     charts = report.get("charts", {})
     period = report["period"]
     title = f"Impact {period['from']} to {period['to']}" + (f" — {report['country']}" if report.get("country") else "")
@@ -211,5 +229,5 @@ def impact_page(report: dict[str, Any]) -> str:
         f"<h2>Cooperation funnel{everywhere}</h2>{_bars(charts.get('funnel', {}), 'funnel-chart', '#1f77b4')}"
         f"<h2>Cooperation cases by country pair{everywhere}</h2>{_top_caption(pairs, 'country pairs', ('case', 'cases')) if pairs['of'] else ''}"
         f"{_bars(pairs['shown'], 'pairs-chart', '#ff7f0e')}"
-        f"{partner_html}{_evidence(report)}</body></html>"
+        f"{partner_html}{_signed(signed, report_name, key_name)}{_evidence(report)}</body></html>"
     )

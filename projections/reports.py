@@ -12,7 +12,7 @@ from eventsourcing.persistence import ApplicationRecorder, Mapper
 
 from adapters import recorded_time, scan
 from adapters.mapper import CATALOGUE
-from domain.errors import LedgerError, RecordedTimeDisorder
+from domain.errors import InvalidValue, LedgerError, RecordedTimeDisorder
 from projections import runner
 from projections.platform import FOLD_VERSION
 from projections.figures import (
@@ -175,6 +175,24 @@ def _rows_as_of(sources: Sources, as_of: datetime) -> tuple[RowSource, Included]
     return lambda: folded.values(), last
 
 
+def rows_at_position(sources: Sources, position: int) -> tuple[RowSource, Included]:
+    """The rows as they stood once the event at `position` was folded (the path of `--as-of`, from a snapshot where the events
+    can be scanned), and that event; what `report verify` re-derives a signed report's figures from."""
+    if scan.can_scan(sources.recorder):
+        catalogue = getattr(sources.mapper, "catalogue", CATALOGUE)
+        return (lambda: (row for _, row in runner.rows_as_of(sources.recorder, sources.store, position, catalogue))), _included(sources, position)
+
+    def upto() -> Iterator[tuple[str, Any, int]]:
+        for page in runner.notifications(sources.recorder, 0):
+            for n in page:
+                if n.id > position:
+                    return
+                yield n.originator_id.hex, sources.mapper.to_domain_event(n), n.id
+
+    folded = runner.fold_in_memory(upto())
+    return lambda: folded.values(), _included(sources, position)
+
+
 def _included(sources: Sources, position: int) -> Included:
     found = list(sources.recorder.select_notifications(start=position, limit=1)) if position else []
     if not found or found[0].id != position:
@@ -205,6 +223,21 @@ def impact(
         report["cross_border_partners"] = cross_border_partners(rows, settings)
         report["regions"] = regions(rows, settings)
     return report, figures
+
+
+def rederive(sources: Sources, claimed: dict[str, Any]) -> dict[str, Any]:
+    """The report `claimed` says it is (its period, window, country and --as-of), derived again at its `as_of_position`."""
+    try:
+        period, window = claimed["period"], claimed["assumptions"]["regularly_updated_window_days"]
+        settings = Settings(date.fromisoformat(period["from"]), date.fromisoformat(period["to"]), window, country=claimed.get("country"))
+        as_of = datetime.fromisoformat(claimed["as_of"]) if claimed.get("as_of") is not None else None
+        position = claimed["as_of_position"]
+    except (KeyError, TypeError, ValueError) as error:
+        raise InvalidValue("report", str(error), "the report does not say what it counts (period, window days, as-of)") from None
+    if type(window) is not int or window < 1 or type(position) is not int or position < 0:
+        raise InvalidValue("report", f"{window}, {position}", "window days and as_of_position must be whole numbers")
+    rows, included = rows_at_position(sources, position)
+    return impact(rows, settings, as_of, included=included)[0]
 
 
 def default_period() -> tuple[date, date]:

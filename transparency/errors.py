@@ -17,6 +17,10 @@ class BadNote(TransparencyError):
     """A checkpoint or signed note is malformed, or its signature does not verify."""
 
 
+class BadReport(TransparencyError):
+    """A signed report is malformed, or its signature does not verify."""
+
+
 class BadKey(TransparencyError):
     """A signer or verifier key file is malformed."""
 

@@ -40,6 +40,16 @@ def root(store: TreeStore, size: int) -> bytes:
         raise TransparencyError(f"tree: the stored tree lacks node {missing.args[0]}; run `ledger verify`") from None
 
 
+def size_at(store: TreeStore, position: int) -> int:
+    """The tree size that ends with the event at `position`: the number of leaves up to it (positions may have gaps)."""
+    if position <= 0:
+        return 0
+    leaf = store.leaf_at(position)
+    if leaf is None:
+        raise TransparencyError(f"as_of_position: {position}: no event at this position is in this ledger's tree")
+    return leaf.index + 1
+
+
 def checkpoint(store: TreeStore, origin: str = DEFAULT_ORIGIN) -> Checkpoint:
     """The checkpoint of the whole tree, after catching it up."""
     catch_up(store)

@@ -169,6 +169,18 @@ def create_app(db: str | None, token: str | None = None) -> FastAPI:
     async def event(request: Request, position: int) -> Response:
         return page(request, "event.html", await run(lambda: read.event_page(reader, position)))
 
+    @app.get("/events/{position}/proof.json", include_in_schema=False)
+    async def event_proof(position: int) -> Response:
+        """The event's inclusion proof in the latest published checkpoint's tree, as `ledger prove` writes it."""
+        proof, _ = await run(lambda: read.published_proof(reader, position))
+        return _download(proof.model_dump_json(indent=2) + "\n", "application/json", f"proof-{position}.json")
+
+    @app.get("/events/{position}/proof.tlog-proof", include_in_schema=False)
+    async def event_tlog_proof(position: int) -> Response:
+        """The same proof as a C2SP tlog-proof, which carries the published checkpoint (`ledger verify-proof` reads both)."""
+        _, proof = await run(lambda: read.published_proof(reader, position))
+        return _download(proof.text(), "text/plain; charset=utf-8", f"proof-{position}.tlog-proof")
+
     @app.get("/api/audit", summary="The audit log, filtered, a page at a time by position (after = last position of the previous page)")
     async def api_audit(actor: str | None = None, type: str | None = None, record: str | None = None, since: str | None = None,
                         until: str | None = None, after: int = Param(0, ge=0), limit: int = Param(read.PAGE_SIZE, ge=1, le=1000)) -> dict[str, Any]:
@@ -217,6 +229,10 @@ def create_app(db: str | None, token: str | None = None) -> FastAPI:
     # Every page answers HEAD as it answers GET (uvicorn leaves the body out).
     app.add_middleware(_HeadAsGet)
     return app
+
+
+def _download(text: str, media_type: str, name: str) -> Response:
+    return Response(text, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 class _HeadAsGet:

@@ -30,8 +30,10 @@ from service_layer import log_check
 from service_layer.log_check import require_readable
 from transparency import log, tiles
 from transparency.errors import TransparencyError
-from transparency.proofs import b64
+from transparency.note import read_checkpoint
+from transparency.proofs import InclusionProof, b64
 from transparency.signing import recorded_by
+from transparency.tlogproof import TlogProof, from_inclusion
 from transparency.store import TreeStore
 
 PAGE_SIZE = 50
@@ -344,8 +346,25 @@ def event_page(reader: Reader, position: int) -> dict[str, Any]:
         }
     return {
         **common, **decoded, "unreadable": unreadable,
-        "proof": _inclusion(reader, position), "proof_note": PROOF_NOTE,
+        "proof": _inclusion(reader, position), "proof_note": PROOF_NOTE, "published_size": _published_size(reader),
     }
+
+
+def _published_size(reader: Reader) -> int | None:
+    """The tree size of the latest published checkpoint, whose proofs the event page offers for download; None if none is."""
+    latest = reader.tree().published(1)
+    return latest[0].size if latest else None
+
+
+def published_proof(reader: Reader, position: int) -> tuple[InclusionProof, TlogProof]:
+    """The event's inclusion proof in the tree of the latest published checkpoint: as `ledger prove` writes it, and as a C2SP
+    tlog-proof carrying that checkpoint; NotFound if none is published or the event came after it."""
+    note = tlog_checkpoint(reader)
+    try:
+        proof = log.prove_inclusion(reader.tree(), position, read_checkpoint(note))
+    except TransparencyError as error:
+        raise NotFound(f"{error} (the latest published checkpoint)") from None
+    return proof, from_inclusion(proof, note)
 
 
 def _inclusion(reader: Reader, position: int) -> dict[str, Any] | None:

@@ -132,6 +132,8 @@ class _Batch:
         """Aggregates preloaded (or handed on by the chunk before, as saved) but not used yet (None: the ref has no events)."""
         self.personal_data: list[tuple[str, str, str]] = []
         self.forgotten: list[str] = []
+        self.scrub_again = False
+        """A forgetting repeated: its erasure is scrubbed again, in case the first could not finish it."""
 
     def preload(self, refs: Iterable[str]) -> None:
         """Load the aggregates of `refs` in a few queries; a ref with no events is then known to be new, with no lookup."""
@@ -329,6 +331,11 @@ class Ledger(Application[UUID]):
             except RecordedTimeBackwards as error:
                 if not self._overtaken(error) or getattr(self.recorder, "writing", None) is None:
                     raise
+            except BatchFailed as error:
+                if write and any(isinstance(f.error, AlreadyForgotten) for f in error.failures):
+                    # Forgetting again finishes an erasure an earlier forget recorded but could not scrub (a reader, a full disk).
+                    getattr(self.recorder, "scrub_personal_data", lambda: None)()
+                raise
             # A write stamped after this one took the lock first: decide and stamp again, this time with the lock held.
         return self.execute_in_chunks(enumerate(commands), actor, positions=True)
 
@@ -351,6 +358,8 @@ class Ledger(Application[UUID]):
         if not write:
             return Outcome(events=len(commands) - repeated, repeated=repeated)
         if not pending and not batch.personal_data:
+            if batch.scrub_again:
+                getattr(self.recorder, "scrub_personal_data", lambda: None)()
             return Outcome(repeated=repeated)
         self._refuse_if_mirror()
         if refused is not None:
@@ -631,6 +640,7 @@ def _register_person(b: _Batch, cmd: c.RegisterPerson, action: Action) -> None:
 def _forget_person(b: _Batch, cmd: c.ForgetPerson, action: Action) -> None:
     person = b.get(cmd.person, Person)
     if person.has_applied(action):
+        b.scrub_again = True
         return
     person.forget(action, cmd.reason)
     b.forgotten.append(cmd.person)

@@ -105,3 +105,29 @@ def test_a_forget_that_cannot_empty_the_write_ahead_log_says_so_and_compact_fini
     assert code == 0 and output.startswith("compacted: the write-ahead log"), output
     dump = stored_bytes(url)
     assert NAME.encode() not in dump and EMAIL.encode() not in dump
+
+
+def test_forgetting_again_scrubs_what_an_earlier_forget_could_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    import adapters.sqlite
+
+    monkeypatch.setattr(adapters.sqlite, "SCRUB_WAIT", 0.5)
+    path = tmp_path / "ledger.db"
+    url = f"sqlite:///{path}"
+    assert run("import", "examples/platform-actions.jsonl", db=url)[0] == 0
+    forget = ("person", "forget", "--person", "P-3f9c2a", "--reason", "erasure request")
+    reader = sqlite3.connect(path)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM stored_events").fetchone()
+    try:
+        assert run(*forget, db=url)[0] == 1
+        code, output = run(*forget, db=url)  # the same command again tries the scrub again, and says it could not
+        assert code == 1 and "run `ledger db compact` once no reader is open" in output, output
+    finally:
+        reader.rollback()
+        reader.close()
+    code, output = run(*forget, db=url)
+    assert (code, output.strip()) == (0, "already recorded; nothing written")
+    dump = stored_bytes(url)
+    assert NAME.encode() not in dump and EMAIL.encode() not in dump

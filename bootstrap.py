@@ -169,6 +169,10 @@ def require_ledger(url: str | None = None) -> ReadTarget:
         if not writable:
             return ReadTarget(_temporary_copy(uri), f"note: {path} cannot be written here (read-only, or its disk is full); reading a temporary copy, where the projection "
                                                     "and the tree are brought up to date in memory and dropped afterwards")
+        if _tables_missing(uri) and _write_locked(path):
+            # Making the projection's or the tree's tables would wait for that write: a read never does.
+            return ReadTarget(_temporary_copy(uri), f"note: another write holds {path}; reading a temporary copy of the ledger as it was "
+                                                    "before that write, where the projection and the tree are brought up to date")
         return ReadTarget(resolved)
     if module == "eventsourcing.postgres":
         import psycopg
@@ -181,6 +185,39 @@ def require_ledger(url: str | None = None) -> ReadTarget:
         if row is None or row[0] is None:
             raise NoLedger("db", describe(resolved), f"schema {schema!r} holds no ledger; a write or `ledger db init` creates one, a read never does")
     return ReadTarget(resolved)
+
+
+READ_TABLES = ("projection_rows", "projection_tracking", "projection_snapshots", "projection_snapshot_marks", "tlog_leaves", "tlog_nodes",
+               "tlog_checkpoints", "mirror_source")
+"""Tables a command that only reads makes on first use (beside the events), which takes the write lock."""
+
+
+def _tables_missing(uri: str) -> bool:
+    import sqlite3
+
+    conn = sqlite3.connect(uri, uri=True)
+    try:
+        found = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        conn.close()
+    return not set(READ_TABLES) <= found
+
+
+def _write_locked(path: str) -> bool:
+    """Whether another connection holds the SQLite file's write lock right now (asked without waiting)."""
+    import sqlite3
+
+    conn = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError as error:
+        if "locked" in str(error) or "busy" in str(error):
+            return True
+        raise
+    finally:
+        conn.close()
 
 
 def _temporary_copy(uri: str) -> str:

@@ -190,3 +190,24 @@ def test_on_a_full_disk_a_rebuild_names_the_real_error_and_says_nothing_was_writ
             assert "cannot be written here (read-only, or its disk is full)" in result.stderr
     finally:
         subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_read_never_waits_for_a_writer_even_where_its_tables_are_not_made_yet(tmp_path: Path) -> None:
+    import sqlite3
+    import time
+
+    path = tmp_path / "ledger.db"
+    url = f"sqlite:///{path}?lock_timeout=20"
+    assert run("import", str(EXAMPLE), "--db", url).exit_code == 0  # events only: no projection or tree tables yet
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # a long import holds the ledger
+    try:
+        for command in (("report", "impact", "--format", "json"), ("verify",), ("trace", "bilateral_meetings")):
+            started = time.monotonic()
+            result = CliRunner().invoke(ledger, [*command, "--db", url])
+            assert result.exit_code == 0, (command, result.output)
+            assert time.monotonic() - started < 10, command
+            assert result.stderr.startswith(f"note: another write holds {path}; reading a temporary copy"), result.stderr
+    finally:
+        holder.rollback()
+        holder.close()

@@ -16,6 +16,7 @@ Each measurement runs in its own process, so its peak memory is its own. Baselin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -640,6 +641,74 @@ def web_pages(url: str) -> dict[str, Any]:
             "events_per_s": 0, "peak_mib": round(server_peak, 1), "tree_seconds": round(tree_seconds, 2), "pages": pages}
 
 
+@contextlib.contextmanager
+def _published_and_served(url: str, folder: Path) -> Iterator[tuple[str, Path, int]]:
+    """The ledger at `url` with a signed checkpoint published (untimed), served by `ledger serve` on a free port: the
+    tiled log's URL, the verifier key's file and the tree size."""
+    import socket
+    import urllib.request
+
+    cli = [sys.executable, "-m", "cli.main"]
+    subprocess.run([*cli, "keygen", "bench.example/log", "--dir", str(folder)], check=True, capture_output=True)
+    subprocess.run([*cli, "checkpoint", "--sign", str(folder / "bench.example_log.key"), "--db", url], check=True, capture_output=True)
+    tree = bootstrap_tree(url)
+    size = tree.size()
+    tree.close()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([*cli, "serve", "--db", url, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log_url = f"http://127.0.0.1:{port}/tlog"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(log_url + "/checkpoint", timeout=5).read()
+                break
+            except OSError:
+                if server.poll() is not None:
+                    raise SystemExit(f"ledger serve stopped: {server.stderr.read() if server.stderr else ''}")
+                time.sleep(0.1)
+        yield log_url, folder / "bench.example_log.pub", size
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def bootstrap_tree(url: str) -> Any:
+    import bootstrap
+
+    return bootstrap.build_tree_store(url)
+
+
+def mirror(url: str) -> dict[str, Any]:
+    """`ledger mirror` of the ledger at `url` from a local `ledger serve` into a new SQLite file: every tile and entry
+    fetched and checked, every event written with its tree (peak: the largest command-line process of the run)."""
+    with tempfile.TemporaryDirectory() as folder, _published_and_served(url, Path(folder)) as (log_url, verifier, size):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "cli.main", "mirror", log_url, "--verifier-key", str(verifier),
+                        "--db", f"sqlite:///{Path(folder) / 'mirror.db'}"], check=True, capture_output=True)
+        seconds = time.perf_counter() - started
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    result = _result("mirror", _store(url), size, seconds)
+    result["peak_mib"] = round(peak, 1)
+    return result
+
+
+def tiles_http(url: str) -> dict[str, Any]:
+    """Every tile and entry bundle `mirror` reads, fetched from the same local `ledger serve` with bare HTTP, unchecked."""
+    import urllib.request
+
+    from transparency.tiles import tiles_for
+
+    with tempfile.TemporaryDirectory() as folder, _published_and_served(url, Path(folder)) as (log_url, _, size):
+        started = time.perf_counter()
+        for tile in tiles_for(size):
+            with urllib.request.urlopen(f"{log_url}/{tile.path}", timeout=600) as answer:
+                answer.read()
+        seconds = time.perf_counter() - started
+    return _result("tiles-http", _store(url), size, seconds)
+
+
 def ledger_size(url: str) -> dict[str, Any]:
     """How many events the ledger at `url` holds (for a run on a ledger written beforehand; nothing is timed)."""
     import bootstrap
@@ -681,6 +750,7 @@ MEASURES = {
     "rebuild-by-pages": rebuild_by_pages, "report": report,
     "tlog-verify": tlog_verify, "baseline-sha256": baseline_sha256, "web-pages": web_pages, "ledger-size": ledger_size,
     "report-at-position": report_at_position, "sign-batch": sign_batches, "check-batch": check_batches,
+    "mirror": mirror, "tiles-http": tiles_http,
 }
 
 
@@ -701,7 +771,7 @@ RATIOS = {
     "rebuild": ("raw-scan-json", "raw-scan-orjson"), "rebuild-by-pages": ("raw-scan-json",), "baseline-read": ("raw-scan-json",),
     "raw-scan-json": ("raw-scan-orjson",), "raw-executemany": ("raw-copy",),
     "kafka-relay": ("kafka-raw-produce",), "kafka-consume": ("kafka-raw-consume",), "tlog-verify": ("baseline-sha256",),
-    "sign-batch": ("baseline-sha256",), "check-batch": ("baseline-sha256",),
+    "sign-batch": ("baseline-sha256",), "check-batch": ("baseline-sha256",), "mirror": ("tiles-http",),
 }
 """Each measure and the baselines (same store, same run) it is compared with."""
 
@@ -716,7 +786,7 @@ def targets(r: dict[str, Any], by_name: dict[tuple[str, str], dict[str, Any]]) -
             notes.append(f"≥0.5 of scan+json {'met' if r['events_per_s'] >= 0.5 * scan['events_per_s'] else 'MISSED'}")
     if r["name"] == "import":
         notes.append(f"≥30k/s {'met' if r['events_per_s'] >= 30_000 else 'MISSED'}")
-    if r["name"] in ("rebuild", "import", "report-impact", "report-as-of", "tlog-verify"):
+    if r["name"] in ("rebuild", "import", "report-impact", "report-as-of", "tlog-verify", "mirror"):
         notes.append(f"<250 MiB {'met' if r['peak_mib'] < 250 else 'MISSED'}")
     if r["name"] == "report-impact":
         notes.append(f"<5 s {'met' if r['seconds'] < 5 else 'MISSED'}")
@@ -864,6 +934,8 @@ def main() -> None:
         results.append(_measure("report", url, "middle"))
         if not options.no_pages:
             results.append(_measure("web-pages", url))
+            results.append(_measure("mirror", url))
+            results.append(_measure("tiles-http", url))
     server = None if options.no_kafka else (options.kafka or os.environ.get("LEDGER_TEST_KAFKA"))
     if server and postgres:
         topic = f"bench.{uuid.uuid4().hex[:8]}"

@@ -12,7 +12,7 @@ from tests.conftest import postgres_url
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = {"ledger-write", "baseline-insert", "import", "raw-scan-json", "raw-scan-orjson", "baseline-read", "rebuild-by-pages",
-            "rebuild", "report-impact", "report-as-of", "sign-batch", "check-batch"}
+            "rebuild", "report-impact", "report-as-of", "sign-batch", "check-batch", "mirror", "tiles-http"}
 
 
 def test_the_benchmark_reports_every_measure_with_its_ratios(tmp_path: Path) -> None:
@@ -52,6 +52,8 @@ def test_the_benchmark_reports_every_measure_with_its_ratios(tmp_path: Path) -> 
         # Signing and checking every event, beside plain hashing of the same events; checking also each event on its own.
         assert [ratio.split("x ")[1] for ratio in by_name[("sign-batch", store)]["ratios"]] == ["baseline-sha256"]
         assert by_name[("check-batch", store)]["each_events_per_s"] > 0
+        # A verified mirror from a local `ledger serve`, beside fetching the same tiles with bare HTTP.
+        assert [ratio.split("x ")[1] for ratio in by_name[("mirror", store)]["ratios"]] == ["tiles-http"]
     markdown = written.with_suffix(".md").read_text()
     page_lines = sum(len(r["pages"]) + 1 for r in pages)
     assert markdown.count("\n| ") == len(rows) + 1 + page_lines and "scripts/benchmark --size 400" in markdown

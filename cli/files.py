@@ -37,3 +37,13 @@ def write_whole(path: Path, text: str, *, what: str, mode: int = 0o644, exclusiv
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+
+
+def read_text(path: Path, what: str) -> str:
+    """A UTF-8 text file given on the command line; one ClickException naming `what`, the path and the reason otherwise."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise click.ClickException(f"{what}: {str(path)!r}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{what}: {str(path)!r}: not UTF-8 text") from None

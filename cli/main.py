@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 import bootstrap
 from cli import render
+from cli.files import read_text
 from cli.context import Settings, actor_option, db_option, pass_settings, signing_key_option
 from cli.errors import describe
 from cli.forms import make_command
@@ -239,7 +240,7 @@ def db() -> None:
 def db_init(settings: Settings, owner_url: str | None, root_key: Path | None) -> None:
     """Create the ledger's tables (if missing) and the guards that keep stored events immutable; record the first writer."""
     url = bootstrap.database_url(settings.db)
-    verifier = _read_text(root_key, "root-key") if root_key is not None else None
+    verifier = read_text(root_key, "root-key") if root_key is not None else None
     owner = bootstrap.init_database(url, owner_url)
     click.echo(f"ready: {bootstrap.describe(url)}; stored events refuse UPDATE and DELETE")
     if owner_url:
@@ -252,15 +253,6 @@ def db_init(settings: Settings, owner_url: str | None, root_key: Path | None) ->
         finally:
             app.close()
         click.echo(f"root writer recorded at position {position}: {verifier.strip()}")
-
-
-def _read_text(path: Path, what: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise click.ClickException(f"{what}: {str(path)!r}: {error.strerror or error}") from None
-    except UnicodeDecodeError:
-        raise click.ClickException(f"{what}: {str(path)!r}: not UTF-8 text") from None
 
 
 @ledger.group()
@@ -276,7 +268,7 @@ def writer() -> None:
 @pass_settings
 def writer_authorize(settings: Settings, key_file: Path) -> None:
     """Authorize the writer of a verifier key (from `ledger keygen`); signed by an authorized writer."""
-    text = _read_text(key_file, "key").strip()
+    text = read_text(key_file, "key").strip()
     name = text.split("+", 1)[0]
     _run_one(settings, c.AuthorizeWriter(name=name, verifier=text, occurred_at=utc_now()), f"writer {name!r} authorized")
 

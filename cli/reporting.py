@@ -17,7 +17,7 @@ import click
 import bootstrap
 from cli import render
 from cli.context import Settings, db_option, pass_settings, readable
-from cli.files import write_whole
+from cli.files import write_whole, read_text
 from domain.errors import InvalidValue
 from projections import reports, runner
 from projections.figures import EvidencePage, RowSource, Settings as Period, evidence_listing, evidence_page, published_figures
@@ -144,15 +144,6 @@ CHARTS = ("charts", "evidence")
 """What only the HTML page shows: drawn from the figures' rows, never signed or re-derived."""
 
 
-def _text(path: Path, what: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise click.ClickException(f"{what}: {str(path)!r}: {error.strerror or error}") from None
-    except UnicodeDecodeError:
-        raise click.ClickException(f"{what}: {str(path)!r}: not UTF-8 text") from None
-
-
 def signed(report: dict[str, Any], signer: Signer, db: str | None) -> dict[str, Any]:
     """The report signed, with the checkpoint of the tree up to its `as_of_position`: the published one of that size if this
     key signed one (it carries its witnesses' cosignatures), else one signed now."""
@@ -227,7 +218,7 @@ def register(ledger: click.Group) -> None:
             return None
         if fmt not in SIGNED_FORMATS:
             raise click.UsageError(f"--sign writes a report as {' or '.join(SIGNED_FORMATS)}: give --format json or --format html")
-        return parse_signer(_text(key, "sign"))
+        return parse_signer(read_text(key, "sign"))
 
     @report.command("impact")
     @report_options
@@ -269,10 +260,10 @@ def register(ledger: click.Group) -> None:
     def verify_report(settings: Settings, report_file: Path, key: Path, policy_file: Path | None) -> None:
         """Check a signed report's signatures and checkpoint against this ledger, derive it again there and compare every figure;
         exit 1 on any difference."""
-        verifier = parse_verifier(_text(key, "verifier-key"))
-        policy = parse_policy(_text(policy_file, "policy")) if policy_file is not None else None
+        verifier = parse_verifier(read_text(key, "verifier-key"))
+        policy = parse_policy(read_text(policy_file, "policy")) if policy_file is not None else None
         try:
-            claimed = parse_signed_report(_text(report_file, "report"))
+            claimed = parse_signed_report(read_text(report_file, "report"))
         except TransparencyError as error:
             raise click.ClickException(f"report: {str(report_file)!r}: {error}") from None
         findings: list[str] = []

@@ -97,9 +97,9 @@ def register(ledger: click.Group) -> None:
     @pass_settings
     def mirror(settings: Settings, prefix: str, key: Path, token: str | None) -> None:
         """Copy a tiled log (PREFIX: http(s)://host/tlog, or an exported folder) into --db, checking every entry against its signed tree."""
-        from cli.transparency import _read
+        from cli.files import read_text
 
-        verifier = parse_verifier(_read(key, "verifier-key"))
+        verifier = parse_verifier(read_text(key, "verifier-key"))
         if prefix.startswith(("http://", "https://")):
             fetch = http_fetcher(prefix, token)
         elif Path(prefix).is_dir():

@@ -10,7 +10,7 @@ import click
 import bootstrap
 from cli import publishing, render
 from cli.context import Settings, db_option, pass_settings, readable
-from cli.files import write_whole
+from cli.files import write_whole, read_text
 from transparency import audit, log
 from transparency.errors import TransparencyError
 from transparency.leaf import parse_leaf
@@ -26,27 +26,18 @@ LISTED = 50
 """How many published checkpoints `checkpoint --list` shows."""
 
 
-def _read(path: Path, what: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise click.ClickException(f"{what}: {str(path)!r}: {error.strerror or error}") from None
-    except UnicodeDecodeError:
-        raise click.ClickException(f"{what}: {str(path)!r}: not UTF-8 text") from None
-
-
 def _policy(path: Path | None) -> Policy | None:
-    return None if path is None else parse_policy(_read(path, "policy"))
+    return None if path is None else parse_policy(read_text(path, "policy"))
 
 
 def _verifier(path: Path | None) -> Verifier | None:
-    return None if path is None else parse_verifier(_read(path, "verifier-key"))
+    return None if path is None else parse_verifier(read_text(path, "verifier-key"))
 
 
 def _checkpoint(path: Path, verifier: Verifier | None, what: str = "checkpoint", policy: Policy | None = None,
                 err: bool = False) -> Checkpoint:
     """A checkpoint from a file, its signature checked with `verifier`, or its signatures and quorum with `policy`."""
-    return _checkpoint_in(_read(path, what), str(path), verifier, what, policy, err)
+    return _checkpoint_in(read_text(path, what), str(path), verifier, what, policy, err)
 
 
 def _checkpoint_in(text: str, where: str, verifier: Verifier | None, what: str = "checkpoint", policy: Policy | None = None,
@@ -152,7 +143,7 @@ def register(ledger: click.Group) -> None:
         if listing:
             _list_published(settings)
             return
-        signer = parse_signer(_read(key, "sign")) if key else None
+        signer = parse_signer(read_text(key, "sign")) if key else None
         policy = _policy(policy_file)
         witnesses = publishing.witnesses(policy, urls)
         if (witnesses or quorum is not None or every is not None) and signer is None:
@@ -225,7 +216,7 @@ def register(ledger: click.Group) -> None:
         else:
             raise click.UsageError("give POSITION --checkpoint FILE for an inclusion proof, or --from FILE --to FILE for a consistency proof")
         if fmt == "tlog-proof" and cp_file is not None and isinstance(proof, InclusionProof):
-            _write(from_inclusion(proof, _read(cp_file, "checkpoint")).text(), out)
+            _write(from_inclusion(proof, read_text(cp_file, "checkpoint")).text(), out)
             return
         _write(proof.model_dump_json(indent=2) + "\n", out)
 
@@ -242,11 +233,11 @@ def register(ledger: click.Group) -> None:
         """Check a proof (JSON, or a C2SP tlog-proof) against checkpoints, with no database at all."""
         verifier = _verifier(key)
         policy = _policy(policy_file)
-        text = _read(proof_file, "proof")
+        text = read_text(proof_file, "proof")
         if is_tlog_proof(text):
             tlog_proof = parse_tlog_proof(text)
             proof, carried = to_inclusion(tlog_proof)
-            if cp_file is not None and read_checkpoint(_read(cp_file, "checkpoint")) != carried:
+            if cp_file is not None and read_checkpoint(read_text(cp_file, "checkpoint")) != carried:
                 raise click.ClickException(f"checkpoint: {str(cp_file)!r}: not the checkpoint the tlog-proof carries "
                                            f"(tree size {carried.size}, root {base64.b64encode(carried.root).decode()})")
             cp = _checkpoint_in(tlog_proof.checkpoint, str(proof_file), verifier, policy=policy)
@@ -286,7 +277,7 @@ def register(ledger: click.Group) -> None:
         cp = None
         if cp_file is not None and policy is not None:
             try:
-                witnessed = check_policy(policy, _read(cp_file, "checkpoint"), verifier)
+                witnessed = check_policy(policy, read_text(cp_file, "checkpoint"), verifier)
             except TransparencyError as error:
                 raise click.ClickException(f"checkpoint: {str(cp_file)!r}: {error}") from None
             for line in witnessed.lines():
@@ -296,7 +287,7 @@ def register(ledger: click.Group) -> None:
             if problem is not None:
                 findings.append(f"checkpoint: policy: {problem}")
         elif cp_file is not None:
-            text = _read(cp_file, "checkpoint")
+            text = read_text(cp_file, "checkpoint")
             try:
                 cp = read_checkpoint(text, verifier)
             except TransparencyError as error:

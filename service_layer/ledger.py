@@ -280,11 +280,14 @@ class Ledger(Application[UUID]):
         if self._authorized:
             return None
         name = self.signer.name
+        # Whether the ledger is empty is read before the writer: a first write committed in between then shows as this
+        # writer's authorization (or the write fails as a concurrent change and is tried again), never as a stranger's key.
+        empty = not self.recorder.max_notification_id()
         try:
             writer: Writer | None = self.repository.get(ref_id(writer_ref(name)))
         except AggregateNotFoundError:
             writer = None
-        if writer is None and not self.recorder.max_notification_id():
+        if writer is None and empty:
             check_writer_name(name)
             return c.AuthorizeWriter(name=name, verifier=self.signer.verifier.encode(), occurred_at=self.clock())
         if writer is not None and writer.revoked:

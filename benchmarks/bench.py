@@ -550,7 +550,6 @@ def web_pages(url: str) -> dict[str, Any]:
     The transparency tree is caught up first (timed apart), as `ledger checkpoint` would leave it; the projection is
     caught up by the first figures page, which is what its cold time shows.
     """
-    import socket
     import statistics
     import urllib.parse
     import urllib.request
@@ -576,28 +575,13 @@ def web_pages(url: str) -> dict[str, Any]:
     tree_seconds = time.perf_counter() - started
     tree.close()
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--db", url, "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
+    with _served(url, "/openapi.json") as (base, server):
+        def get(path: str) -> tuple[float, bytes]:
+            began = time.perf_counter()
+            with urllib.request.urlopen(base + path, timeout=600) as answer:
+                body = answer.read()
+            return time.perf_counter() - began, body
 
-    def get(path: str) -> tuple[float, bytes]:
-        began = time.perf_counter()
-        with urllib.request.urlopen(base + path, timeout=600) as answer:
-            body = answer.read()
-        return time.perf_counter() - began, body
-
-    try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(base + "/openapi.json", timeout=5).read()
-                break
-            except OSError:
-                if server.poll() is not None:
-                    raise SystemExit(f"ledger serve stopped: {server.stderr.read() if server.stderr else ''}")
-                time.sleep(0.1)
         pages: list[dict[str, Any]] = []
 
         def measure(label: str, path: str) -> bytes:
@@ -634,9 +618,6 @@ def web_pages(url: str) -> dict[str, Any]:
         for line in Path(f"/proc/{server.pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 server_peak = int(line.split()[1]) / 1024
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     return {"name": "web-pages", "store": _store(url), "events": total, "seconds": round(sum(p["first_ms"] for p in pages) / 1000, 2),
             "events_per_s": 0, "peak_mib": round(server_peak, 1), "tree_seconds": round(tree_seconds, 2), "pages": pages}
 
@@ -645,39 +626,43 @@ def web_pages(url: str) -> dict[str, Any]:
 def _published_and_served(url: str, folder: Path) -> Iterator[tuple[str, Path, int]]:
     """The ledger at `url` with a signed checkpoint published (untimed), served by `ledger serve` on a free port: the
     tiled log's URL, the verifier key's file and the tree size."""
-    import socket
-    import urllib.request
+    import bootstrap
 
     cli = [sys.executable, "-m", "cli.main"]
     subprocess.run([*cli, "keygen", "bench.example/log", "--dir", str(folder)], check=True, capture_output=True)
     subprocess.run([*cli, "checkpoint", "--sign", str(folder / "bench.example_log.key"), "--db", url], check=True, capture_output=True)
-    tree = bootstrap_tree(url)
+    tree = bootstrap.build_tree_store(url)
     size = tree.size()
     tree.close()
+    with _served(url, "/tlog/checkpoint") as (base, _):
+        yield f"{base}/tlog", folder / "bench.example_log.pub", size
+
+
+@contextlib.contextmanager
+def _served(url: str, ready: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`ledger serve` on the ledger at `url`, on a free port, once it answers `ready`: its base URL and process."""
+    import socket
+    import urllib.request
+
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([*cli, "serve", "--db", url, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    log_url = f"http://127.0.0.1:{port}/tlog"
+    server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--db", url, "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
             try:
-                urllib.request.urlopen(log_url + "/checkpoint", timeout=5).read()
+                urllib.request.urlopen(base + ready, timeout=5).read()
                 break
             except OSError:
                 if server.poll() is not None:
                     raise SystemExit(f"ledger serve stopped: {server.stderr.read() if server.stderr else ''}")
                 time.sleep(0.1)
-        yield log_url, folder / "bench.example_log.pub", size
+        yield base, server
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-def bootstrap_tree(url: str) -> Any:
-    import bootstrap
-
-    return bootstrap.build_tree_store(url)
 
 
 def mirror(url: str) -> dict[str, Any]:

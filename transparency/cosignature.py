@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import struct
 from dataclasses import dataclass
 
@@ -12,6 +11,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from transparency.errors import BadKey, BadNote
+from transparency import note
 from transparency.note import SIGNATURE_PREFIX, Signature
 
 ALG_COSIGNATURE_V1 = 4
@@ -21,7 +21,7 @@ MAX_TIMESTAMP = (1 << 63) - 1
 
 def key_hash(name: str, public: bytes) -> int:
     """First 4 bytes, big-endian, of SHA-256(name ‖ "\\n" ‖ 0x04 ‖ public key)."""
-    return struct.unpack(">I", hashlib.sha256(name.encode() + b"\n" + bytes([ALG_COSIGNATURE_V1]) + public).digest()[:4])[0]
+    return note.key_hash(name, public, ALG_COSIGNATURE_V1)
 
 
 def signed_message(body: str, timestamp: int) -> bytes:

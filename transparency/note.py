@@ -17,9 +17,10 @@ ALG_ED25519 = 1
 SIGNATURE_PREFIX = "\u2014 "
 
 
-def key_hash(name: str, public: bytes) -> int:
-    """First 4 bytes, big-endian, of SHA-256(name ‖ "\\n" ‖ 0x01 ‖ public key)."""
-    return struct.unpack(">I", hashlib.sha256(name.encode() + b"\n" + bytes([ALG_ED25519]) + public).digest()[:4])[0]
+def key_hash(name: str, public: bytes, algorithm: int = ALG_ED25519) -> int:
+    """First 4 bytes, big-endian, of SHA-256(name ‖ "\\n" ‖ algorithm byte ‖ public key): 0x01 for a note signer, 0x04 for a
+    cosigner (C2SP tlog-cosignature)."""
+    return struct.unpack(">I", hashlib.sha256(name.encode() + b"\n" + bytes([algorithm]) + public).digest()[:4])[0]
 
 
 def _check_name(name: str) -> None:

@@ -7,25 +7,13 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any
 
 import click
-from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from domain.errors import InvalidValue
-from domain.values import Moment
+from presentation.text import event_details, event_type, parse_moment, printable, summary
 
-_MOMENT: TypeAdapter[datetime] = TypeAdapter(Moment)
-_COMMON = {"originator_id", "originator_version", "timestamp", "occurred_at", "actor", "action_key", "action_digest", "originator_topic"}
-
-
-def parse_moment(field: str, text: str) -> datetime:
-    """A UTC timestamp from a user's ISO date or timestamp."""
-    try:
-        return _MOMENT.validate_python(text)
-    except ValidationError:
-        raise InvalidValue(field, text, "expected YYYY-MM-DD or an ISO timestamp") from None
+__all__ = ["event_details", "event_type", "parse_moment", "printable", "summary", "progress", "table", "history"]
 
 
 class _Quiet:
@@ -68,13 +56,6 @@ class _Rated:
         self.bar.update(n, current_item=f"{self.done / elapsed:,.0f}/s")
 
 
-def printable(text: str) -> str:
-    """Text that cannot act on a terminal: control, format and line-break characters shown as escapes (one row stays one line)."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
-
-
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A plain fixed-width table; stored text is shown escaped, never interpreted by the terminal."""
     cells = [[str(h) for h in headers], *([("" if v is None else printable(str(v))) for v in row] for row in rows)]
@@ -82,30 +63,6 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-def event_details(event: BaseModel) -> dict[str, Any]:
-    """The fields particular to one event, as JSON-ready values."""
-    data = event.model_dump(mode="json", exclude=_COMMON)
-    return {k: v for k, v in data.items() if v not in (None, (), [])}
-
-
-def summary(event: BaseModel) -> str:
-    """One readable line of an event's own fields."""
-    return ", ".join(f"{k}={_short(v)}" for k, v in event_details(event).items())
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, list):
-        return "/".join(map(str, value))
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{k}:{v}" for k, v in value.items() if v) + "}"
-    return str(value)
-
-
-def event_type(event: Any) -> str:
-    """`ClusterOrganisation.Registered` for an event of that class."""
-    return type(event).__qualname__
 
 
 def history(events: Sequence[Any], fmt: str, recorded_by: Mapping[int, str] | None = None) -> str:

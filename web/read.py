@@ -17,7 +17,7 @@ from pydantic_core import to_jsonable_python
 
 import bootstrap
 from adapters.mapper import CATALOGUE
-from cli.render import event_details, event_type, parse_moment, summary
+from presentation.text import event_details, event_type, parse_moment, summary
 from domain.base import ref_id
 from domain.errors import EventDoesNotFit, InvalidValue, LedgerError
 from domain.values import CountryCode

@@ -1,0 +1,53 @@
+"""Events as readable fields and one-line summaries, and moments as people type them: shared by the command line and the browser view."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from domain.errors import InvalidValue
+from domain.values import Moment
+
+_MOMENT: TypeAdapter[datetime] = TypeAdapter(Moment)
+_COMMON = {"originator_id", "originator_version", "timestamp", "occurred_at", "actor", "action_key", "action_digest", "originator_topic"}
+
+
+def parse_moment(field: str, text: str) -> datetime:
+    """A UTC timestamp from a user's ISO date or timestamp."""
+    try:
+        return _MOMENT.validate_python(text)
+    except ValidationError:
+        raise InvalidValue(field, text, "expected YYYY-MM-DD or an ISO timestamp") from None
+
+
+def printable(text: str) -> str:
+    """Text that cannot act on a terminal: control, format and line-break characters shown as escapes (one row stays one line)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def event_details(event: BaseModel) -> dict[str, Any]:
+    """The fields particular to one event, as JSON-ready values."""
+    data = event.model_dump(mode="json", exclude=_COMMON)
+    return {k: v for k, v in data.items() if v not in (None, (), [])}
+
+
+def summary(event: BaseModel) -> str:
+    """One readable line of an event's own fields."""
+    return ", ".join(f"{k}={_short(v)}" for k, v in event_details(event).items())
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list):
+        return "/".join(map(str, value))
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{v}" for k, v in value.items() if v) + "}"
+    return str(value)
+
+
+def event_type(event: Any) -> str:
+    """`ClusterOrganisation.Registered` for an event of that class."""
+    return type(event).__qualname__

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -51,3 +51,18 @@ def _short(value: Any) -> str:
 def event_type(event: Any) -> str:
     """`ClusterOrganisation.Registered` for an event of that class."""
     return type(event).__qualname__
+
+
+def number(value: int) -> str:
+    """A count as every output writes it: thousands separated by commas (62,527)."""
+    return f"{value:,}"
+
+
+def count(value: int, noun: str, plural: str | None = None) -> str:
+    """`1 event`, `2,000 events`: a count with its noun in the right number."""
+    return f"{number(value)} {noun if value == 1 else plural or noun + 's'}"
+
+
+def moment(value: datetime) -> str:
+    """A moment as every text output writes it: UTC, to the second, with its offset (2025-06-01T12:00:00+00:00)."""
+    return value.astimezone(timezone.utc).isoformat(timespec="seconds")

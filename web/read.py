@@ -366,6 +366,8 @@ def record_page(reader: Reader, ref: str, as_of: str | None = None) -> dict[str,
     events = ledger.aggregate_events(ref)
     originator_id = events[0].originator_id
     positions = _positions(reader, originator_id)
+    own = getattr(events[0], "ref", ref)
+    other_record = lambda text: text != own and reader.is_record(text)  # noqa: E731 - the record's own ref needs no link to itself
     history = []
     aggregate: Any = None
     before: dict[str, Any] | None = None
@@ -380,16 +382,16 @@ def record_page(reader: Reader, ref: str, as_of: str | None = None) -> dict[str,
             "position": position, "version": e.originator_version, "type": event_type(e),
             "occurred_at": e.occurred_at.isoformat(), "recorded_at": e.timestamp.isoformat(), "actor": e.actor,
             "details": event_details(e), "summary": summary(e), "recorded_by_as_of": until is None or e.timestamp <= until,
-            "changes": state.changes(before, after, reader.is_record),
+            "changes": state.changes(before, after, other_record),
         })
         states.append(after)
         before = after
     known = [i for i, h in enumerate(history) if h["recorded_by_as_of"]]
     then = states[known[-1]] if known else None
     return {
-        "ref": getattr(events[0], "ref", ref), "id": originator_id.hex, "kind": type(events[0]).__qualname__.split(".")[0],
+        "ref": own, "id": originator_id.hex, "kind": type(events[0]).__qualname__.split(".")[0],
         "as_of": until.isoformat() if until else None, "version": history[known[-1]]["version"] if known else 0, "state": then,
-        "fields": state.fields(then, reader.is_record) if then is not None else None, "events": history,
+        "fields": state.fields(then, other_record) if then is not None else None, "events": history,
     }
 
 

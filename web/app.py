@@ -173,8 +173,9 @@ def create_app(db: str | None, token: str | None = None) -> FastAPI:
 
     @app.get("/events/{position}", response_class=HTMLResponse, include_in_schema=False)
     async def event(request: Request, position: int, as_of: str | None = None) -> Response:
+        moment = read.parse_moment("as-of", as_of) if as_of else None  # a wrong moment is refused before any work
         shown = await run(lambda: read.event_page(reader, position))
-        return page(request, "event.html", {**shown, **read.seen_as_of(shown, as_of or None)})
+        return page(request, "event.html", {**shown, **read.seen_as_of(shown, moment)})
 
     @app.get("/events/{position}/proof.json", include_in_schema=False)
     async def event_proof(position: int) -> Response:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -45,6 +46,8 @@ PAGE_SIZE = 50
 EVIDENCE_RUN = 1_000
 """A figure's events are computed this many at a time and kept, so its next pages need no new pass over the rows."""
 KEPT = 8
+MONTHS_CHARTED = 120
+"""The most months a figure's chart by month covers: each costs one pass over the projection's rows."""
 """Reports and runs of events kept per app (the oldest go first); each is small, whatever the ledger's size."""
 logger = logging.getLogger(__name__)
 PROOF_NOTE = (
@@ -343,11 +346,12 @@ def figure_months(reader: Reader, key: str, query: Query) -> dict[str, Any]:
 
 def _month_spans(start: date, end: date) -> list[tuple[str, date, date]]:
     """Every month from `start` to `end`: its name (YYYY-MM), first and last day."""
+    if (end.year - start.year) * 12 + end.month - start.month >= MONTHS_CHARTED:
+        raise InvalidValue("to", end.isoformat(), f"a chart by month covers at most {MONTHS_CHARTED} months from {start.isoformat()}")
     listed = []
     for month in counting.months_between(start, end):
         first = date.fromisoformat(month + "-01")
-        following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
-        listed.append((month, first, following - timedelta(days=1)))
+        listed.append((month, first, first.replace(day=calendar.monthrange(first.year, first.month)[1])))
     return listed
 
 
@@ -438,9 +442,8 @@ def event_page(reader: Reader, position: int) -> dict[str, Any]:
     }
 
 
-def seen_as_of(event: dict[str, Any], as_of: str | None) -> dict[str, Any]:
+def seen_as_of(event: dict[str, Any], moment: datetime | None) -> dict[str, Any]:
     """The moment an event page is read at (kept from the page it was reached from), and whether the event was recorded after it."""
-    moment = parse_moment("as-of", as_of) if as_of else None
     recorded = datetime.fromisoformat(event["recorded_at"]) if event.get("recorded_at") else None
     return {"as_of": moment.isoformat() if moment else None, "after_moment": bool(moment and recorded and recorded > moment)}
 

@@ -181,3 +181,21 @@ def test_every_page_fits_the_screen_with_no_text_under_12_px(browser: Browser, s
         assert overflow == (["auto", True] if width == 390 else ["visible", False]), overflow
     finally:
         context.close()
+
+
+def test_the_new_addresses_refuse_bad_input_with_one_line_naming_it(served: Served) -> None:
+    refused = {
+        "/figures/bilateral_meetings/months?from=0001-01-01&to=9999-12-31": (400, "to: '9999-12-31': a chart by month covers at most 120 months"),
+        "/figures/no_such_figure/months": (404, "figure: 'no_such_figure' is not a figure"),
+        "/events/5?as_of=soon": (400, "as-of: 'soon': expected YYYY-MM-DD or an ISO timestamp"),
+        "/countries?as_of=soon": (400, "as-of: 'soon': expected YYYY-MM-DD or an ISO timestamp"),
+        "/countries/ZZ": (400, "country: 'ZZ': not an ISO 3166 alpha-2 country code"),
+    }
+    for path, (status, line) in refused.items():
+        got, body = call(served, path)
+        text = body.decode()
+        assert got == status and "<html" in text, (path, got)
+        assert line in text.replace("&#39;", "'"), (path, text[-400:])
+    # The last month a date can name is charted like any other.
+    got, body = call(served, "/figures/bilateral_meetings/months?from=9999-12-01&to=9999-12-31")
+    assert got == 200 and b'data-month="9999-12"' in body

@@ -173,7 +173,7 @@ def test_every_page_fits_the_screen_with_no_text_under_12_px(browser: Browser, s
             assert tab.evaluate("document.documentElement.scrollWidth") <= width, (path, width)
             small = [(text, size) for text, size in tab.evaluate(TEXT_SIZES) if size < 12]
             assert small == [], (path, width, small[:5])
-            tab.screenshot(path=str(tmp_path / f"{path.strip('/').replace('/', '-') or 'figures'}-{width}.png"), full_page=True)
+            tab.screenshot(path=str(tmp_path / f"{path.strip('/').replace('/', '-') or 'figures'}-{width}.png"))
         # A wide table scrolls inside itself on a phone, never the page.
         tab.goto("/audit")
         log = tab.locator("#log")

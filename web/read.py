@@ -12,18 +12,17 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
+import pycountry
 from eventsourcing.persistence import Notification
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
-
-import pycountry
 
 import bootstrap
 from adapters.mapper import CATALOGUE
 from presentation.text import event_details, event_type, parse_moment, summary
 from domain.base import ref_id
-from domain.nuts import NUTS_PREFIX
 from domain.errors import EventDoesNotFit, InvalidValue, LedgerError
+from domain.nuts import NUTS_PREFIX
 from domain.values import CountryCode
 from projections import reports, runner
 from projections import figures as counting
@@ -46,9 +45,9 @@ PAGE_SIZE = 50
 EVIDENCE_RUN = 1_000
 """A figure's events are computed this many at a time and kept, so its next pages need no new pass over the rows."""
 KEPT = 8
+"""Reports and runs of events kept per app (the oldest go first); each is small, whatever the ledger's size."""
 MONTHS_CHARTED = 120
 """The most months a figure's chart by month covers: each costs one pass over the projection's rows."""
-"""Reports and runs of events kept per app (the oldest go first); each is small, whatever the ledger's size."""
 logger = logging.getLogger(__name__)
 PROOF_NOTE = (
     "against the checkpoint of the whole tree as it stands now (the tree is caught up first); "
@@ -371,7 +370,10 @@ def record_page(reader: Reader, ref: str, as_of: str | None = None) -> dict[str,
     originator_id = events[0].originator_id
     positions = _positions(reader, originator_id)
     own = getattr(events[0], "ref", ref)
-    other_record = lambda text: text != own and reader.is_record(text)  # noqa: E731 - the record's own ref needs no link to itself
+
+    def other_record(text: str) -> bool:  # the record's own reference needs no link to itself
+        return text != own and reader.is_record(text)
+
     history = []
     aggregate: Any = None
     before: dict[str, Any] | None = None

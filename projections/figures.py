@@ -82,6 +82,21 @@ def assumptions(settings: Settings) -> dict[str, Any]:
     }
 
 
+_RULE_OF = {
+    "matchmaking_participants": "participants", "clusters_talks_participants": "participants",
+    "clusters_meet_regions_participants": "participants", "c2lab_participants": "participants",
+    "clusters_talks_held": "activities_held", "c2labs_held": "activities_held", "clusters_meet_regions_pitches": "pitches",
+    "case_studies": "publications", "green_transition_guides": "publications", "country_fact_sheets": "publications",
+    "share_regularly_updated_profiles_start": "regularly_updated", "share_regularly_updated_profiles_end": "regularly_updated",
+}
+"""Figures that share one counting rule in `assumptions`, and the rule's name there."""
+
+
+def counting_rule(key: str, rules: dict[str, Any]) -> str:
+    """The counting rule of one figure, from `assumptions`, as shown beside it."""
+    return str(rules[_RULE_OF.get(key, key)])
+
+
 def meets(value: Any, published: Any, qualifier: str) -> bool:
     """Whether a computed value meets a published value and its qualifier."""
     if qualifier in ("more than", "over"):
@@ -402,6 +417,14 @@ def regions(source: RowSource, settings: Settings) -> dict[str, Any]:
         prefix = NUTS_PREFIX.get(profile["country"], profile["country"])
         tally[to_current(region, profile.get("nuts_version") or CURRENT)[: len(prefix) + 2]] += 1
     return {"classification": f"NUTS {CURRENT}", "level": 2, "profiles": dict(sorted(tally.items()))}
+
+
+def countries(source: RowSource, settings: Settings) -> dict[str, int]:
+    """Every country with an organisation on record, and how many of its profiles are on the platform at the end of the period."""
+    end, found = settings.end.isoformat(), Counter[str]()
+    for org in _rows_of(source, {"org"}):
+        found[_profile_at(org, _LAST_DAY)["country"]] += _on_platform(org, end)
+    return dict(sorted(found.items()))
 
 
 def chart_data(source: RowSource, settings: Settings, top: int = 20) -> dict[str, Any]:

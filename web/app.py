@@ -148,6 +148,12 @@ def create_app(db: str | None, token: str | None = None) -> FastAPI:
         query = report_query(start, end, as_of, window_days, country)
         return page(request, "figure.html", {**await run(lambda: read.figure_page(reader, key, query, after)), "query": query.params()})
 
+    @app.get("/figures/{key}/months", response_class=HTMLResponse, include_in_schema=False)
+    async def figure_months(request: Request, key: str, start: str | None = Param(None, alias="from"), end: str | None = Param(None, alias="to"),
+                            as_of: str | None = None, window_days: int = 365, country: str | None = None) -> Response:
+        query = report_query(start, end, as_of, window_days, country)
+        return page(request, "months.html", {**await run(lambda: read.figure_months(reader, key, query)), "query": query.params()})
+
     @app.get("/api/records/{ref:path}", summary="One record's whole history, and its state as of a moment")
     async def api_record(ref: str, as_of: str | None = None) -> dict[str, Any]:
         return await run(lambda: read.record_page(reader, ref, as_of or None))
@@ -166,8 +172,10 @@ def create_app(db: str | None, token: str | None = None) -> FastAPI:
         return await run(lambda: read.event_page(reader, position))
 
     @app.get("/events/{position}", response_class=HTMLResponse, include_in_schema=False)
-    async def event(request: Request, position: int) -> Response:
-        return page(request, "event.html", await run(lambda: read.event_page(reader, position)))
+    async def event(request: Request, position: int, as_of: str | None = None) -> Response:
+        moment = read.parse_moment("as-of", as_of) if as_of else None  # a wrong moment is refused before any work
+        shown = await run(lambda: read.event_page(reader, position))
+        return page(request, "event.html", {**shown, **read.seen_as_of(shown, moment)})
 
     @app.get("/events/{position}/proof.json", include_in_schema=False)
     async def event_proof(position: int) -> Response:
@@ -200,10 +208,12 @@ def create_app(db: str | None, token: str | None = None) -> FastAPI:
         return await run(lambda: read.country_page(reader, query))
 
     @app.get("/countries", response_class=HTMLResponse, include_in_schema=False)
-    async def countries(request: Request, country: str | None = None) -> Response:
+    async def countries(request: Request, country: str | None = None, start: str | None = Param(None, alias="from"),
+                        end: str | None = Param(None, alias="to"), as_of: str | None = None, window_days: int = 365) -> Response:
+        query = report_query(start, end, as_of, window_days)
         if country:
-            return RedirectResponse(_link(f"/countries/{read.country_code(country)}"), status_code=303)
-        return page(request, "countries.html", {})
+            return RedirectResponse(_link(f"/countries/{read.country_code(country)}", **query.params()), status_code=303)
+        return page(request, "countries.html", {**await run(lambda: read.countries_page(reader, query)), "query": query.params()})
 
     @app.get("/countries/{country}", response_class=HTMLResponse, include_in_schema=False)
     async def country(request: Request, country: str, start: str | None = Param(None, alias="from"), end: str | None = Param(None, alias="to"),

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
+import pycountry
 from eventsourcing.persistence import Notification
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
@@ -20,8 +22,10 @@ from adapters.mapper import CATALOGUE
 from presentation.text import event_details, event_type, parse_moment, summary
 from domain.base import ref_id
 from domain.errors import EventDoesNotFit, InvalidValue, LedgerError
+from domain.nuts import NUTS_PREFIX
 from domain.values import CountryCode
 from projections import reports, runner
+from projections import figures as counting
 from projections.figures import EvidencePage, Figures, RowSource, Settings as Period, evidence_page, meets, published_figures
 from projections.platform import FOLD_VERSION
 from projections.reports import Included, Sources
@@ -35,18 +39,23 @@ from transparency.proofs import InclusionProof, b64
 from transparency.signing import recorded_by
 from transparency.tlogproof import TlogProof, from_inclusion
 from transparency.store import TreeStore
+from web import state
 
 PAGE_SIZE = 50
 EVIDENCE_RUN = 1_000
 """A figure's events are computed this many at a time and kept, so its next pages need no new pass over the rows."""
 KEPT = 8
 """Reports and runs of events kept per app (the oldest go first); each is small, whatever the ledger's size."""
+MONTHS_CHARTED = 120
+"""The most months a figure's chart by month covers: each costs one pass over the projection's rows."""
 logger = logging.getLogger(__name__)
 PROOF_NOTE = (
     "against the checkpoint of the whole tree as it stands now (the tree is caught up first); "
     "the button recomputes the leaf hash and the root in this browser"
 )
 _COUNTRY: TypeAdapter[str] = TypeAdapter(CountryCode)
+_ISO_OF_NUTS = {nuts: iso for iso, nuts in NUTS_PREFIX.items()}
+"""The two countries NUTS spells apart from ISO 3166 (EL, UK), so a sheet's address may use either spelling."""
 
 
 class NotFound(LedgerError):
@@ -85,10 +94,17 @@ class Query:
 
 
 def country_code(given: str) -> str:
+    """The ISO 3166 code of a country given by its ISO code or as NUTS spells it (EL for Greece, UK for the United Kingdom)."""
     try:
-        return _COUNTRY.validate_python(given)
+        return _COUNTRY.validate_python(_ISO_OF_NUTS.get(given.strip().upper(), given))
     except ValidationError:
-        raise InvalidValue("country", given, "not an ISO 3166 alpha-2 country code") from None
+        raise InvalidValue("country", given, "not an ISO 3166 alpha-2 country code (or EL, UK as NUTS spells them)") from None
+
+
+def country_name(code: str) -> str:
+    """A country's name in English (Greece for GR), or its code if it has none."""
+    found = pycountry.countries.get(alpha_2=code)
+    return str(getattr(found, "common_name", None) or found.name) if found is not None else code
 
 
 @dataclass
@@ -102,6 +118,7 @@ class Reader:
     _reports: OrderedDict[tuple[Any, ...], tuple[dict[str, Any], Figures]] = field(default_factory=OrderedDict)
     _runs: OrderedDict[tuple[Any, ...], EvidencePage] = field(default_factory=OrderedDict)
     _refs: dict[UUID, str] = field(default_factory=dict)
+    _months: OrderedDict[tuple[Any, ...], list[dict[str, Any]]] = field(default_factory=OrderedDict)
     _tree: TreeStore | None = None
     _checked: int = 0
     """Every stored event up to this position is known to be readable by this code."""
@@ -135,6 +152,7 @@ class Reader:
         self._rows.clear()
         self._reports.clear()
         self._runs.clear()
+        self._months.clear()
         self._checked = 0
 
     def require_readable(self, after: int = 0) -> None:
@@ -208,6 +226,21 @@ class Reader:
             self._refs[originator_id] = getattr(found, "ref", None) or originator_id.hex
         return self._refs[originator_id]
 
+    def months(self, query: Query, compute: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """The figures of each month of `query`'s period, computed once while the log stays the same size."""
+        key = (query, self.sources().recorder.max_notification_id() or 0)
+        if key not in self._months:
+            self._months[key] = compute()
+            _trim(self._months)
+        self._months.move_to_end(key)
+        return self._months[key]
+
+    def is_record(self, text: str) -> bool:
+        """Whether `text` is the reference of a record the ledger holds (a value in a state that can be linked to)."""
+        if not text or len(text) > 200 or text.isspace():
+            return False
+        return self.ref(ref_id(text)) == text
+
 
 def _trim(kept: OrderedDict[Any, Any]) -> None:
     while len(kept) > KEPT:
@@ -235,6 +268,7 @@ def figures_page(reader: Reader, query: Query) -> dict[str, Any]:
             "events": figures.totals[key],
             "published": None if query.country else {"qualifier": ref["qualifier"], "value": ref["value"]},
             "meets": None if query.country or value is None else meets(value, ref["value"], ref["qualifier"]),
+            "rule": counting.counting_rule(key, found["assumptions"]),
         })
     page = {k: v for k, v in found.items() if k != "figures"}
     page["figures"] = listed
@@ -245,7 +279,22 @@ def country_page(reader: Reader, query: Query) -> dict[str, Any]:
     """Page 6: a country fact sheet, as `ledger report country CC` gives it."""
     if not query.country:
         raise InvalidValue("country", "", "not an ISO 3166 alpha-2 country code")
-    return figures_page(reader, query)
+    page = figures_page(reader, query)
+    page["country_name"] = country_name(page["country"])
+    page["partner_names"] = {code: country_name(code) for code in page["cross_border_partners"]}
+    return page
+
+
+def countries_page(reader: Reader, query: Query) -> dict[str, Any]:
+    """The list of country sheets: every country with an organisation recorded (by the as-of moment), by name, with how many
+    of its profiles are on the platform at the end of the period."""
+    period, moment = query.period(), query.moment()
+    rows, included = reader.rows(moment)
+    found = counting.countries(rows, period)
+    listed = sorted(({"code": c, "name": country_name(c), "profiles": n} for c, n in found.items()), key=lambda c: c["name"])
+    return {"period": {"from": period.start.isoformat(), "to": period.end.isoformat()}, "as_of": moment.isoformat() if moment else None,
+            "as_of_position": included.position, "as_of_recorded_at": included.recorded_at.isoformat() if included.recorded_at else None,
+            "countries": listed}
 
 
 def figure_page(reader: Reader, key: str, query: Query, after: int = 0, limit: int = PAGE_SIZE) -> dict[str, Any]:
@@ -266,9 +315,43 @@ def figure_page(reader: Reader, key: str, query: Query, after: int = 0, limit: i
     return {
         "figure": key, "value": found.value, "is_count": found.is_count, "total": found.total,
         "period": {"from": period.start.isoformat(), "to": period.end.isoformat()}, "as_of": moment.isoformat() if moment else None,
-        "as_of_position": included.position, "country": period.country,
+        "as_of_position": included.position, "as_of_recorded_at": included.recorded_at.isoformat() if included.recorded_at else None,
+        "country": period.country, "country_name": country_name(period.country) if period.country else None,
+        "rule": counting.counting_rule(key, counting.assumptions(period)),
         "after": after, "events": events, "next_after": found.events[-1].position if found.more else None,
     }
+
+
+def figure_months(reader: Reader, key: str, query: Query) -> dict[str, Any]:
+    """One figure month by month over the period: each month's value is the figure with that month (within the period) as
+    its period, by the same counting rule. One pass over the rows per month, kept while the log stays the same size."""
+    keys = [f["key"] for f in published_figures()["figures"]]
+    if key not in keys:
+        raise NotFound(f"figure: {key!r} is not a figure; one of: {', '.join(keys)}")
+    period, moment = query.period(), query.moment()
+    rows, included = reader.rows(moment)
+    spans = [(month, max(first, period.start), min(last, period.end)) for month, first, last in _month_spans(period.start, period.end)]
+    values = reader.months(query, lambda: [counting.compute(rows, replace(period, start=first, end=last), limit=0).values for _, first, last in spans])
+    return {
+        "figure": key, "period": {"from": period.start.isoformat(), "to": period.end.isoformat()},
+        "as_of": moment.isoformat() if moment else None, "as_of_position": included.position,
+        "as_of_recorded_at": included.recorded_at.isoformat() if included.recorded_at else None,
+        "country": period.country, "country_name": country_name(period.country) if period.country else None,
+        "rule": counting.counting_rule(key, counting.assumptions(period)),
+        "months": [{"month": month, "from": first.isoformat(), "to": last.isoformat(), "value": found[key]}
+                   for (month, first, last), found in zip(spans, values)],
+    }
+
+
+def _month_spans(start: date, end: date) -> list[tuple[str, date, date]]:
+    """Every month from `start` to `end`: its name (YYYY-MM), first and last day."""
+    if (end.year - start.year) * 12 + end.month - start.month >= MONTHS_CHARTED:
+        raise InvalidValue("to", end.isoformat(), f"a chart by month covers at most {MONTHS_CHARTED} months from {start.isoformat()}")
+    listed = []
+    for month in counting.months_between(start, end):
+        first = date.fromisoformat(month + "-01")
+        listed.append((month, first, first.replace(day=calendar.monthrange(first.year, first.month)[1])))
+    return listed
 
 
 def _event_at(reader: Reader, position: int) -> Any:
@@ -280,30 +363,41 @@ def _event_at(reader: Reader, position: int) -> Any:
 
 
 def record_page(reader: Reader, ref: str, as_of: str | None = None) -> dict[str, Any]:
-    """Page 3: one record's whole history, each event marked as recorded by `as_of` or not, and its state then."""
+    """Page 3: one record's whole history, each event marked as recorded by `as_of` or not with what it changed, and its state then."""
     ledger = reader.ledger()
     until = parse_moment("as-of", as_of) if as_of else None
     events = ledger.aggregate_events(ref)
     originator_id = events[0].originator_id
     positions = _positions(reader, originator_id)
+    own = getattr(events[0], "ref", ref)
+
+    def other_record(text: str) -> bool:  # the record's own reference needs no link to itself
+        return text != own and reader.is_record(text)
+
     history = []
-    for e, position in zip(events, positions):
+    aggregate: Any = None
+    before: dict[str, Any] | None = None
+    states: list[dict[str, Any]] = []
+    for number, (e, position) in enumerate(zip(events, positions), start=1):
+        if e.originator_version != number:  # the aggregate could not be rebuilt past it
+            raise EventDoesNotFit(position, event_type(e), f"it is stored as version {e.originator_version} of {ref!r}, where version {number} belongs")
+        # The same fold as the repository's: each event applied to the state before it, so each update shows what it changed.
+        aggregate = e.mutate(aggregate)
+        after = state.state_of(aggregate)
         history.append({
             "position": position, "version": e.originator_version, "type": event_type(e),
             "occurred_at": e.occurred_at.isoformat(), "recorded_at": e.timestamp.isoformat(), "actor": e.actor,
             "details": event_details(e), "summary": summary(e), "recorded_by_as_of": until is None or e.timestamp <= until,
+            "changes": state.changes(before, after, other_record),
         })
-    for number, h in enumerate(history, start=1):
-        if h["version"] != number:  # the aggregate could not be rebuilt past it
-            raise EventDoesNotFit(h["position"], h["type"], f"it is stored as version {h['version']} of {ref!r}, where version {number} belongs")
-    known = [h for h in history if h["recorded_by_as_of"]]
-    state = None
-    if known:
-        aggregate = ledger.repository.get(originator_id, version=known[-1]["version"])
-        state = {k: v for k, v in to_jsonable_python(vars(aggregate), fallback=str).items() if not k.startswith("_") and k != "action_keys"}
+        states.append(after)
+        before = after
+    known = [i for i, h in enumerate(history) if h["recorded_by_as_of"]]
+    then = states[known[-1]] if known else None
     return {
-        "ref": getattr(events[0], "ref", ref), "id": originator_id.hex, "kind": type(events[0]).__qualname__.split(".")[0],
-        "as_of": until.isoformat() if until else None, "version": known[-1]["version"] if known else 0, "state": state, "events": history,
+        "ref": own, "id": originator_id.hex, "kind": type(events[0]).__qualname__.split(".")[0],
+        "as_of": until.isoformat() if until else None, "version": history[known[-1]]["version"] if known else 0, "state": then,
+        "fields": state.fields(then, other_record) if then is not None else None, "events": history,
     }
 
 
@@ -348,6 +442,12 @@ def event_page(reader: Reader, position: int) -> dict[str, Any]:
         **common, **decoded, "unreadable": unreadable,
         "proof": _inclusion(reader, position), "proof_note": PROOF_NOTE, "published_size": _published_size(reader),
     }
+
+
+def seen_as_of(event: dict[str, Any], moment: datetime | None) -> dict[str, Any]:
+    """The moment an event page is read at (kept from the page it was reached from), and whether the event was recorded after it."""
+    recorded = datetime.fromisoformat(event["recorded_at"]) if event.get("recorded_at") else None
+    return {"as_of": moment.isoformat() if moment else None, "after_moment": bool(moment and recorded and recorded > moment)}
 
 
 def _published_size(reader: Reader) -> int | None:

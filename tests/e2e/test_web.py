@@ -170,7 +170,7 @@ def test_the_json_api_gives_the_numbers_the_pages_show(page: Page, served: Serve
     assert {f["key"]: f["value"] for f in country["figures"]} == sheet["figures"]
     assert country["cross_border_partners"] == sheet["cross_border_partners"] == {"LV": 2}
     partners = page.locator("#partners tbody tr td").all_inner_texts()
-    assert partners == ["LV", "2"]
+    assert partners == ["Latvia (LV)", "2"]
 
     page.goto("/figures/matchmaking_participants")
     listed = [int(p) for p in page.locator("tr.event-row").evaluate_all("rows => rows.map(r => r.dataset.position)")]

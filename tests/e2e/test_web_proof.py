@@ -3,6 +3,7 @@ key the auditor pinned (and cosigned as the auditor's witness policy asks), and 
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
 import subprocess
@@ -140,18 +141,39 @@ def test_a_checkpoint_signed_by_a_key_other_than_the_pinned_one_shows_red(page: 
     assert colour(page) != GREEN
 
 
+def test_the_signature_check_holds_for_the_signed_note_specs_own_example(page: Page) -> None:
+    """golang.org/x/mod/sumdb/note's example note and key: the key's hash is recomputed when pinned, the signature holds (and
+    the check then stops at the note, which is no checkpoint), and one changed word breaks it."""
+    pin(page, "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW")
+    assert page.locator("#pinned").inner_text().startswith("Pinned key: PeterNeumann+c74f20a3.")
+    note = ("If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n\n"
+            "\u2014 PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n")
+    for given, expected in ((note, "the checkpoint needs origin, tree size and root hash lines"),
+                            (note.replace("answer", "solution"), "the signature by the pinned key PeterNeumann+c74f20a3 does not match the checkpoint")):
+        page.locator("#proof-checkpoint").evaluate("(e, text) => { e.textContent = text; }", given)
+        assert verdict(page) == f"The proof does not hold: {expected}."
+    page.fill("#verifier-key", "PeterNeumann+c74f20a4+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW")
+    page.click("#pin-key")
+    assert page.locator("#pinned").inner_text() == "Not pinned: verifier key PeterNeumann: hash c74f20a4 does not match the key (c74f20a3)."
+
+
 def test_the_witness_policy_shows_each_cosignature_and_whether_the_quorum_is_met(page: Page, published: Log) -> None:
     note = str(published.checkpoint["note"])
     body, _ = split_note(note)
-    w1, w2 = Cosigner.generate("witness.example/one"), Cosigner.generate("witness.example/two")
-    cosigned = note + w1.cosign(body, 1_767_225_600)  # 2026-01-01T00:00:00Z
-    policy = f"witness w1 {w1.key.encode()}\nwitness w2 {w2.key.encode()}\ngroup both all w1 w2\ngroup either any w1 w2\n"
+    w1, w2, w3 = (Cosigner.generate(f"witness.example/{n}") for n in ("one", "two", "three"))
+    by_w1 = w1.cosign(body, 1_767_225_600)  # 2026-01-01T00:00:00Z
+    # w1's signature under w2's name and key hash: a cosignature line of w2's that does not hold.
+    raw = base64.b64decode(by_w1.split(" ")[2])
+    not_by_w2 = f"\u2014 {w2.name} {b64(struct.pack('>I', w2.key.hash) + raw[4:])}\n"
+    cosigned = note + by_w1 + not_by_w2
+    policy = f"witness w1 {w1.key.encode()}\nwitness w2 {w2.key.encode()}\nwitness w3 {w3.key.encode()}\ngroup both all w1 w2\ngroup either any w1 w2 w3\n"
     pin(page, published.signer.verifier.encode(), policy + "quorum either\n")
     page.goto(f"/events/{POSITION}?checkpoint={quote(cosigned)}")
     assert verdict(page).endswith(f"signed by {named(published.signer)}, witness quorum either met (w1).")
     assert page.locator("#cosignatures li").all_inner_texts() == [
         f"witness w1 ({w1.key.label()}): cosignature valid, 2026-01-01T00:00:00+00:00",
-        f"witness w2 ({w2.key.label()}): cosignature missing",
+        f"witness w2 ({w2.key.label()}): cosignature invalid",
+        f"witness w3 ({w3.key.label()}): cosignature missing",
     ]
     pin(page, published.signer.verifier.encode(), policy + "quorum both\n")
     page.goto(f"/events/{POSITION}?checkpoint={quote(cosigned)}")

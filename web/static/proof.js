@@ -6,6 +6,7 @@
   const SIGNATURE_PREFIX = "\u2014 ";
   const ALG_ED25519 = 1;  // a note signer's key (golang.org/x/mod/sumdb/note)
   const ALG_COSIGNATURE_V1 = 4;  // a witness's key (C2SP tlog-cosignature)
+  const MAX_TIMESTAMP = (1n << 63n) - 1n;
   const REF_NAMESPACE = "44f25c1a7fe154f9ab7afabff3e47f97";  // domain.base: uuid5(NAMESPACE_URL, "https://cluster-ledger.eu/ref")
   const $ = (id) => document.getElementById(id);
   const utf8 = new TextEncoder();
@@ -76,8 +77,9 @@
     const signatures = block.slice(0, -1).split("\n").map((line) => {
       if (!line.startsWith(SIGNATURE_PREFIX)) fail("the checkpoint has a signature line that is not '\u2014 name base64'");
       const rest = line.slice(SIGNATURE_PREFIX.length), space = rest.indexOf(" ");
+      if (space < 1) fail("the checkpoint has a signature line without a name and a signature");
       const name = rest.slice(0, space), raw = bytes(rest.slice(space + 1), "the signature by " + name);
-      if (space < 0 || raw.length < 5) fail("the signature by " + name + " is too short");
+      if (raw.length < 5) fail("the signature by " + name + " is too short");
       return { name: name, hash: new DataView(raw.buffer).getUint32(0), signature: raw.slice(4) };
     });
     return { body: note.slice(0, at + 1), signatures: signatures };
@@ -143,6 +145,7 @@
       for (const s of note.signatures.filter((s) => s.name === w.key.name && s.hash === w.key.hash)) {
         if (s.signature.length !== 72) { status = "invalid"; continue; }
         const stamp = new DataView(s.signature.buffer, s.signature.byteOffset).getBigUint64(0);
+        if (stamp > MAX_TIMESTAMP) { status = "invalid"; continue; }
         const message = utf8.encode("cosignature/v1\ntime " + stamp + "\n" + note.body);
         if (await ed25519(w.key.publicKey, s.signature.slice(8), message)) { status = "valid"; time = stamp; break; }
         status = "invalid";
@@ -254,12 +257,12 @@
     if (!pinned) fail("no verifier key is pinned: enter the log's key above (from the log's operator, never from this server) and pin it");
     const key = await parseKey(pinned, ALG_ED25519, "the pinned key");
     const note = parseNote($("proof-checkpoint").textContent);
-    const checkpoint = parseCheckpoint(note.body);
     const mine = note.signatures.filter((s) => s.name === key.name && s.hash === key.hash);
     if (!mine.length) fail("the checkpoint is not signed by the pinned key " + label(key) + " (it is signed by " + (note.signatures.map((s) => s.name).join(", ") || "no one") + ")");
     let signed = false;
     for (const s of mine) signed = signed || await ed25519(key.publicKey, s.signature, utf8.encode(note.body));
     if (!signed) fail("the signature by the pinned key " + label(key) + " does not match the checkpoint");
+    const checkpoint = parseCheckpoint(note.body);
     const policyText = localStorage.getItem(POLICY_STORE);
     const policy = policyText ? await parsePolicy(policyText) : null;
     const seen = policy ? await cosignatures(policy, note) : [];

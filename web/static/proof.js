@@ -230,6 +230,7 @@
     const add = (name, value, pre) => {
       const dt = document.createElement("dt"), dd = document.createElement("dd");
       dt.textContent = name;
+      dd.className = "wrap";
       const holder = pre ? dd.appendChild(document.createElement("pre")) : dd;
       holder.textContent = value;
       list.append(dt, dd);

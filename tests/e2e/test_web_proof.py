@@ -92,6 +92,15 @@ def test_an_untouched_page_shows_green_with_the_signer_named(page: Page, publish
     assert fields["payload"] == page.locator("#payload").inner_text()
 
 
+def test_every_event_of_the_ledger_is_proven_in_this_browser(page: Page, published: Log) -> None:
+    """Every leaf index of the tree, every kind of record (the first writer's included), every event type the ledger holds."""
+    pin(page, published.signer.verifier.encode())
+    size = int(str(published.checkpoint["tree_size"]))
+    for position in range(1, size + 1):
+        page.goto(f"/events/{position}")
+        assert verdict(page).startswith(f"The proof holds: event {position} is leaf {position - 1} of the checkpoint of {size} events"), position
+
+
 def test_a_page_whose_proof_section_belongs_to_another_event_shows_red(page: Page, published: Log) -> None:
     pin(page, published.signer.verifier.encode())
     page.goto("/events/3")

@@ -301,6 +301,7 @@
   async function pin(input, store, parse) {
     const value = $(input).value.trim();
     try {
+      if (!secure) fail("this browser offers no WebCrypto here (it needs HTTPS, or localhost) to check the key with");
       if (value) await parse(value);
       if (value) localStorage.setItem(store, value); else localStorage.removeItem(store);
       showPins();

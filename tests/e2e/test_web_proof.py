@@ -188,6 +188,8 @@ def test_the_witness_policy_shows_each_cosignature_and_whether_the_quorum_is_met
     page.goto(f"/events/{POSITION}?checkpoint={quote(cosigned)}")
     assert verdict(page) == (f"The proof does not hold: the checkpoint is signed by {named(published.signer)}, "
                              "but the witness quorum both is not met (valid cosignatures: w1).")
+    assert [c.split(": ")[1] for c in page.locator("#cosignatures li").all_inner_texts()] == [
+        "cosignature valid, 2026-01-01T00:00:00+00:00", "cosignature invalid", "cosignature missing"]
 
 
 def test_without_javascript_the_page_says_the_check_needs_it_and_how_to_verify_offline(browser: Browser, served: Served, published: Log) -> None:

@@ -224,7 +224,7 @@
     if ($("payload").textContent !== text(leaf.payload)) fail("payload: the page shows a payload other than the leaf's");
   }
 
-  function showLeaf(leaf, seen) {
+  function showLeaf(leaf) {
     const list = $("leaf-fields");
     list.replaceChildren();
     const add = (name, value, pre) => {
@@ -241,19 +241,23 @@
     add("type", leaf.topic.split(":").pop() + " (" + leaf.topic + ")");
     add("recorded", leaf.recorded || "none in the payload");
     add("payload", text(leaf.payload), true);
-    const cosigned = $("cosignatures");
-    cosigned.replaceChildren(...seen.map((c) => {
+    $("verified").hidden = false;
+  }
+
+  // Each witness of the pinned policy, whatever the verdict: which cosignatures hold is what a failed quorum is about.
+  function showCosignatures(seen) {
+    $("cosignatures").replaceChildren(...seen.map((c) => {
       const item = document.createElement("li");
       const when = c.time === null ? "" : ", " + new Date(Number(c.time) * 1000).toISOString().replace(".000Z", "+00:00");
       item.textContent = "witness " + c.witness.name + " (" + label(c.witness.key) + "): cosignature " + c.status + when;
       item.className = c.status === "valid" ? "ok" : "miss";
       return item;
     }));
-    $("verified").hidden = false;
   }
 
   async function check() {
     $("verified").hidden = true;
+    showCosignatures([]);
     const pinned = localStorage.getItem(KEY_STORE);
     if (!pinned) fail("no verifier key is pinned: enter the log's key above (from the log's operator, never from this server) and pin it");
     const key = await parseKey(pinned, ALG_ED25519, "the pinned key");
@@ -267,6 +271,7 @@
     const policyText = localStorage.getItem(POLICY_STORE);
     const policy = policyText ? await parsePolicy(policyText) : null;
     const seen = policy ? await cosignatures(policy, note) : [];
+    showCosignatures(seen);
     const leafBytes = bytes($("proof-leaf").textContent, "the leaf");
     const hash = await leafHash(leafBytes);
     if (b64(hash) !== $("proof-leaf-hash").textContent.trim()) fail("the leaf bytes do not hash to the leaf hash shown");
@@ -276,7 +281,7 @@
     const index = BigInt($("proof-data").dataset.leafIndex);
     const root = await rootFromPath(hash, index, checkpoint.size, path);
     if (!same(root, checkpoint.root)) fail("the path leads to root " + b64(root) + ", the checkpoint's root is " + b64(checkpoint.root));
-    showLeaf(leaf, seen);
+    showLeaf(leaf);
     const valid = new Set(seen.filter((c) => c.status === "valid").map((c) => c.witness.name));
     const when = $("proof-data").dataset.publishedAt;
     let verdict = "The proof holds: event " + number(leaf.position) + " is leaf " + number(index) + " of the checkpoint of " + number(checkpoint.size)

@@ -167,26 +167,32 @@ def create_app(db: str | None, token: str | None = None) -> FastAPI:
         # The one script of the app: the event page's in-browser proof check (no inline scripts: the CSP forbids them).
         return Response(PROOF_SCRIPT, media_type="text/javascript")
 
-    @app.get("/api/events/{position}", summary="One stored event: its payload as stored, its position, and its inclusion proof against the whole tree's checkpoint")
-    async def api_event(position: int) -> dict[str, Any]:
-        return await run(lambda: read.event_page(reader, position))
+    # Which checkpoint an event is proven in: the latest published by default.
+    published_param = Param(None, ge=1, description="the published checkpoint of this number (`ledger checkpoint --list`)")
+    pasted_param = Param(None, max_length=16_384, description="a checkpoint as signed, pasted by the auditor")
+
+    @app.get("/api/events/{position}", summary="One stored event: its payload as stored, its position, and its inclusion proof "
+             "(exactly `ledger prove`'s output) in the latest published checkpoint, or the one asked for")
+    async def api_event(position: int, published: int | None = published_param, checkpoint: str | None = pasted_param) -> dict[str, Any]:
+        return await run(lambda: read.event_page(reader, position, published, checkpoint or None))
 
     @app.get("/events/{position}", response_class=HTMLResponse, include_in_schema=False)
-    async def event(request: Request, position: int, as_of: str | None = None) -> Response:
+    async def event(request: Request, position: int, as_of: str | None = None, published: int | None = published_param,
+                    checkpoint: str | None = pasted_param) -> Response:
         moment = read.parse_moment("as-of", as_of) if as_of else None  # a wrong moment is refused before any work
-        shown = await run(lambda: read.event_page(reader, position))
+        shown = await run(lambda: read.event_page(reader, position, published, checkpoint or None))
         return page(request, "event.html", {**shown, **read.seen_as_of(shown, moment)})
 
     @app.get("/events/{position}/proof.json", include_in_schema=False)
-    async def event_proof(position: int) -> Response:
-        """The event's inclusion proof in the latest published checkpoint's tree, as `ledger prove` writes it."""
-        proof, _ = await run(lambda: read.published_proof(reader, position))
+    async def event_proof(position: int, published: int | None = published_param, checkpoint: str | None = pasted_param) -> Response:
+        """The event's inclusion proof in a signed checkpoint's tree (the latest published by default), as `ledger prove` writes it."""
+        proof, _ = await run(lambda: read.published_proof(reader, position, published, checkpoint or None))
         return _download(proof.model_dump_json(indent=2) + "\n", "application/json", f"proof-{position}.json")
 
     @app.get("/events/{position}/proof.tlog-proof", include_in_schema=False)
-    async def event_tlog_proof(position: int) -> Response:
-        """The same proof as a C2SP tlog-proof, which carries the published checkpoint (`ledger verify-proof` reads both)."""
-        _, proof = await run(lambda: read.published_proof(reader, position))
+    async def event_tlog_proof(position: int, published: int | None = published_param, checkpoint: str | None = pasted_param) -> Response:
+        """The same proof as a C2SP tlog-proof, which carries the signed checkpoint (`ledger verify-proof` reads both)."""
+        _, proof = await run(lambda: read.published_proof(reader, position, published, checkpoint or None))
         return _download(proof.text(), "text/plain; charset=utf-8", f"proof-{position}.tlog-proof")
 
     @app.get("/api/audit", summary="The audit log, filtered, a page at a time by position (after = last position of the previous page)")

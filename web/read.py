@@ -34,11 +34,11 @@ from service_layer import log_check
 from service_layer.log_check import require_readable
 from transparency import log, tiles
 from transparency.errors import TransparencyError
-from transparency.note import read_checkpoint
+from transparency.note import Checkpoint, parse_checkpoint
 from transparency.proofs import InclusionProof, b64
 from transparency.signing import recorded_by
 from transparency.tlogproof import TlogProof, from_inclusion
-from transparency.store import TreeStore
+from transparency.store import Published, TreeStore
 from web import state
 
 PAGE_SIZE = 50
@@ -49,10 +49,10 @@ KEPT = 8
 MONTHS_CHARTED = 120
 """The most months a figure's chart by month covers: each costs one pass over the projection's rows."""
 logger = logging.getLogger(__name__)
-PROOF_NOTE = (
-    "against the checkpoint of the whole tree as it stands now (the tree is caught up first); "
-    "the button recomputes the leaf hash and the root in this browser"
-)
+PUBLISHED_OFFERED = 20
+"""Published checkpoints the event page offers to prove against, the newest first."""
+PUBLISHED_SEARCHED = 1_000
+"""How far back a published checkpoint is looked up by its number."""
 _COUNTRY: TypeAdapter[str] = TypeAdapter(CountryCode)
 _ISO_OF_NUTS = {nuts: iso for iso, nuts in NUTS_PREFIX.items()}
 """The two countries NUTS spells apart from ISO 3166 (EL, UK), so a sheet's address may use either spelling."""
@@ -409,8 +409,9 @@ def _positions(reader: Reader, originator_id: UUID) -> list[int]:
     return [n.id for page in runner.notifications(recorder, 0) for n in page if n.originator_id == originator_id]
 
 
-def event_page(reader: Reader, position: int) -> dict[str, Any]:
-    """Page 4: one stored event, its payload as stored and its position; a proof of inclusion is left for the transparency log."""
+def event_page(reader: Reader, position: int, published: int | None = None, pasted: str | None = None) -> dict[str, Any]:
+    """Page 4: one stored event, its payload as stored and its position, and its inclusion proof in a checkpoint: the latest
+    published one by default, the published one numbered `published`, or the one the auditor `pasted`."""
     sources = reader.sources()
     found = list(sources.recorder.select_notifications(start=position, limit=1)) if position > 0 else []
     if not found or found[0].id != position:
@@ -422,8 +423,8 @@ def event_page(reader: Reader, position: int) -> dict[str, Any]:
     except ValueError:
         payload = None
     common = {
-        "position": position, "topic": stored.topic, "version": stored.originator_version, "stored_state": text, "payload": payload,
-        "originator_id": stored.originator_id.hex if isinstance(stored.originator_id, UUID) else str(stored.originator_id),
+        "position": position, "topic": stored.topic, "current_topic": CATALOGUE.current_topic(stored.topic), "version": stored.originator_version,
+        "stored_state": text, "payload": payload, "originator_id": stored.originator_id.hex if isinstance(stored.originator_id, UUID) else str(stored.originator_id),
     }
     unreadable = log_check.problem(stored.topic, stored.state)
     if unreadable is not None:
@@ -438,10 +439,7 @@ def event_page(reader: Reader, position: int) -> dict[str, Any]:
             "recorded_at": event.timestamp.isoformat(), "actor": event.actor, "recorded_by": recorded_by(stored.state) or None,
             "details": event_details(event),
         }
-    return {
-        **common, **decoded, "unreadable": unreadable,
-        "proof": _inclusion(reader, position), "proof_note": PROOF_NOTE, "published_size": _published_size(reader),
-    }
+    return {**common, **decoded, "unreadable": unreadable, **_inclusion(reader, position, published, pasted)}
 
 
 def seen_as_of(event: dict[str, Any], moment: datetime | None) -> dict[str, Any]:
@@ -450,32 +448,109 @@ def seen_as_of(event: dict[str, Any], moment: datetime | None) -> dict[str, Any]
     return {"as_of": moment.isoformat() if moment else None, "after_moment": bool(moment and recorded and recorded > moment)}
 
 
-def _published_size(reader: Reader) -> int | None:
-    """The tree size of the latest published checkpoint, whose proofs the event page offers for download; None if none is."""
-    latest = reader.tree().published(1)
-    return latest[0].size if latest else None
+@dataclass(frozen=True)
+class ProvenIn:
+    """The checkpoint an event's proof leads to: as signed (or the bare body of the unsigned tree), and where it came from."""
+
+    note: str
+    checkpoint: Checkpoint
+    number: int | None = None
+    """Its publication number (`ledger checkpoint --list`); None if pasted or unsigned."""
+    published_at: str | None = None
+    pasted: bool = False
+
+    def signed(self) -> bool:
+        return "\n\n" in self.note
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "note": self.note, "origin": self.checkpoint.origin, "tree_size": self.checkpoint.size, "root": b64(self.checkpoint.root),
+            "signed": self.signed(), "number": self.number, "published_at": self.published_at, "pasted": self.pasted,
+        }
 
 
-def published_proof(reader: Reader, position: int) -> tuple[InclusionProof, TlogProof]:
-    """The event's inclusion proof in the tree of the latest published checkpoint: as `ledger prove` writes it, and as a C2SP
-    tlog-proof carrying that checkpoint; NotFound if none is published or the event came after it."""
-    note = tlog_checkpoint(reader)
-    try:
-        proof = log.prove_inclusion(reader.tree(), position, read_checkpoint(note))
-    except TransparencyError as error:
-        raise NotFound(f"{error} (the latest published checkpoint)") from None
-    return proof, from_inclusion(proof, note)
+def _published(reader: Reader, number: int | None) -> Published | None:
+    """The published checkpoint numbered `number` (the latest if None); None if there is none."""
+    if number is None:
+        latest = reader.tree().published(1)
+        return latest[0] if latest else None
+    found = next((p for p in reader.tree().published(PUBLISHED_SEARCHED) if p.number == number), None)
+    if found is None:
+        raise NotFound(f"published: {number}: no published checkpoint has this number (see `ledger checkpoint --list`)")
+    return found
 
 
-def _inclusion(reader: Reader, position: int) -> dict[str, Any] | None:
-    """The event's inclusion proof against the checkpoint of the whole tree, with that checkpoint's root and origin."""
-    tree = reader.tree()
-    checkpoint = log.checkpoint(tree)
-    try:
-        proof = log.prove_inclusion(tree, position, checkpoint)
-    except TransparencyError:
+def proven_in(reader: Reader, published: int | None = None, pasted: str | None = None) -> ProvenIn | None:
+    """The checkpoint asked for: pasted, published with that number, or the latest published (None if none is)."""
+    if pasted is not None:
+        # A form's text area sends CRLF line ends, and a copied note may lose its last newline: neither is signed.
+        pasted = pasted.replace("\r\n", "\n").strip() + "\n"
+        try:
+            checkpoint = parse_checkpoint(pasted)
+        except TransparencyError as error:
+            raise InvalidValue("checkpoint", pasted.split("\n", 1)[0], str(error)) from None
+        return ProvenIn(pasted, checkpoint, pasted=True)
+    chosen = _published(reader, published)
+    if chosen is None:
         return None
-    return {**proof.model_dump(), "root": b64(checkpoint.root), "origin": checkpoint.origin}
+    return ProvenIn(chosen.note, parse_checkpoint(chosen.note), chosen.number, chosen.published_at)
+
+
+def _prove(reader: Reader, position: int, where: ProvenIn) -> InclusionProof:
+    """`ledger prove POSITION --checkpoint` of that checkpoint's tree. A pasted checkpoint is proven in this ledger's tree of its
+    size whatever its root: whether the two roots agree is for the auditor's browser to find."""
+    tree = reader.tree()
+    size = where.checkpoint.size
+    log.catch_up(tree)
+    if size > tree.size():
+        raise InvalidValue("checkpoint", f"tree size {size}", f"this ledger's tree has only {tree.size()} leaves")
+    try:
+        return log.prove_inclusion(tree, position, Checkpoint(where.checkpoint.origin, size, log.root(tree, size)))
+    except TransparencyError as error:
+        raise NotFound(str(error)) from None
+
+
+def _covers(tree: TreeStore, position: int, size: int) -> bool:
+    log.catch_up(tree)
+    leaf = tree.leaf_at(position)
+    return leaf is not None and leaf.index < size
+
+
+def _inclusion(reader: Reader, position: int, published: int | None, pasted: str | None) -> dict[str, Any]:
+    """The event's proof (exactly `ledger prove`'s output) and the checkpoint it leads to, with the published ones to choose from.
+
+    By default that is the latest published checkpoint; an event it does not cover (or a ledger that has published none) is
+    proven in the unsigned checkpoint of the whole tree, which the page's check refuses as unanchored.
+    """
+    tree = reader.tree()
+    offered = [{"number": p.number, "tree_size": p.size, "published_at": p.published_at} for p in tree.published(PUBLISHED_OFFERED)]
+    chosen = published is not None or pasted is not None
+    where = proven_in(reader, published, pasted)
+    if not chosen and (where is None or not _covers(tree, position, where.checkpoint.size)):
+        whole = log.checkpoint(tree)
+        where = ProvenIn(whole.body(), whole)
+    try:
+        proof: dict[str, Any] | None = _prove(reader, position, where).model_dump()
+    except NotFound:
+        if chosen:
+            raise
+        proof = None  # not in the tree: the page says so
+    return {"proof": proof, "checkpoint": where.describe(), "published": offered}
+
+
+def published_proof(reader: Reader, position: int, published: int | None = None, pasted: str | None = None) -> tuple[InclusionProof, TlogProof]:
+    """The event's inclusion proof in a signed checkpoint (the latest published by default): as `ledger prove` writes it, and as a
+    C2SP tlog-proof carrying that checkpoint; NotFound if none is published or the event came after it."""
+    where = proven_in(reader, published, pasted)
+    if where is None:
+        raise NotFound("checkpoint: this ledger has published no checkpoint yet")
+    if not where.signed():
+        raise InvalidValue("checkpoint", where.note.split("\n", 1)[0], "carries no signature; give a signed checkpoint")
+    try:
+        proof = _prove(reader, position, where)
+    except NotFound as error:
+        raise NotFound(f"{error} ({'the latest published checkpoint' if published is None and pasted is None else 'the checkpoint given'})") from None
+    return proof, from_inclusion(proof, where.note)
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ def test_drilling_down_from_a_figure_keeps_the_moment_to_the_record_and_the_even
     later.locator("a.event-link").click()
     page.wait_for_selector("#payload")
     assert page.locator("#past .marker").inner_text() == "recorded after the moment"
-    assert query_of(page.locator("#record-link").get_attribute("href"))["as_of"] == [served.between]
+    assert query_of(page.locator("#event-ref").get_attribute("href"))["as_of"] == [served.between]
     # Without a moment the same pages say they show the present, and when its last event was recorded.
     page.goto("/records/ORG-FR-0099")
     assert page.locator("#state-heading").inner_text() == "State now (version 3)" and page.locator("#past").count() == 0

@@ -21,7 +21,7 @@ def test_the_event_page_offers_both_proof_files_and_each_verifies(keys: tuple[Pa
     answers = asgi_get(create_app(url), "/events/3", "/events/3/proof.json", "/events/3/proof.tlog-proof", f"/events/{last}/proof.tlog-proof",
                        "/tlog/checkpoint")
     (status, _, page), (json_status, json_headers, as_json), (tlog_status, tlog_headers, as_tlog), (late, _, why), (_, _, served) = answers
-    assert status == 200 and b'href="/events/3/proof.tlog-proof" download' in page and b'href="/events/3/proof.json" download' in page
+    assert status == 200 and b'href="/events/3/proof.tlog-proof?published=1" download' in page and b'href="/events/3/proof.json?published=1" download' in page
     assert (json_status, json_headers["content-disposition"]) == (200, 'attachment; filename="proof-3.json"')
     assert (tlog_status, tlog_headers["content-disposition"]) == (200, 'attachment; filename="proof-3.tlog-proof"')
     (tmp_path / "p.json").write_bytes(as_json)

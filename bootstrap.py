@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
+import psycopg
+from eventsourcing.persistence import InterfaceError, OperationalError
 from psycopg.conninfo import make_conninfo
 
 from domain.errors import InvalidValue
@@ -24,6 +26,8 @@ EVENTS_TABLES = {"eventsourcing.sqlite": "stored_events", "eventsourcing.postgre
 """Where each store keeps the ledger's events (eventsourcing names the table after the application)."""
 READ_MODEL_TABLE = "projection_rows"
 """What a read model built by Kafka consumers holds instead of events: reports read it too."""
+LOST_CONNECTION = (psycopg.OperationalError, psycopg.InterfaceError, OperationalError, InterfaceError)
+"""What a database that went away (restarted, unreachable, out of connections) raises, directly or through eventsourcing."""
 
 
 class BadSetting(InvalidValue):

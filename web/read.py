@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
@@ -47,10 +47,15 @@ PROOF_NOTE = (
     "the button recomputes the leaf hash and the root in this browser"
 )
 _COUNTRY: TypeAdapter[str] = TypeAdapter(CountryCode)
+T = TypeVar("T")
 
 
 class NotFound(LedgerError):
     """A page asked for something the ledger does not hold."""
+
+
+class DatabaseUnavailable(LedgerError):
+    """The ledger's database cannot be reached now (restarting, down); the next request tries again."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,8 @@ class Query:
             raise InvalidValue("to", last.isoformat(), f"is before from ({first.isoformat()})")
         if self.window_days < 1:
             raise InvalidValue("window_days", str(self.window_days), "must be at least 1")
+        if self.window_days > (first - date.min).days:  # the window is counted back from the period's start
+            raise InvalidValue("window_days", str(self.window_days), f"reaches back before the year 1 from {first.isoformat()}")
         return Period(first, last, self.window_days, country=country_code(self.country) if self.country else None)
 
     def moment(self) -> datetime | None:
@@ -105,6 +112,34 @@ class Reader:
     _tree: TreeStore | None = None
     _checked: int = 0
     """Every stored event up to this position is known to be readable by this code."""
+    _lost: bool = False
+    """The database dropped the connections: the next request first checks that it is back, then opens new ones."""
+
+    def attempt(self, job: Callable[[], T]) -> T:
+        """`job`, run again once on new connections if the database dropped the old ones (a restart of PostgreSQL);
+        DatabaseUnavailable if it cannot be reached."""
+        try:
+            return self._reconnected(job)
+        except bootstrap.LOST_CONNECTION as error:
+            self._drop(error)
+        try:
+            return self._reconnected(job)
+        except bootstrap.LOST_CONNECTION as error:
+            self._drop(error)
+            raise DatabaseUnavailable("the ledger's database is unavailable; retrying") from None
+
+    def _reconnected(self, job: Callable[[], T]) -> T:
+        if self._lost:
+            down = bootstrap.diagnose(self.db)  # one quick connection: an outage answers at once, not after the pool's wait
+            if down:
+                raise DatabaseUnavailable(f"the ledger's database is unavailable; retrying ({bootstrap.describe(down)})")
+            self._lost = False
+        return job()
+
+    def _drop(self, error: Exception) -> None:
+        logger.warning("the ledger's database dropped its connections; they are opened again: %s", " ".join(str(error).split()))
+        self.close()
+        self._lost = True
 
     def sources(self) -> Sources:
         if self._sources is None:

@@ -6,6 +6,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 import psycopg
@@ -122,6 +123,41 @@ def diagnose(url: str | None = None) -> str:
         reason = " ".join(str(error).split())
         return f"cannot connect to PostgreSQL at {where}: {reason}"
     return ""
+
+
+class Probe:
+    """One connection of its own to the ledger's PostgreSQL server, asked `SELECT 1` before each page a server shows: a restart
+    or an outage is found in one round trip, not after the pool's retries. On SQLite it always answers."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.env = persistence_env(database_url(url))
+        self._connection: psycopg.Connection[Any] | None = None
+
+    def answers(self) -> bool:
+        """Whether the connection kept since the last check still answers; False once if it broke (every other one did too)."""
+        if self.env["PERSISTENCE_MODULE"] != "eventsourcing.postgres" or self._connection is None:
+            return True
+        try:
+            self._connection.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            self.close()
+            return False
+
+    def reason(self) -> str:
+        """Why the server cannot be reached now, in one line naming the host and port ('' if it can: a new connection is kept)."""
+        if self.env["PERSISTENCE_MODULE"] != "eventsourcing.postgres" or self._connection is not None:
+            return ""
+        try:
+            self._connection = psycopg.connect(_conninfo(self.env), connect_timeout=5, autocommit=True)
+        except psycopg.Error as error:
+            return f"cannot connect to PostgreSQL at {self.env['POSTGRES_HOST']}:{self.env['POSTGRES_PORT']}: {' '.join(str(error).split())}"
+        return ""
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 @dataclass(frozen=True)

@@ -112,8 +112,12 @@ class Reader:
     _tree: TreeStore | None = None
     _checked: int = 0
     """Every stored event up to this position is known to be readable by this code."""
-    _lost: bool = False
-    """The database dropped the connections: the next request first checks that it is back, then opens new ones."""
+    _lost: bool = True
+    """The database dropped the connections (or none is open yet): the next request first checks that it answers, then opens them."""
+    _probe: bootstrap.Probe = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._probe = bootstrap.Probe(self.db)
 
     def attempt(self, job: Callable[[], T]) -> T:
         """`job`, run again once on new connections if the database dropped the old ones (a restart of PostgreSQL);
@@ -129,8 +133,10 @@ class Reader:
             raise DatabaseUnavailable("the ledger's database is unavailable; retrying") from None
 
     def _reconnected(self, job: Callable[[], T]) -> T:
+        if not self._probe.answers():  # the server restarted or went away: every connection kept is gone
+            self._drop(DatabaseUnavailable("the connection kept to check it broke"))
         if self._lost:
-            down = bootstrap.diagnose(self.db)  # one quick connection: an outage answers at once, not after the pool's wait
+            down = self._probe.reason()  # one quick connection: an outage answers at once, not after the pool's retries
             if down:
                 raise DatabaseUnavailable(f"the ledger's database is unavailable; retrying ({bootstrap.describe(down)})")
             self._lost = False
@@ -166,6 +172,7 @@ class Reader:
         if self._ledger is not None:
             self._ledger.close()
         self._sources = self._ledger = None
+        self._probe.close()
         # What was kept may read through the connections just closed, or belong to another state of the database.
         self._rows.clear()
         self._reports.clear()

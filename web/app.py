@@ -77,7 +77,8 @@ def create_app(db: str | None, token: str | None = None, *, hosts: HostCheck | N
         return await asyncio.get_running_loop().run_in_executor(worker, lambda: reader.attempt(job))
 
     def page(request: Request, template: str, data: dict[str, Any], status: int = 200) -> HTMLResponse:
-        return templates.TemplateResponse(request, template, {"data": data, "signed_in": token is not None}, status_code=status)
+        signed_in = token is not None and sessions.valid(request.cookies.get(COOKIE, ""))  # a browser's session: it may sign out
+        return templates.TemplateResponse(request, template, {"data": data, "signed_in": signed_in}, status_code=status)
 
     answer = errors.install(app, page, lambda request: request.url.path.startswith(MACHINE_PATHS), HEADERS)
 

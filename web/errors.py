@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +19,6 @@ RETRY_SECONDS = 5
 """What a 503 tells a client to wait before it asks again."""
 EXHAUSTED = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 """An OSError with one of these means the server is out of resources for now, not that the request is wrong."""
-logger = logging.getLogger(__name__)
 
 
 def status_of(error: LedgerError) -> int:
@@ -29,7 +27,7 @@ def status_of(error: LedgerError) -> int:
         return 404
     if isinstance(error, UnreplayableEvent):
         return 409
-    return 503 if isinstance(error, DatabaseUnavailable) else 400
+    return 503 if isinstance(error, (DatabaseUnavailable, OutOfResources)) else 400
 
 
 def install(app: FastAPI, page: Page, for_programs: Callable[[Request], bool], headers: dict[str, str]) -> Callable[[Request, LedgerError], Response]:
@@ -70,7 +68,7 @@ def install(app: FastAPI, page: Page, for_programs: Callable[[Request], bool], h
     async def exhausted(request: Request, error: OSError) -> Response:
         if error.errno not in EXHAUSTED:
             raise error
-        return answer(request, DatabaseUnavailable("the server is out of file descriptors or memory for now; retrying"))
+        return answer(request, OutOfResources(f"the server is out of file descriptors or memory for now ({error.strerror}); retrying"))
 
     @app.exception_handler(Exception)
     async def failed(request: Request, error: Exception) -> Response:
@@ -81,6 +79,10 @@ def install(app: FastAPI, page: Page, for_programs: Callable[[Request], bool], h
         return response
 
     return answer
+
+
+class OutOfResources(LedgerError):
+    """The server cannot open what a page needs (file descriptors, memory) for now; the request is not at fault."""
 
 
 class _Refused(LedgerError):

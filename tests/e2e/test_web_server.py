@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page
 from click.testing import CliRunner
 
 from cli.main import ledger
@@ -234,3 +235,14 @@ def test_out_of_file_descriptors_it_answers_503_or_waits_logs_little_and_recover
         assert len(statuses) == 50 and set(statuses) <= {200, 503}, statuses
         assert get(url, "/api/figures")[0] == 200
     assert os.path.getsize(log) < 20_000, log.read_text()[-2000:]
+
+
+def test_sign_out_in_the_browser_ends_the_session(page: Page) -> None:
+    kept = next(c for c in page.context.cookies() if c["name"] == "ledger_session")
+    page.click("#sign-out")
+    page.wait_for_selector("#token")
+    assert page.locator("#sign-out").count() == 0
+    assert not [c for c in page.context.cookies() if c["name"] == "ledger_session"]
+    page.context.add_cookies([kept])  # a copy kept of the ended session's cookie
+    response = page.goto("/")
+    assert response is not None and response.status == 401 and page.locator("#token").count() == 1

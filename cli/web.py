@@ -47,6 +47,8 @@ def register(ledger: click.Group) -> None:
             raise click.ClickException(
                 f"token: {len(token)} characters hold about {token_bits(token)} bits, fewer than {TOKEN_BITS}: use 22 base64 characters "
                 "(openssl rand -base64 18) or 32 hex digits (openssl rand -hex 16)")
+        if not is_loopback(host) and behind_proxy and token is None:
+            click.echo(f"note: listening on {host} without --token: whoever the proxy lets through can read the ledger", err=True)
         db = readable(settings.db)
         server.check_database(db)
         listener = server.Listener(host, port, tls_cert, tls_key)

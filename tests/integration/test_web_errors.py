@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import pytest
 from fastapi.routing import APIRoute
 
 from tests.integration.test_replay_survives import imported
+from web import read
 from web.app import HEADERS, MACHINE_PATHS, create_app
 
 TOKEN = "fuzz-token"
@@ -22,8 +25,8 @@ GOOD = {"key": "bilateral_meetings", "ref": "ORG-IT-0001", "position": "3", "cou
 
 
 class Answer:
-    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        self.status, self.headers, self.body = status, headers, body
+    def __init__(self, status: int, headers: dict[str, str], body: bytes, raised: Exception | None = None) -> None:
+        self.status, self.headers, self.body, self.raised = status, headers, body, raised
 
 
 def requests(app: Any, targets: list[tuple[str, str]], headers: list[tuple[bytes, bytes]]) -> list[Answer]:
@@ -40,12 +43,15 @@ def requests(app: Any, targets: list[tuple[str, str]], headers: list[tuple[bytes
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http", "path": path,
                  "raw_path": quote(path).encode(), "query_string": query.encode(), "root_path": "", "headers": headers,
                  "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+        raised = None
         try:
             await app(scope, receive, send)
-        except Exception as error:  # noqa: BLE001 - the assertion below names it
-            return Answer(500, {}, repr(error).encode())
+        except Exception as error:  # noqa: BLE001 - a bug: the answer sent before it is raised on (to be logged) is kept
+            raised = error
+        if not sent:
+            return Answer(500, {}, repr(raised).encode(), raised)
         found = {k.decode().lower(): v.decode() for k, v in sent[0]["headers"]}
-        return Answer(sent[0]["status"], found, b"".join(m.get("body", b"") for m in sent[1:]))
+        return Answer(sent[0]["status"], found, b"".join(m.get("body", b"") for m in sent[1:]), raised)
 
     async def all_of() -> list[Answer]:
         async with app.router.lifespan_context(app):
@@ -120,3 +126,18 @@ def _line(answer: Answer) -> str:
         if marker in text:
             return html.unescape(text.split(marker, 1)[1].split("</p>", 1)[0])
     return text[:200]
+
+
+def test_a_bug_is_still_a_page_with_the_security_headers_and_its_traceback_is_logged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def bug(*_: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    imported(db)
+    monkeypatch.setattr(read, "figures_page", bug)
+    page, api = requests(create_app(db), [("/", ""), ("/api/figures", "")], [])
+    assert (page.status, api.status) == (500, 500)
+    assert [type(a.raised) for a in (page, api)] == [RuntimeError, RuntimeError]  # raised on, so that the server logs it
+    assert _line(page) == _line(api) == "the server could not show this page; the error is in its log"
+    assert page.headers["content-security-policy"] == api.headers["content-security-policy"] == HEADERS["Content-Security-Policy"]
+    assert page.headers["cache-control"] == "no-store"

@@ -279,11 +279,16 @@ def _temporary_copy(uri: str) -> str:
     return f"sqlite:///{copy}"
 
 
-def build_ledger(url: str | None = None, clock: Clock = utc_now, signing_key: str | None = None, signer: Signer | None = None) -> Ledger:
+def build_ledger(url: str | None = None, clock: Clock = utc_now, signing_key: str | None = None, signer: Signer | None = None,
+                 pool_wait: int | None = None) -> Ledger:
     """A ledger on the database at `url` (see `database_url`), writing with `signer`, else the key in the file `signing_key`,
-    else the one $LEDGER_SIGNING_KEY names (read at the first write)."""
+    else the one $LEDGER_SIGNING_KEY names (read at the first write). On PostgreSQL, a read waits up to `pool_wait` seconds
+    (else 10) for a connection, on each of eventsourcing's 10 attempts."""
     key_file = signing_key or os.environ.get("LEDGER_SIGNING_KEY") or None
-    return Ledger(env=persistence_env(database_url(url)), clock=clock, signer=signer, signing_key=key_file)
+    env = persistence_env(database_url(url))
+    if pool_wait is not None and "POSTGRES_CONNECT_TIMEOUT" in env:
+        env["POSTGRES_CONNECT_TIMEOUT"] = str(pool_wait)
+    return Ledger(env=env, clock=clock, signer=signer, signing_key=key_file)
 
 
 def build_projection_store(url: str | None = None) -> ProjectionStore:

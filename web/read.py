@@ -39,6 +39,9 @@ from transparency.store import TreeStore
 PAGE_SIZE = 50
 EVIDENCE_RUN = 1_000
 """A figure's events are computed this many at a time and kept, so its next pages need no new pass over the rows."""
+POOL_WAIT = 1
+"""Seconds a page waits for a connection (one thread reads, so one is always free): an outage that begins during a page
+is answered within about 10 of them (eventsourcing's attempts), not 100."""
 KEPT = 8
 """Reports and runs of events kept per app (the oldest go first); each is small, whatever the ledger's size."""
 logger = logging.getLogger(__name__)
@@ -149,7 +152,7 @@ class Reader:
 
     def sources(self) -> Sources:
         if self._sources is None:
-            self._ledger = bootstrap.build_ledger(self.db)
+            self._ledger = bootstrap.build_ledger(self.db, pool_wait=POOL_WAIT)
             self._sources = Sources(self._ledger.recorder, self._ledger.mapper, bootstrap.build_projection_store(self.db))
         return self._sources
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import math
 import secrets
 import string
@@ -29,8 +30,11 @@ def token_bits(token: str) -> int:
 
 
 def is_loopback(host: str) -> bool:
-    """Whether an address to listen on lets only this machine in."""
-    return host in LOOPBACK_NAMES or host.startswith("127.")
+    """Whether an address to listen on lets only this machine in (`localhost`, 127.0.0.0/8, ::1)."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
 
 
 @dataclass(frozen=True)

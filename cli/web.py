@@ -33,20 +33,12 @@ def register(ledger: click.Group) -> None:
         import bootstrap
         from web import server
         from web.app import create_app
-        from web.security import TOKEN_BITS, HostCheck, Sessions, is_loopback, token_bits
+        from web.security import HostCheck, Sessions, is_loopback, require_safe
 
         token = token or None
         if (tls_cert is None) != (tls_key is None):
             raise click.ClickException("tls-cert: TLS needs both --tls-cert and --tls-key")
-        if not is_loopback(host) and not behind_proxy:
-            if tls_cert is None:
-                raise click.ClickException(f"host: {host!r}: other machines may reach it: serve HTTPS (--tls-cert, --tls-key), or name --behind-proxy")
-            if token is None:
-                raise click.ClickException(f"host: {host!r}: other machines may reach it: give a --token of at least {TOKEN_BITS} bits, or name --behind-proxy")
-        if token is not None and not is_loopback(host) and token_bits(token) < TOKEN_BITS:
-            raise click.ClickException(
-                f"token: {len(token)} characters hold about {token_bits(token)} bits, fewer than {TOKEN_BITS}: use 22 base64 characters "
-                "(openssl rand -base64 18) or 32 hex digits (openssl rand -hex 16)")
+        require_safe(host, tls_cert is not None, token, behind_proxy)
         if not is_loopback(host) and behind_proxy and token is None:
             click.echo(f"note: listening on {host} without --token: whoever the proxy lets through can read the ledger", err=True)
         db = readable(settings.db)

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from domain.errors import LedgerError
+
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 """Names a browser on this machine uses for it; always allowed in `Host`."""
 TOKEN_BITS = 128
@@ -35,6 +37,24 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return host.lower() == "localhost"
+
+
+class UnsafeServing(LedgerError):
+    """`serve` was asked to let other machines in without HTTPS and a strong token, and without a proxy that serves HTTPS."""
+
+
+def require_safe(host: str, tls: bool, token: str | None, behind_proxy: bool) -> None:
+    """Refuse, with UnsafeServing, to serve other machines over plain HTTP or with a guessable token (a proxy may do both)."""
+    if is_loopback(host):
+        return
+    if not behind_proxy and not tls:
+        raise UnsafeServing(f"host: {host!r}: other machines may reach it: serve HTTPS (--tls-cert, --tls-key), or name --behind-proxy")
+    if not behind_proxy and token is None:
+        raise UnsafeServing(f"host: {host!r}: other machines may reach it: give a --token of at least {TOKEN_BITS} bits, or name --behind-proxy")
+    if token is not None and token_bits(token) < TOKEN_BITS:
+        # The token itself is never shown, only its length and strength.
+        raise UnsafeServing(f"token: {len(token)} characters hold about {token_bits(token)} bits, fewer than {TOKEN_BITS}: use 22 base64 "
+                            "characters (openssl rand -base64 18) or 32 hex digits (openssl rand -hex 16)")
 
 
 @dataclass(frozen=True)

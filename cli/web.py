@@ -20,7 +20,8 @@ def register(ledger: click.Group) -> None:
     @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="serve HTTPS with this PEM certificate (and --tls-key)")
     @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="the PEM private key of --tls-cert")
     @click.option("--behind-proxy", is_flag=True,
-                  help="a reverse proxy on this machine serves HTTPS (and may sign people in): another --host needs neither TLS nor a token here")
+                  help="a reverse proxy on this machine serves HTTPS (and may sign people in): another --host needs no TLS or token here, "
+                       "though a token given must still hold 128 bits")
     @click.option("--allowed-host", multiple=True, metavar="NAME[:PORT]",
                   help="also answer requests whose Host header is NAME (any port, or only PORT); repeatable. This machine's names always are")
     @click.option("--session-hours", type=click.FloatRange(min=0, min_open=True, max=24 * 366), default=8, show_default=True,

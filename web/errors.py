@@ -42,7 +42,8 @@ def install(app: FastAPI, page: Page, for_programs: Callable[[Request], bool], h
             response: Response = JSONResponse(body, status_code=status, headers=retry)
         else:
             response = page(request, "error.html", {"error": str(error), "status": status}, status)
-            response.headers.update(retry)
+            # A browser asks again by itself (no script needed), so the page says "retrying" truthfully.
+            response.headers.update({**retry, "Refresh": str(RETRY_SECONDS)} if retry else {})
         return response
 
     @app.exception_handler(LedgerError)

@@ -202,7 +202,7 @@ def test_pages_survive_a_restart_of_postgresql_and_say_503_while_it_is_down(tmp_
             assert time.monotonic() - started < 10  # each answers at once, not after a pool's wait
             assert [status for status, _, _ in down] == [503] * len(pages)
             status, headers, body = down[0]
-            assert headers["retry-after"] == "5" and "content-security-policy" in headers
+            assert headers["retry-after"] == headers["refresh"] == "5" and "content-security-policy" in headers
             assert "the ledger&#39;s database is unavailable; retrying" in body.decode()
             assert json.loads(down[1][2])["error"].startswith("the ledger's database is unavailable; retrying")
 

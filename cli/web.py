@@ -42,6 +42,9 @@ def register(ledger: click.Group) -> None:
         require_safe(host, tls_cert is not None, token, behind_proxy)
         if not is_loopback(host) and behind_proxy and token is None:
             click.echo(f"note: listening on {host} without --token: whoever the proxy lets through can read the ledger", err=True)
+        if host in ("0.0.0.0", "::") and not allowed_host:
+            click.echo(f"note: listening on {host}, but only requests naming this machine's loopback names in Host are answered; "
+                       "give the name clients use with --allowed-host NAME", err=True)
         db = readable(settings.db)
         server.check_database(db)
         listener = server.Listener(host, port, tls_cert, tls_key)

@@ -6,8 +6,11 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
+import psycopg
+from eventsourcing.persistence import InterfaceError, OperationalError
 from psycopg.conninfo import make_conninfo
 
 from domain.errors import InvalidValue
@@ -24,6 +27,8 @@ EVENTS_TABLES = {"eventsourcing.sqlite": "stored_events", "eventsourcing.postgre
 """Where each store keeps the ledger's events (eventsourcing names the table after the application)."""
 READ_MODEL_TABLE = "projection_rows"
 """What a read model built by Kafka consumers holds instead of events: reports read it too."""
+LOST_CONNECTION = (psycopg.OperationalError, psycopg.InterfaceError, OperationalError, InterfaceError)
+"""What a database that went away (restarted, unreachable, out of connections) raises, directly or through eventsourcing."""
 
 
 class BadSetting(InvalidValue):
@@ -118,6 +123,41 @@ def diagnose(url: str | None = None) -> str:
         reason = " ".join(str(error).split())
         return f"cannot connect to PostgreSQL at {where}: {reason}"
     return ""
+
+
+class Probe:
+    """One connection of its own to the ledger's PostgreSQL server, asked `SELECT 1` before each page a server shows: a restart
+    or an outage is found in one round trip, not after the pool's retries. On SQLite it always answers."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.env = persistence_env(database_url(url))
+        self._connection: psycopg.Connection[Any] | None = None
+
+    def answers(self) -> bool:
+        """Whether the connection kept since the last check still answers; False once if it broke (every other one did too)."""
+        if self.env["PERSISTENCE_MODULE"] != "eventsourcing.postgres" or self._connection is None:
+            return True
+        try:
+            self._connection.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            self.close()
+            return False
+
+    def reason(self) -> str:
+        """Why the server cannot be reached now, in one line naming the host and port ('' if it can: a new connection is kept)."""
+        if self.env["PERSISTENCE_MODULE"] != "eventsourcing.postgres" or self._connection is not None:
+            return ""
+        try:
+            self._connection = psycopg.connect(_conninfo(self.env), connect_timeout=5, autocommit=True)
+        except psycopg.Error as error:
+            return f"cannot connect to PostgreSQL at {self.env['POSTGRES_HOST']}:{self.env['POSTGRES_PORT']}: {' '.join(str(error).split())}"
+        return ""
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 @dataclass(frozen=True)
@@ -239,11 +279,16 @@ def _temporary_copy(uri: str) -> str:
     return f"sqlite:///{copy}"
 
 
-def build_ledger(url: str | None = None, clock: Clock = utc_now, signing_key: str | None = None, signer: Signer | None = None) -> Ledger:
+def build_ledger(url: str | None = None, clock: Clock = utc_now, signing_key: str | None = None, signer: Signer | None = None,
+                 pool_wait: int | None = None) -> Ledger:
     """A ledger on the database at `url` (see `database_url`), writing with `signer`, else the key in the file `signing_key`,
-    else the one $LEDGER_SIGNING_KEY names (read at the first write)."""
+    else the one $LEDGER_SIGNING_KEY names (read at the first write). On PostgreSQL, a read waits up to `pool_wait` seconds
+    (else 10) for a connection, on each of eventsourcing's 10 attempts."""
     key_file = signing_key or os.environ.get("LEDGER_SIGNING_KEY") or None
-    return Ledger(env=persistence_env(database_url(url)), clock=clock, signer=signer, signing_key=key_file)
+    env = persistence_env(database_url(url))
+    if pool_wait is not None and "POSTGRES_CONNECT_TIMEOUT" in env:
+        env["POSTGRES_CONNECT_TIMEOUT"] = str(pool_wait)
+    return Ledger(env=env, clock=clock, signer=signer, signing_key=key_file)
 
 
 def build_projection_store(url: str | None = None) -> ProjectionStore:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -11,24 +10,26 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qs, quote, urlencode
 
-from fastapi import FastAPI, Query as Param, Request
+from fastapi import FastAPI, Path as PathParam, Query as Param, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from domain.errors import LedgerError, UnknownReference, UnreplayableEvent
-from web import read
+from domain.errors import InvalidValue
+from web import errors, read
+from web.security import HostCheck, Sessions
 
 PROOF_SCRIPT = resources.files("web").joinpath("static", "proof.js").read_text(encoding="utf-8")
-from web.read import LogFilter, NotFound, Query, Reader
+from web.read import LogFilter, Query, Reader
 
 T = TypeVar("T")
 SAFE_METHODS = ("GET", "HEAD")
 COOKIE = "ledger_session"
 SIGN_IN = "/sign-in"
+SIGN_OUT = "/sign-out"
 TLOG = "/tlog/"
 """Where the log is served as C2SP tlog-tiles (checkpoint, tiles and entry bundles)."""
 MACHINE_PATHS = ("/api/", TLOG)
@@ -40,15 +41,18 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+POSITION_MAX = 2**63 - 1
+"""The largest position a database holds (a signed 64-bit integer, in SQLite and PostgreSQL): a larger one is refused, not overflowed."""
+Position = Annotated[int, PathParam(ge=0, le=POSITION_MAX)]
+After = Annotated[int, Param(ge=0, le=POSITION_MAX)]
 
 
-def session_value(token: str) -> str:
-    """The sign-in cookie's value: derived from the token, so the token itself is never stored in the browser."""
-    return hmac.new(token.encode(), b"ledger web session", hashlib.sha256).hexdigest()
-
-
-def create_app(db: str | None, token: str | None = None) -> FastAPI:
-    """The web app for the ledger at `db`; with `token`, every request must present it."""
+def create_app(db: str | None, token: str | None = None, *, hosts: HostCheck | None = None, sessions: Sessions | None = None,
+               secure: bool = False) -> FastAPI:
+    """The web app for the ledger at `db`; with `token`, every request must present it. Requests must name this machine, or
+    one of `hosts`, in `Host`; a sign-in lasts as long as `sessions` says, its cookie `Secure` if `secure` (served over TLS)."""
+    hosts = hosts or HostCheck("127.0.0.1")
+    sessions = sessions or Sessions()
     reader = Reader(db)
     # One thread owns the database connections (SQLite's are bound to their thread); requests queue for it.
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-read")
@@ -69,18 +73,26 @@ def create_app(db: str | None, token: str | None = None) -> FastAPI:
     templates = Jinja2Templates(env=env)
 
     async def run(job: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(worker, job)
+        # A database that dropped its connections (restarted) is reconnected to, or the page says it is unavailable.
+        return await asyncio.get_running_loop().run_in_executor(worker, lambda: reader.attempt(job))
 
     def page(request: Request, template: str, data: dict[str, Any], status: int = 200) -> HTMLResponse:
-        return templates.TemplateResponse(request, template, {"data": data, "signed_in": token is not None}, status_code=status)
+        signed_in = token is not None and sessions.valid(request.cookies.get(COOKIE, ""))  # a browser's session: it may sign out
+        return templates.TemplateResponse(request, template, {"data": data, "signed_in": signed_in}, status_code=status)
+
+    answer = errors.install(app, page, lambda request: request.url.path.startswith(MACHINE_PATHS), HEADERS)
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        signing_in = token is not None and request.url.path == SIGN_IN
-        if request.method not in SAFE_METHODS and not (signing_in and request.method == "POST"):
-            response: Response = JSONResponse({"error": "this view is read-only: only GET and HEAD are allowed"}, status_code=405,
-                                              headers={"Allow": "GET, HEAD"})
-        elif token is not None and not signing_in and not _presents(request, token):
+        signing_in = token is not None and request.url.path in (SIGN_IN, SIGN_OUT)
+        host = request.headers.get("host")
+        if not hosts.permits(host):
+            # A page fetched under a name that is not this server's (DNS rebinding) must not get the ledger to its scripts.
+            response: Response = answer(request, InvalidValue("Host", host, "not a name of this server; `serve --allowed-host NAME` allows another"))
+        elif request.method not in SAFE_METHODS and not (signing_in and request.method == "POST"):
+            response = JSONResponse({"error": "this view is read-only: only GET and HEAD are allowed"}, status_code=405,
+                                    headers={"Allow": "GET, HEAD"})
+        elif token is not None and not signing_in and not _presents(request, token, sessions):
             if request.url.path.startswith(MACHINE_PATHS):
                 response = JSONResponse({"error": "a token is required: send Authorization: Bearer TOKEN"}, status_code=401,
                                         headers={"WWW-Authenticate": "Bearer"})
@@ -93,15 +105,6 @@ def create_app(db: str | None, token: str | None = None) -> FastAPI:
         if cache is not None:  # the log's files are meant to be cached; everything else is not
             response.headers["Cache-Control"] = cache
         return response
-
-    @app.exception_handler(LedgerError)
-    async def refused(request: Request, error: LedgerError) -> Response:
-        # A stored event no replay can apply is the ledger's state, not the request's fault: 409, with its position.
-        status = 404 if isinstance(error, (NotFound, UnknownReference)) else 409 if isinstance(error, UnreplayableEvent) else 400
-        if request.url.path.startswith(MACHINE_PATHS):
-            body = {"error": str(error), "position": error.position} if isinstance(error, UnreplayableEvent) else {"error": str(error)}
-            return JSONResponse(body, status_code=status)
-        return page(request, "error.html", {"error": str(error), "status": status}, status)
 
     if token is not None:
         @app.get(SIGN_IN, include_in_schema=False)
@@ -117,7 +120,16 @@ def create_app(db: str | None, token: str | None = None) -> FastAPI:
             if not hmac.compare_digest(given.encode(), token.encode()):
                 return page(request, "sign_in.html", {"next": target, "failed": True}, 401)
             response = RedirectResponse(target, status_code=303)
-            response.set_cookie(COOKIE, session_value(token), httponly=True, samesite="strict", path="/")
+            # A new value at each sign-in, carrying its time: it expires, and says nothing about the token.
+            response.set_cookie(COOKIE, sessions.issue(), max_age=sessions.seconds, httponly=True, samesite="strict", secure=secure, path="/")
+            return response
+
+        @app.post(SIGN_OUT, include_in_schema=False)
+        async def sign_out(request: Request) -> Response:
+            """Ends the session: its cookie is refused from now on, even if a copy of it is sent again."""
+            sessions.end(request.cookies.get(COOKIE, ""))
+            response = RedirectResponse(SIGN_IN, status_code=303)
+            response.delete_cookie(COOKIE, httponly=True, samesite="strict", secure=secure, path="/")
             return response
 
     def report_query(start: str | None, end: str | None, as_of: str | None, window_days: int, country: str | None = None) -> Query:
@@ -137,14 +149,14 @@ def create_app(db: str | None, token: str | None = None) -> FastAPI:
 
     @app.get("/api/figures/{key}", summary="The events behind one figure, a page at a time (after = last position of the previous page)")
     async def api_figure(key: str, start: str | None = Param(None, alias="from"), end: str | None = Param(None, alias="to"),
-                         as_of: str | None = None, window_days: int = 365, country: str | None = None, after: int = 0,
+                         as_of: str | None = None, window_days: int = 365, country: str | None = None, after: After = 0,
                          limit: int = Param(read.PAGE_SIZE, ge=1, le=1000)) -> dict[str, Any]:
         query = report_query(start, end, as_of, window_days, country)
         return await run(lambda: read.figure_page(reader, key, query, after, limit))
 
     @app.get("/figures/{key}", response_class=HTMLResponse, include_in_schema=False)
     async def figure(request: Request, key: str, start: str | None = Param(None, alias="from"), end: str | None = Param(None, alias="to"),
-                     as_of: str | None = None, window_days: int = 365, country: str | None = None, after: int = 0) -> Response:
+                     as_of: str | None = None, window_days: int = 365, country: str | None = None, after: After = 0) -> Response:
         query = report_query(start, end, as_of, window_days, country)
         return page(request, "figure.html", {**await run(lambda: read.figure_page(reader, key, query, after)), "query": query.params()})
 
@@ -168,42 +180,42 @@ def create_app(db: str | None, token: str | None = None) -> FastAPI:
         return Response(PROOF_SCRIPT, media_type="text/javascript")
 
     # Which checkpoint an event is proven in: the latest published by default.
-    published_param = Param(None, ge=1, description="the published checkpoint of this number (`ledger checkpoint --list`)")
+    published_param = Param(None, ge=1, le=POSITION_MAX, description="the published checkpoint of this number (`ledger checkpoint --list`)")
     pasted_param = Param(None, max_length=16_384, description="a checkpoint as signed, pasted by the auditor")
 
     @app.get("/api/events/{position}", summary="One stored event: its payload as stored, its position, and its inclusion proof "
              "(exactly `ledger prove`'s output) in the latest published checkpoint, or the one asked for")
-    async def api_event(position: int, published: int | None = published_param, checkpoint: str | None = pasted_param) -> dict[str, Any]:
+    async def api_event(position: Position, published: int | None = published_param, checkpoint: str | None = pasted_param) -> dict[str, Any]:
         return await run(lambda: read.event_page(reader, position, published, checkpoint or None))
 
     @app.get("/events/{position}", response_class=HTMLResponse, include_in_schema=False)
-    async def event(request: Request, position: int, as_of: str | None = None, published: int | None = published_param,
+    async def event(request: Request, position: Position, as_of: str | None = None, published: int | None = published_param,
                     checkpoint: str | None = pasted_param) -> Response:
         moment = read.parse_moment("as-of", as_of) if as_of else None  # a wrong moment is refused before any work
         shown = await run(lambda: read.event_page(reader, position, published, checkpoint or None))
         return page(request, "event.html", {**shown, **read.seen_as_of(shown, moment)})
 
     @app.get("/events/{position}/proof.json", include_in_schema=False)
-    async def event_proof(position: int, published: int | None = published_param, checkpoint: str | None = pasted_param) -> Response:
+    async def event_proof(position: Position, published: int | None = published_param, checkpoint: str | None = pasted_param) -> Response:
         """The event's inclusion proof in a signed checkpoint's tree (the latest published by default), as `ledger prove` writes it."""
         proof, _ = await run(lambda: read.published_proof(reader, position, published, checkpoint or None))
         return _download(proof.model_dump_json(indent=2) + "\n", "application/json", f"proof-{position}.json")
 
     @app.get("/events/{position}/proof.tlog-proof", include_in_schema=False)
-    async def event_tlog_proof(position: int, published: int | None = published_param, checkpoint: str | None = pasted_param) -> Response:
+    async def event_tlog_proof(position: Position, published: int | None = published_param, checkpoint: str | None = pasted_param) -> Response:
         """The same proof as a C2SP tlog-proof, which carries the signed checkpoint (`ledger verify-proof` reads both)."""
         _, proof = await run(lambda: read.published_proof(reader, position, published, checkpoint or None))
         return _download(proof.text(), "text/plain; charset=utf-8", f"proof-{position}.tlog-proof")
 
     @app.get("/api/audit", summary="The audit log, filtered, a page at a time by position (after = last position of the previous page)")
     async def api_audit(actor: str | None = None, type: str | None = None, record: str | None = None, since: str | None = None,
-                        until: str | None = None, after: int = Param(0, ge=0), limit: int = Param(read.PAGE_SIZE, ge=1, le=1000)) -> dict[str, Any]:
+                        until: str | None = None, after: After = 0, limit: int = Param(read.PAGE_SIZE, ge=1, le=1000)) -> dict[str, Any]:
         given = LogFilter(actor or None, type or None, record or None, since or None, until or None)
         return await run(lambda: read.audit_page(reader, given, after, limit))
 
     @app.get("/audit", response_class=HTMLResponse, include_in_schema=False)
     async def audit(request: Request, actor: str | None = None, type: str | None = None, record: str | None = None, since: str | None = None,
-                    until: str | None = None, after: int = Param(0, ge=0)) -> Response:
+                    until: str | None = None, after: After = 0) -> Response:
         given = LogFilter(actor or None, type or None, record or None, since or None, until or None)
         return page(request, "audit.html", await run(lambda: read.audit_page(reader, given, after)))
 
@@ -263,14 +275,13 @@ class _HeadAsGet:
         await self.app(scope, receive, send)
 
 
-def _presents(request: Request, token: str) -> bool:
-    """Whether the request carries the token: as a bearer header, or as the sign-in cookie."""
+def _presents(request: Request, token: str, sessions: Sessions) -> bool:
+    """Whether the request carries the token as a bearer header, or the cookie of a session signed in and not yet over."""
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
     if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
         return True
-    cookie = request.cookies.get(COOKIE, "")
-    return hmac.compare_digest(cookie.encode(), session_value(token).encode())
+    return sessions.valid(request.cookies.get(COOKIE, ""))
 
 
 def _local(target: str) -> str:

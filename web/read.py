@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import pycountry
@@ -44,6 +44,9 @@ from web import state
 PAGE_SIZE = 50
 EVIDENCE_RUN = 1_000
 """A figure's events are computed this many at a time and kept, so its next pages need no new pass over the rows."""
+POOL_WAIT = 1
+"""Seconds a page waits for a connection (one thread reads, so one is always free): an outage that begins during a page
+is answered within about 10 of them (eventsourcing's attempts), not 100."""
 KEPT = 8
 """Reports and runs of events kept per app (the oldest go first); each is small, whatever the ledger's size."""
 MONTHS_CHARTED = 120
@@ -56,10 +59,15 @@ PUBLISHED_SEARCHED = 1_000
 _COUNTRY: TypeAdapter[str] = TypeAdapter(CountryCode)
 _ISO_OF_NUTS = {nuts: iso for iso, nuts in NUTS_PREFIX.items()}
 """The two countries NUTS spells apart from ISO 3166 (EL, UK), so a sheet's address may use either spelling."""
+T = TypeVar("T")
 
 
 class NotFound(LedgerError):
     """A page asked for something the ledger does not hold."""
+
+
+class DatabaseUnavailable(LedgerError):
+    """The ledger's database cannot be reached now (restarting, down); the next request tries again."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,8 @@ class Query:
             raise InvalidValue("to", last.isoformat(), f"is before from ({first.isoformat()})")
         if self.window_days < 1:
             raise InvalidValue("window_days", str(self.window_days), "must be at least 1")
+        if self.window_days > (first - date.min).days:  # the window is counted back from the period's start
+            raise InvalidValue("window_days", str(self.window_days), f"reaches back before the year 1 from {first.isoformat()}")
         return Period(first, last, self.window_days, country=country_code(self.country) if self.country else None)
 
     def moment(self) -> datetime | None:
@@ -122,10 +132,44 @@ class Reader:
     _tree: TreeStore | None = None
     _checked: int = 0
     """Every stored event up to this position is known to be readable by this code."""
+    _lost: bool = True
+    """The database dropped the connections (or none is open yet): the next request first checks that it answers, then opens them."""
+    _probe: bootstrap.Probe = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._probe = bootstrap.Probe(self.db)
+
+    def attempt(self, job: Callable[[], T]) -> T:
+        """`job`, run again once on new connections if the database dropped the old ones (a restart of PostgreSQL);
+        DatabaseUnavailable if it cannot be reached."""
+        try:
+            return self._reconnected(job)
+        except bootstrap.LOST_CONNECTION as error:
+            self._drop(error)
+        try:
+            return self._reconnected(job)
+        except bootstrap.LOST_CONNECTION as error:
+            self._drop(error)
+            raise DatabaseUnavailable("the ledger's database is unavailable; retrying") from None
+
+    def _reconnected(self, job: Callable[[], T]) -> T:
+        if not self._probe.answers():  # the server restarted or went away: every connection kept is gone
+            self._drop(DatabaseUnavailable("the connection kept to check it broke"))
+        if self._lost:
+            down = self._probe.reason()  # one quick connection: an outage answers at once, not after the pool's retries
+            if down:
+                raise DatabaseUnavailable(f"the ledger's database is unavailable; retrying ({bootstrap.describe(down)})")
+            self._lost = False
+        return job()
+
+    def _drop(self, error: Exception) -> None:
+        logger.warning("the ledger's database dropped its connections; they are opened again: %s", " ".join(str(error).split()))
+        self.close()
+        self._lost = True
 
     def sources(self) -> Sources:
         if self._sources is None:
-            self._ledger = bootstrap.build_ledger(self.db)
+            self._ledger = bootstrap.build_ledger(self.db, pool_wait=POOL_WAIT)
             self._sources = Sources(self._ledger.recorder, self._ledger.mapper, bootstrap.build_projection_store(self.db))
         return self._sources
 
@@ -148,6 +192,7 @@ class Reader:
         if self._ledger is not None:
             self._ledger.close()
         self._sources = self._ledger = None
+        self._probe.close()
         # What was kept may read through the connections just closed, or belong to another state of the database.
         self._rows.clear()
         self._reports.clear()

@@ -185,7 +185,8 @@ def test_every_page_fits_the_screen_with_no_text_under_12_px(browser: Browser, s
 
 def test_the_new_addresses_refuse_bad_input_with_one_line_naming_it(served: Served) -> None:
     refused = {
-        "/figures/bilateral_meetings/months?from=0001-01-01&to=9999-12-31": (400, "to: '9999-12-31': a chart by month covers at most 120 months"),
+        "/figures/bilateral_meetings/months?from=0002-01-01&to=9999-12-31": (400, "to: '9999-12-31': a chart by month covers at most 120 months"),
+        "/figures/bilateral_meetings/months?from=0001-01-01&to=0001-12-31": (400, "window_days: '365': reaches back before the year 1 from 0001-01-01"),
         "/figures/no_such_figure/months": (404, "figure: 'no_such_figure' is not a figure"),
         "/events/5?as_of=soon": (400, "as-of: 'soon': expected YYYY-MM-DD or an ISO timestamp"),
         "/countries?as_of=soon": (400, "as-of: 'soon': expected YYYY-MM-DD or an ISO timestamp"),

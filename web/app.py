@@ -20,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from domain.errors import LedgerError, UnknownReference, UnreplayableEvent
-from web import read
+from web import audit as audit_log, read
 
 PROOF_SCRIPT = resources.files("web").joinpath("static", "proof.js").read_text(encoding="utf-8")
 from web.read import LogFilter, NotFound, Query, Reader
@@ -183,15 +183,18 @@ def create_app(db: str | None, token: str | None = None) -> FastAPI:
 
     @app.get("/api/audit", summary="The audit log, filtered, a page at a time by position (after = last position of the previous page)")
     async def api_audit(actor: str | None = None, type: str | None = None, record: str | None = None, since: str | None = None,
-                        until: str | None = None, after: int = Param(0, ge=0), limit: int = Param(read.PAGE_SIZE, ge=1, le=1000)) -> dict[str, Any]:
+                        until: str | None = None, after: int = Param(0, ge=0), before: int | None = Param(None, ge=1),
+                        at: int | None = Param(None, ge=1), limit: int = Param(read.PAGE_SIZE, ge=1, le=1000)) -> dict[str, Any]:
         given = LogFilter(actor or None, type or None, record or None, since or None, until or None)
-        return await run(lambda: read.audit_page(reader, given, after, limit))
+        return await run(lambda: read.audit_page(reader, given, after, limit, before, at))
 
     @app.get("/audit", response_class=HTMLResponse, include_in_schema=False)
     async def audit(request: Request, actor: str | None = None, type: str | None = None, record: str | None = None, since: str | None = None,
-                    until: str | None = None, after: int = Param(0, ge=0)) -> Response:
+                    until: str | None = None, after: int = Param(0, ge=0), before: int | None = Param(None, ge=1),
+                    at: int | None = Param(None, ge=1)) -> Response:
         given = LogFilter(actor or None, type or None, record or None, since or None, until or None)
-        return page(request, "audit.html", await run(lambda: read.audit_page(reader, given, after)))
+        found = await run(lambda: read.audit_page(reader, given, after, read.PAGE_SIZE, before, at))
+        return page(request, "audit.html", {**found, "types": audit_log.type_choices()})
 
     @app.get("/api/countries/{country}", summary="A country fact sheet: its figures, regions and cross-border partners")
     async def api_country(country: str, start: str | None = Param(None, alias="from"), end: str | None = Param(None, alias="to"),

@@ -5,20 +5,16 @@ from __future__ import annotations
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Notification
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 
 import bootstrap
-from adapters.mapper import CATALOGUE
 from presentation.text import event_details, event_type, parse_moment, summary
-from domain.base import ref_id
 from domain.errors import EventDoesNotFit, InvalidValue, LedgerError
 from domain.values import CountryCode
 from projections import reports, runner
@@ -35,6 +31,8 @@ from transparency.proofs import InclusionProof, b64
 from transparency.signing import recorded_by
 from transparency.tlogproof import TlogProof, from_inclusion
 from transparency.store import TreeStore
+from web import audit
+from web.audit import LogFilter
 
 PAGE_SIZE = 50
 EVIDENCE_RUN = 1_000
@@ -378,75 +376,10 @@ def _inclusion(reader: Reader, position: int) -> dict[str, Any] | None:
     return {**proof.model_dump(), "root": b64(checkpoint.root), "origin": checkpoint.origin}
 
 
-@dataclass(frozen=True)
-class LogFilter:
-    """The audit log's filters: actor, event type, record and recorded-time range."""
-
-    actor: str | None = None
-    type: str | None = None
-    record: str | None = None
-    since: str | None = None
-    until: str | None = None
-
-    def params(self) -> dict[str, str]:
-        return {k: v for k, v in vars(self).items() if v}
-
-
-def audit_page(reader: Reader, given: LogFilter, after: int = 0, limit: int = PAGE_SIZE) -> dict[str, Any]:
-    """Page 5: recorded events after position `after` that pass the filters, `limit` at a time (keyset pagination)."""
-    first = parse_moment("since", given.since) if given.since else None
-    last = parse_moment("until", given.until) if given.until else None
-    wanted = CATALOGUE.type_names(given.type) if given.type else None
-    record: UUID | None = None
-    if given.record:
-        try:
-            record = UUID(given.record)
-        except ValueError:
-            record = ref_id(given.record)
-    sources = reader.sources()
-    reader.require_readable(after)
-    entries: list[dict[str, Any]] = []
-    more = False
-    # One record's events are found by their positions; a type by its topics in the store's query; else a scan from `after`.
-    if record is not None:
-        pages = _record_notifications(reader, record, after)
-    else:
-        pages = _notifications(sources.recorder, after, CATALOGUE.stored_topics(wanted) if wanted is not None else ())
-    for page in pages:
-        for n in page:
-            if record is not None and n.originator_id != record:
-                continue
-            event = sources.mapper.to_domain_event(n)
-            if (given.actor and event.actor != given.actor) or (first and event.timestamp < first) or (last and event.timestamp > last):
-                continue
-            name = event_type(event)
-            if wanted is not None and name not in wanted:
-                continue
-            if len(entries) == limit:
-                more = True
-                break
-            entries.append({
-                "position": n.id, "recorded_at": event.timestamp.isoformat(), "occurred_at": event.occurred_at.isoformat(),
-                "actor": event.actor, "ref": reader.ref(n.originator_id), "type": name, "summary": summary(event),
-            })
-        if more:
-            break
-    return {"filters": given.params(), "after": after, "events": entries, "next_after": entries[-1]["position"] if more else None}
-
-
-def _notifications(recorder: Any, after: int, topics: list[str], page_size: int = runner.PAGE_SIZE) -> Iterator[list[Notification]]:
-    """Pages of the log after `after`, of the given topics only (all topics if none are given)."""
-    while page := list(recorder.select_notifications(start=after + 1, limit=page_size, topics=topics)):
-        yield page
-        after = page[-1].id
-
-
-def _record_notifications(reader: Reader, record: UUID, after: int) -> Iterator[list[Notification]]:
-    recorder = reader.sources().recorder
-    for position in _positions(reader, record):
-        if position > after:
-            found = list(recorder.select_notifications(start=position, limit=1))
-            yield [n for n in found if n.id == position]
+def audit_page(reader: Reader, given: LogFilter, after: int = 0, limit: int = PAGE_SIZE, before: int | None = None,
+               at: int | None = None) -> dict[str, Any]:
+    """Page 5: the audit log, filtered through the store's indexes (web/audit.py)."""
+    return audit.audit_page(reader, given, after=after, before=before, at=at, limit=limit)
 
 
 def tlog_checkpoint(reader: Reader) -> str:

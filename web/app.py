@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
@@ -15,12 +15,12 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import FastAPI, Query as Param, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from domain.errors import LedgerError, UnknownReference, UnreplayableEvent
-from web import audit as audit_log, read
+from web import audit as audit_log, export, read
 
 PROOF_SCRIPT = resources.files("web").joinpath("static", "proof.js").read_text(encoding="utf-8")
 from web.read import LogFilter, NotFound, Query, Reader
@@ -138,15 +138,59 @@ def create_app(db: str | None, token: str | None = None) -> FastAPI:
     @app.get("/api/figures/{key}", summary="The events behind one figure, a page at a time (after = last position of the previous page)")
     async def api_figure(key: str, start: str | None = Param(None, alias="from"), end: str | None = Param(None, alias="to"),
                          as_of: str | None = None, window_days: int = 365, country: str | None = None, after: int = 0,
-                         limit: int = Param(read.PAGE_SIZE, ge=1, le=1000)) -> dict[str, Any]:
+                         page: int | None = Param(None, ge=1), limit: int = Param(read.PAGE_SIZE, ge=1, le=1000)) -> dict[str, Any]:
         query = report_query(start, end, as_of, window_days, country)
+        if page is not None:
+            return await run(lambda: read.figure_page_number(reader, key, query, page, limit))
         return await run(lambda: read.figure_page(reader, key, query, after, limit))
 
     @app.get("/figures/{key}", response_class=HTMLResponse, include_in_schema=False)
     async def figure(request: Request, key: str, start: str | None = Param(None, alias="from"), end: str | None = Param(None, alias="to"),
-                     as_of: str | None = None, window_days: int = 365, country: str | None = None, after: int = 0) -> Response:
+                     as_of: str | None = None, window_days: int = 365, country: str | None = None, after: int = 0,
+                     page_number: int | None = Param(None, alias="page", ge=1)) -> Response:
         query = report_query(start, end, as_of, window_days, country)
-        return page(request, "figure.html", {**await run(lambda: read.figure_page(reader, key, query, after)), "query": query.params()})
+        if page_number is not None:
+            found = await run(lambda: read.figure_page_number(reader, key, query, page_number))
+        else:
+            found = await run(lambda: read.figure_page(reader, key, query, after))
+        return page(request, "figure.html", {**found, "query": query.params()})
+
+    async def download(rows: Iterator[list[dict[str, Any]]], fmt: str, columns: tuple[str, ...], name: str) -> Response:
+        """Stream every row as CSV or JSON Lines, a chunk at a time from the reading thread; the first chunk is read before
+        the answer starts, so a refused request gets its error page, not a broken download."""
+        media_type = export.media_type(fmt)
+        encode = export.encoder(fmt, columns)
+        first = await run(lambda: next(rows, None))
+
+        async def body() -> AsyncIterator[bytes]:
+            yield encode(first or [])
+            while (chunk := await run(lambda: next(rows, None))) is not None:
+                yield encode(chunk)
+
+        return StreamingResponse(body(), media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'})
+
+    @app.get("/export/audit.{fmt}", include_in_schema=False)
+    async def export_audit(fmt: str, actor: str | None = None, type: str | None = None, record: str | None = None, since: str | None = None,
+                           until: str | None = None, at: int | None = Param(None, ge=1)) -> Response:
+        """Every event of the audit log that passes the filters, as the log stood at `at`."""
+        given = LogFilter(actor or None, type or None, record or None, since or None, until or None)
+        return await download(export.audit_rows(reader, given, at), fmt, export.AUDIT_COLUMNS, "audit")
+
+    @app.get("/export/figures/{key}.{fmt}", include_in_schema=False)
+    async def export_evidence(key: str, fmt: str, start: str | None = Param(None, alias="from"), end: str | None = Param(None, alias="to"),
+                              as_of: str | None = None, window_days: int = 365, country: str | None = None) -> Response:
+        """Every event behind one figure."""
+        query = report_query(start, end, as_of, window_days, country)
+        return await download(export.evidence_rows(reader, key, query), fmt, export.EVIDENCE_COLUMNS, key)
+
+    @app.get("/export/figures.{fmt}", include_in_schema=False)
+    async def export_figures(fmt: str, start: str | None = Param(None, alias="from"), end: str | None = Param(None, alias="to"),
+                             as_of: str | None = None, window_days: int = 365, country: str | None = None) -> Response:
+        """The figures of a period (of one country, with `country`) beside their published values."""
+        query = report_query(start, end, as_of, window_days, country)
+        found = read.country_page if country else read.figures_page
+        rows = iter([export.figure_rows((await run(lambda: found(reader, query)))["figures"])])
+        return await download(rows, fmt, export.FIGURE_COLUMNS, f"figures-{country}" if country else "figures")
 
     @app.get("/api/records/{ref:path}", summary="One record's whole history, and its state as of a moment")
     async def api_record(ref: str, as_of: str | None = None) -> dict[str, Any]:

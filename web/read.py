@@ -218,7 +218,7 @@ def _page_of(run: EvidencePage, after: int, limit: int) -> EvidencePage | None:
     shown = rest[:limit]
     if len(shown) < limit and run.more:
         return None
-    return replace(run, events=shown, more=len(rest) > len(shown) or run.more)
+    return replace(run, events=shown, more=len(rest) > len(shown) or run.more, skipped=run.skipped + len(run.events) - len(rest))
 
 
 def figures_page(reader: Reader, query: Query) -> dict[str, Any]:
@@ -236,7 +236,16 @@ def figures_page(reader: Reader, query: Query) -> dict[str, Any]:
         })
     page = {k: v for k, v in found.items() if k != "figures"}
     page["figures"] = listed
+    page["pinned_as_of"] = _pinned_as_of(reader, query, found.get("as_of_position"))
     return page
+
+
+def _pinned_as_of(reader: Reader, query: Query, position: int | None) -> str | None:
+    """When the position a report shows was recorded: as `as_of`, the report reads the same however the log grows."""
+    if query.as_of or not position:
+        return query.as_of
+    stored = _event_at(reader, position)
+    return stored.timestamp.isoformat() if stored is not None else None
 
 
 def country_page(reader: Reader, query: Query) -> dict[str, Any]:
@@ -261,12 +270,28 @@ def figure_page(reader: Reader, key: str, query: Query, after: int = 0, limit: i
             "occurred_at": stored.occurred_at.isoformat() if stored is not None else None,
             "recorded_at": stored.timestamp.isoformat() if stored is not None else None,
         })
+    first = found.skipped + 1 if events else 0
     return {
         "figure": key, "value": found.value, "is_count": found.is_count, "total": found.total,
         "period": {"from": period.start.isoformat(), "to": period.end.isoformat()}, "as_of": moment.isoformat() if moment else None,
         "as_of_position": included.position, "country": period.country,
         "after": after, "events": events, "next_after": found.events[-1].position if found.more else None,
+        "first": first, "last": first + len(events) - 1 if events else 0, "page_size": limit,
+        # The moment the position shown was recorded: with it as `as_of`, the page reads the same however the log grows.
+        "pinned_as_of": _pinned_as_of(reader, query, included.position),
     }
+
+
+def figure_page_number(reader: Reader, key: str, query: Query, number: int, limit: int = PAGE_SIZE) -> dict[str, Any]:
+    """Page `number` (from 1) of the events behind one figure: the page after the position of its `(number - 1) * limit`-th event."""
+    after = 0
+    if number > 1:
+        figure_page(reader, key, query, 0, 1)  # an unknown figure or a bad period is refused as on the first page
+        found, _ = reader.evidence(query, key, 0, (number - 1) * limit)
+        if found.total <= (number - 1) * limit:
+            raise NotFound(f"page: {number} is past the last page of {key} ({-(-found.total // limit) or 1})")
+        after = found.events[-1].position
+    return figure_page(reader, key, query, after, limit)
 
 
 def _event_at(reader: Reader, position: int) -> Any:

@@ -20,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from domain.errors import LedgerError, UnknownReference, UnreplayableEvent
-from web import audit as audit_log, export, read
+from web import audit as audit_log, export, read, search
 
 PROOF_SCRIPT = resources.files("web").joinpath("static", "proof.js").read_text(encoding="utf-8")
 from web.read import LogFilter, NotFound, Query, Reader
@@ -239,6 +239,17 @@ def create_app(db: str | None, token: str | None = None) -> FastAPI:
         given = LogFilter(actor or None, type or None, record or None, since or None, until or None)
         found = await run(lambda: read.audit_page(reader, given, after, read.PAGE_SIZE, before, at))
         return page(request, "audit.html", {**found, "types": audit_log.type_choices()})
+
+    @app.get("/api/search", summary="What a search finds: a position, a leaf hash (hex or base64), a record reference or an organisation's name")
+    async def api_search(q: str = "") -> dict[str, Any]:
+        return await run(lambda: search.find(reader, q))
+
+    @app.get("/search", response_class=HTMLResponse, include_in_schema=False)
+    async def search_page(request: Request, q: str = "") -> Response:
+        found = await run(lambda: search.find(reader, q))
+        if len(found["matches"]) == 1 and not found["more"]:  # the one match: straight to its page
+            return RedirectResponse(found["matches"][0]["href"], status_code=303)
+        return page(request, "search.html", found)
 
     @app.get("/api/countries/{country}", summary="A country fact sheet: its figures, regions and cross-border partners")
     async def api_country(country: str, start: str | None = Param(None, alias="from"), end: str | None = Param(None, alias="to"),

@@ -235,9 +235,9 @@ def create_app(db: str | None, token: str | None = None) -> FastAPI:
     @app.get("/audit", response_class=HTMLResponse, include_in_schema=False)
     async def audit(request: Request, actor: str | None = None, type: str | None = None, record: str | None = None, since: str | None = None,
                     until: str | None = None, after: int = Param(0, ge=0), before: int | None = Param(None, ge=1),
-                    at: int | None = Param(None, ge=1)) -> Response:
+                    at: int | None = Param(None, ge=1), limit: int = Param(read.PAGE_SIZE, ge=1, le=1000)) -> Response:
         given = LogFilter(actor or None, type or None, record or None, since or None, until or None)
-        found = await run(lambda: read.audit_page(reader, given, after, read.PAGE_SIZE, before, at))
+        found = await run(lambda: read.audit_page(reader, given, after, limit, before, at))
         return page(request, "audit.html", {**found, "types": audit_log.type_choices()})
 
     @app.get("/api/search", summary="What a search finds: a position, a leaf hash (hex or base64), a record reference or an organisation's name")

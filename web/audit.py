@@ -197,7 +197,7 @@ def audit_page(reader: Reader, given: LogFilter, after: int = 0, before: int | N
     first = matches.count(0, found[0].id) + 1 if found else 0
     last = first + len(found) - 1 if found else 0
     return {
-        "filters": given.params(), "after": after, "before": before, "at": pinned, "events": shown,
+        "filters": given.params(), "after": after, "before": before, "at": pinned, "limit": limit, "events": shown,
         "total": total, "first": first, "last": last,
         "next_after": found[-1].id if found and last < total else None,
         "previous_before": found[0].id if found and first > 1 else None,

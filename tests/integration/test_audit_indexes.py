@@ -14,9 +14,10 @@ from psycopg.sql import SQL, Identifier
 import bootstrap
 from tests.integration.test_postgres_roles import admin, guarded, owner_url, run  # noqa: F401 - `guarded` is a fixture
 from tests.integration.test_web_read import imported
-from web import audit
+from web import audit, export
 from web.audit import LogFilter, ScannedLog
-from web.read import Reader
+from web import read
+from web.read import Query, Reader
 
 
 def walk(reader: Reader, given: LogFilter, limit: int, **kwargs: Any) -> tuple[list[int], list[dict[str, Any]]]:
@@ -129,3 +130,21 @@ def test_db_init_with_the_owner_adds_the_indexes_to_a_schema_made_before_them(gu
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         with psycopg.connect(guarded.partition("?")[0], autocommit=True) as conn:
             conn.execute(SQL("DROP INDEX {}.ledger_events_actor").format(Identifier(schema)))
+
+
+def test_a_download_reads_every_row_a_chunk_at_a_time_pinned_where_it_started(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = imported(db_url)
+    monkeypatch.setattr(export, "CHUNK", 4)
+    reader = Reader(db_url)
+    try:
+        chunks = list(export.audit_rows(reader, LogFilter(), at=len(log) - 1))
+        assert [len(c) for c in chunks] == [4] * ((len(log) - 1) // 4) + ([(len(log) - 1) % 4] if (len(log) - 1) % 4 else [])
+        assert [e["position"] for c in chunks for e in c] == [e["position"] for e in log[:-1]]
+        encode = export.encoder("csv", export.AUDIT_COLUMNS)
+        text = b"".join(encode(c) for c in chunks).decode()
+        assert text.splitlines()[0] == ",".join(export.AUDIT_COLUMNS) and len(text.splitlines()) == len(log)
+        monkeypatch.setattr(export, "CHUNK", 2)  # more than one chunk of the figure's 3 events
+        held = [e for c in export.evidence_rows(reader, "matchmaking_participants", Query()) for e in c]
+        assert len(held) == read.figure_page(reader, "matchmaking_participants", Query())["total"] > 2
+    finally:
+        reader.close()

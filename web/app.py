@@ -192,6 +192,21 @@ def create_app(db: str | None, token: str | None = None) -> FastAPI:
         rows = iter([export.figure_rows((await run(lambda: found(reader, query)))["figures"])])
         return await download(rows, fmt, export.FIGURE_COLUMNS, f"figures-{country}" if country else "figures")
 
+    @app.get("/export/history.{fmt}", include_in_schema=False)
+    async def export_history(fmt: str, ref: str = "", as_of: str | None = None) -> Response:
+        """Every event of one record, each marked as recorded by `as_of` or not."""
+        found = await run(lambda: read.record_page(reader, ref, as_of or None))
+        return await download(iter([found["events"]]), fmt, export.HISTORY_COLUMNS, f"history-{re.sub(r'[^A-Za-z0-9_-]', '_', found['ref'])}")
+
+    @app.get("/export/countries/{country}/{name}.{fmt}", include_in_schema=False)
+    async def export_country(country: str, name: str, fmt: str, start: str | None = Param(None, alias="from"), end: str | None = Param(None, alias="to"),
+                             as_of: str | None = None, window_days: int = 365) -> Response:
+        """A country sheet's cross-border partners or its profiles by region."""
+        query = report_query(start, end, as_of, window_days, country)
+        export.country_rows({"cross_border_partners": {}, "regions": {"profiles": {}}}, name)  # an unknown list is refused before any work
+        sheet = await run(lambda: read.country_page(reader, query))
+        return await download(iter([export.country_rows(sheet, name)]), fmt, export.COUNTRY_LISTS.get(name, ()), f"{sheet['country']}-{name}")
+
     @app.get("/api/records/{ref:path}", summary="One record's whole history, and its state as of a moment")
     async def api_record(ref: str, as_of: str | None = None) -> dict[str, Any]:
         return await run(lambda: read.record_page(reader, ref, as_of or None))

@@ -21,6 +21,8 @@ CHUNK = 2_000
 AUDIT_COLUMNS = ("position", "recorded_at", "occurred_at", "actor", "ref", "type", "summary")
 EVIDENCE_COLUMNS = ("position", "ref", "type", "value", "occurred_at", "recorded_at")
 FIGURE_COLUMNS = ("key", "label", "value", "events", "published_qualifier", "published_value", "meets")
+HISTORY_COLUMNS = ("version", "position", "type", "occurred_at", "recorded_at", "actor", "recorded_by_as_of", "summary")
+COUNTRY_LISTS = {"partners": ("country", "meetings_and_cases"), "regions": ("region", "profiles")}
 
 
 def media_type(fmt: str) -> str:
@@ -81,3 +83,12 @@ def figure_rows(figures: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The figures of a figures page or a country sheet as flat rows."""
     return [{**f, "published_qualifier": (f.get("published") or {}).get("qualifier"), "published_value": (f.get("published") or {}).get("value")}
             for f in figures]
+
+
+def country_rows(sheet: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """A country sheet's cross-border partners or its profiles by region, as rows; InvalidValue for another list."""
+    if name not in COUNTRY_LISTS:
+        raise InvalidValue("list", name, "one of: " + ", ".join(COUNTRY_LISTS))
+    key, value = COUNTRY_LISTS[name]
+    found = sheet["cross_border_partners"] if name == "partners" else sheet["regions"]["profiles"]
+    return [{key: k, value: n} for k, n in found.items()]

@@ -30,6 +30,10 @@ def test_paging_says_where_a_page_lies_and_goes_first_previous_next_last(page: P
     assert page.inner_text("#page-range") == f"{len(whole) - 9}–{len(whole) - 5} of {len(whole)} events"
     page.click("#first-page")
     assert page.inner_text("#page-range") == f"1–5 of {len(whole)} events"
+    page.goto(f"/audit?after={whole[-1]}")
+    assert page.inner_text("#page-range") == f"none of the {len(whole)} events lies here"
+    page.click("#first-page")
+    assert page.inner_text("#page-range") == f"1–{min(50, len(whole))} of {len(whole)} events"
     # The type filter is a select over the closed list of event types.
     options = page.locator("#type-filter option").evaluate_all("os => os.map(o => o.value)")
     assert "BilateralMeeting.Held" in options and "Activity" in options
@@ -118,5 +122,15 @@ def test_downloads_hold_every_row_of_the_list_not_one_page_and_stream(served: Se
         assert len(list(csv.DictReader(io.StringIO(body.decode())))) == figures[key]["events"], key
     _, body = download(served, "/export/figures.jsonl")
     assert [json.loads(line)["key"] for line in body.decode().splitlines()] == list(figures)
+    _, body = download(served, "/export/history.csv?ref=ORG-FR-0099")
+    history = api(served, "/api/records/ORG-FR-0099")["events"]
+    assert [int(r["position"]) for r in csv.DictReader(io.StringIO(body.decode()))] == [e["position"] for e in history]
+    sheet = api(served, "/api/countries/IT")
+    _, body = download(served, "/export/countries/IT/partners.jsonl")
+    assert {json.loads(line)["country"]: json.loads(line)["meetings_and_cases"] for line in body.decode().splitlines()} == sheet["cross_border_partners"]
+    _, body = download(served, "/export/countries/IT/regions.csv")
+    assert {r["region"]: int(r["profiles"]) for r in csv.DictReader(io.StringIO(body.decode()))} == sheet["regions"]["profiles"]
+    status, body = call(served, "/export/countries/IT/nonsense.csv")
+    assert status == 400 and b"list" in body
     status, body = call(served, "/export/audit.xml")
     assert status == 400 and b"format" in body

@@ -148,3 +148,22 @@ def test_a_download_reads_every_row_a_chunk_at_a_time_pinned_where_it_started(db
         assert len(held) == read.figure_page(reader, "matchmaking_participants", Query())["total"] > 2
     finally:
         reader.close()
+
+
+def test_the_actor_of_events_is_never_read_by_parallel_workers(tmp_path: Any) -> None:
+    """Its exception block is a subtransaction, which a parallel worker cannot start: a plan that would run it there fails."""
+    from tests.conftest import drop_schema, fresh_postgres_url
+
+    url = fresh_postgres_url()
+    try:
+        imported(url)
+        base, _, schema = url.partition("?schema=")
+        with psycopg.connect(base) as conn:
+            for setting in ("parallel_setup_cost = 0", "parallel_tuple_cost = 0", "min_parallel_table_scan_size = 0", "force_parallel_mode = on",
+                            "enable_indexscan = off", "enable_bitmapscan = off"):
+                conn.execute(f"SET {setting}")
+            row = conn.execute(SQL("SELECT count(*) FROM {s}.ledger_events WHERE {s}.event_actor(state) = 'admin.anna'").format(
+                s=Identifier(schema))).fetchone()
+        assert row is not None and row[0] > 0
+    finally:
+        drop_schema(url)

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 PAGE_SIZE = 50
 END = 1 << 62
 """Above every position: the exclusive upper bound of a range that has none."""
+REFS_KEPT = 50_000
+"""References a download keeps while it runs (then starts again): its memory stays bounded on any ledger."""
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,7 @@ def indexed(recorder: Any) -> IndexedLog:
 
 
 def audit_page(reader: Reader, given: LogFilter, after: int = 0, before: int | None = None, at: int | None = None,
-               limit: int = PAGE_SIZE, log: IndexedLog | None = None) -> dict[str, Any]:
+               limit: int = PAGE_SIZE, log: IndexedLog | None = None, refs: dict[UUID, str] | None = None) -> dict[str, Any]:
     """Page 5: `limit` recorded events that pass the filters, after position `after` (or, with `before`, the last `limit`
     before it), in the log as it stood at position `at` (default: now); with where the page lies among all matches."""
     sources = reader.sources()
@@ -193,7 +195,8 @@ def audit_page(reader: Reader, given: LogFilter, after: int = 0, before: int | N
     matches = AuditLog(log or indexed(sources.recorder), resolve(reader, given, pinned))
     found = matches.rows(after, END if before is None else before, limit, newest_first=before is not None)
     total = matches.count(0, END)
-    shown = [_entry(reader, n) for n in found]
+    known = reader.refs([n.originator_id for n in found], refs)
+    shown = [_entry(reader, n, known[n.originator_id]) for n in found]
     first = matches.count(0, found[0].id) + 1 if found else 0
     last = first + len(found) - 1 if found else 0
     return {
@@ -204,19 +207,22 @@ def audit_page(reader: Reader, given: LogFilter, after: int = 0, before: int | N
     }
 
 
-def _entry(reader: Reader, n: Notification) -> dict[str, Any]:
+def _entry(reader: Reader, n: Notification, ref: str) -> dict[str, Any]:
     event = reader.sources().mapper.to_domain_event(n)
     return {
         "position": n.id, "recorded_at": event.timestamp.isoformat(), "occurred_at": event.occurred_at.isoformat(),
-        "actor": event.actor, "ref": reader.ref(n.originator_id), "type": event_type(event), "summary": summary(event),
+        "actor": event.actor, "ref": ref, "type": event_type(event), "summary": summary(event),
     }
 
 
 def pages(reader: Reader, given: LogFilter, at: int, size: int = 1_000) -> Iterator[list[dict[str, Any]]]:
     """Every event that passes the filters in the log as it stood at `at`, `size` at a time, oldest first (for downloads)."""
     after = 0
+    refs: dict[UUID, str] = {}  # this download's own: the reader keeps only what its pages showed
     while True:
-        page = audit_page(reader, given, after=after, at=at, limit=size)
+        if len(refs) > REFS_KEPT:
+            refs.clear()
+        page = audit_page(reader, given, after=after, at=at, limit=size, refs=refs)
         if page["events"]:
             yield page["events"]
         if page["next_after"] is None:

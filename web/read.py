@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 
 import bootstrap
+from adapters import scan
 from presentation.text import event_details, event_type, parse_moment, summary
 from domain.errors import EventDoesNotFit, InvalidValue, LedgerError
 from domain.values import CountryCode
@@ -157,7 +159,12 @@ class Reader:
     def rows(self, as_of: datetime | None) -> tuple[RowSource, Included]:
         """The projection's rows now (streamed from the store) or as of a moment; the last few are kept until the log grows."""
         sources = self.sources()
-        key = (as_of, sources.recorder.max_notification_id() or 0)
+        size = sources.recorder.max_notification_id() or 0
+        if as_of is not None and self._all_recorded_by(as_of, size):
+            now = self.rows(None)
+            if now[1].position == size:  # a permalink to the log as it stands: the caught-up projection, with no fold of the log
+                return now
+        key = (as_of, size)
         if key not in self._rows:
             position = sources.store.position(runner.PROJECTION, FOLD_VERSION)
             if as_of is not None or not sources.store.fed_by_consumers(runner.PROJECTION):
@@ -167,6 +174,14 @@ class Reader:
                 self._rows.popitem(last=False)
         self._rows.move_to_end(key)
         return self._rows[key]
+
+    def _all_recorded_by(self, as_of: datetime, size: int) -> bool:
+        """Whether every stored event was recorded by `as_of` (recorded times never go back along the log), in a projection
+        this app keeps up to date itself."""
+        if not size or self.sources().store.fed_by_consumers(runner.PROJECTION):
+            return False
+        last = _event_at(self, size)
+        return last is not None and last.timestamp <= as_of
 
     def report(self, query: Query) -> tuple[dict[str, Any], Figures]:
         """The impact report (or country sheet) of `query`, as `ledger report impact --format json` gives it; computed once
@@ -205,6 +220,21 @@ class Reader:
             found = next(iter(first), None)
             self._refs[originator_id] = getattr(found, "ref", None) or originator_id.hex
         return self._refs[originator_id]
+
+    def refs(self, ids: Collection[UUID], kept: dict[UUID, str] | None = None) -> dict[UUID, str]:
+        """`ref` of each aggregate in `ids`, the ones not yet known read in one query; kept in `kept` (default: this reader's)."""
+        known = self._refs if kept is None else kept
+        missing = [i for i in dict.fromkeys(ids) if i not in known]
+        sources = self.sources()
+        firsts = scan.first_events(sources.recorder, missing) if missing else {}
+        for originator_id in missing:
+            stored = (firsts or {}).get(originator_id)
+            if firsts is None or (stored is None and kept is None):
+                known[originator_id] = self.ref(originator_id)
+                continue
+            found = sources.mapper.to_domain_event(stored) if stored is not None else None
+            known[originator_id] = getattr(found, "ref", None) or originator_id.hex
+        return {i: known[i] for i in ids}
 
 
 def _trim(kept: OrderedDict[Any, Any]) -> None:

@@ -167,3 +167,22 @@ def test_the_actor_of_events_is_never_read_by_parallel_workers(tmp_path: Any) ->
         assert row is not None and row[0] > 0
     finally:
         drop_schema(url)
+
+
+def test_a_permalink_to_the_log_as_it_stands_reads_the_projection_and_gives_what_the_fold_gives(db_url: str) -> None:
+    from presentation.text import parse_moment
+    from projections import reports
+
+    imported(db_url)
+    reader = Reader(db_url)
+    try:
+        now = read.figures_page(reader, Query())
+        pinned = Query(as_of=now["pinned_as_of"])
+        fast = read.figures_page(reader, pinned)
+        moment = parse_moment("as-of", now["pinned_as_of"])
+        rows, included = reports.platform_rows_included(reader.sources(), moment)
+        folded, _ = reports.impact(rows, pinned.period(), moment, included=included)
+        assert {f["key"]: f["value"] for f in fast["figures"]} == folded["figures"] == {f["key"]: f["value"] for f in now["figures"]}
+        assert fast["as_of_position"] == included.position == now["as_of_position"]
+    finally:
+        reader.close()

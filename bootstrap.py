@@ -235,12 +235,16 @@ READ_TABLES = ("projection_rows", "projection_tracking", "projection_snapshots",
 def _tables_missing(uri: str) -> bool:
     import sqlite3
 
+    from adapters.sqlite import AUDIT_INDEXES
+
     conn = sqlite3.connect(uri, uri=True)
     try:
-        found = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        found = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
     finally:
         conn.close()
-    return not set(READ_TABLES) <= found
+    # The audit log's indexes too: a ledger written before them gets them on first use.
+    indexes = {f"{EVENTS_TABLES['eventsourcing.sqlite']}_{name}" for name in AUDIT_INDEXES}
+    return not set(READ_TABLES) | indexes <= found
 
 
 def _write_locked(path: str) -> bool:

@@ -10,6 +10,8 @@ from domain.errors import InvalidValue
 EVENTS_TABLE = "ledger_events"
 FORGET_FUNCTION = "forget_personal_data"
 """Made by the recorder's DDL (adapters/postgres.py); the everyday role may only execute it."""
+ACTOR_FUNCTION = "event_actor"
+"""Made by the recorder's DDL: a stored event's actor, which the audit log's index holds and its queries call."""
 
 
 def refuse_everyday_ownership(owner_conninfo: str, schema: str, role: str) -> None:
@@ -65,6 +67,8 @@ def grant_everyday_role(owner_conninfo: str, schema: str, role: str) -> None:
                 conn.execute(SQL("GRANT " + rights + " ON {}.{} TO {}").format(s, Identifier(table), r))  # rights: a fixed list above
             # Personal data is erased only through the owner's function, which checks the log holds the person's forgetting.
             conn.execute(SQL("GRANT EXECUTE ON FUNCTION {}.{}(text, uuid) TO {}").format(s, Identifier(FORGET_FUNCTION), r))
+            # Inserting an event computes its actor for the index; filtering the audit log by actor calls it too.
+            conn.execute(SQL("GRANT EXECUTE ON FUNCTION {}.{}(bytea) TO {}").format(s, Identifier(ACTOR_FUNCTION), r))
 
 
 AUDITED_TABLES = (EVENTS_TABLE, "tlog_leaves", "tlog_nodes", "projection_rows", "projection_tracking", "projection_snapshots",

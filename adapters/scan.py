@@ -126,6 +126,33 @@ def events_of(recorder: ApplicationRecorder, ids: Collection[UUID], cursor: Any 
     return found
 
 
+def first_events(recorder: ApplicationRecorder, ids: Collection[UUID]) -> dict[UUID, StoredEvent] | None:
+    """The first stored event (version 1) of each aggregate in `ids` that has one, read in a few queries; None if the
+    recorder cannot be read this way."""
+    kind = _kind(recorder)
+    if kind is None:
+        return None
+    found: dict[UUID, StoredEvent] = {}
+    wanted = list(ids)
+    table = recorder.events_table_name  # type: ignore[attr-defined]
+    for start in range(0, len(wanted), IDS_PER_QUERY):
+        chunk = wanted[start : start + IDS_PER_QUERY]
+        if kind == "sqlite":
+            statement = (f"SELECT originator_id, originator_version, topic, state FROM {table} "
+                         f"WHERE originator_id IN ({','.join('?' * len(chunk))}) AND originator_version = 1")
+            rows: Any = _sqlite_rows(recorder, statement, tuple(i.hex for i in chunk))
+        else:
+            from psycopg.sql import SQL, Identifier
+
+            query = SQL("SELECT originator_id, originator_version, topic, state FROM {}.{} WHERE originator_id = ANY(%s) AND originator_version = 1"
+                        ).format(Identifier(recorder.datastore.schema), Identifier(table))  # type: ignore[attr-defined]
+            rows = _postgres_select(recorder, query, (chunk,))
+        for originator_id, version, topic, state in rows:
+            aggregate_id = originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
+            found[aggregate_id] = StoredEvent(aggregate_id, version, topic, bytes(state))
+    return found
+
+
 def _postgres_select(recorder: Any, statement: Any, params: tuple[Any, ...]) -> list[Any]:
     from psycopg.rows import tuple_row
 

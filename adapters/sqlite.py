@@ -8,7 +8,7 @@ from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
 from adapters import recorded_time, scan
@@ -21,6 +21,10 @@ COMPACT_WAIT = 30.0
 """Seconds `ledger db compact` waits for other connections' reads."""
 IMPORT_CACHE_KIB = 64 << 10
 """SQLite's page cache during a long write: random UUID keys spread over the primary-key index, far past the default 2 MiB."""
+ACTOR = "CASE WHEN json_valid(CAST(state AS TEXT)) THEN json_extract(CAST(state AS TEXT), '$.actor') END"
+"""A stored event's actor as the audit log's index holds it (NULL for a state that is not JSON); queries repeat it exactly."""
+AUDIT_INDEXES = ("actor", "topic")
+"""The audit log's indexes, `{events table}_{name}`: an actor's or a type's events are found without reading the others."""
 
 
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
@@ -47,6 +51,9 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             f"CREATE TRIGGER IF NOT EXISTS {table}_next_position AFTER INSERT ON {table} "
             f"WHEN NEW.rowid <> coalesce((SELECT max(rowid) FROM {table} WHERE rowid < NEW.rowid), 0) + 1 "
             "BEGIN SELECT RAISE(ABORT, 'stored events take the next position'); END",
+            # Every index of SQLite ends with the rowid, so each holds its events in log order.
+            f"CREATE INDEX IF NOT EXISTS {table}_actor ON {table} ({ACTOR})",
+            f"CREATE INDEX IF NOT EXISTS {table}_topic ON {table} (topic)",
         ]
 
     def _insert_events(
@@ -179,7 +186,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         """(topic, class version, how many, first position) of the events after position `after`; a missing version is 1."""
         version = f"CASE WHEN json_valid(CAST(state AS TEXT)) THEN COALESCE(json_extract(CAST(state AS TEXT), '$.{VERSION_KEY}'), 1) ELSE 1 END"
         statement = (
-            f"SELECT topic, {version} AS v, COUNT(*), MIN(rowid) FROM {self.events_table_name} "
+            f"SELECT topic, {version} AS v, COUNT(*), MIN(rowid) FROM {self.events_table_name} NOT INDEXED "
             "WHERE rowid > ? GROUP BY topic, v ORDER BY MIN(rowid)"
         )
         with self.datastore.transaction(commit=False) as c:
@@ -203,6 +210,41 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         with self.datastore.transaction(commit=False) as c:
             c.execute(f"SELECT rowid FROM {self.events_table_name} WHERE originator_id = ? ORDER BY originator_version", (originator_id.hex,))
             return [int(row[0]) for row in c.fetchall()]
+
+    def log_rows(self, actor: str | None, topic: str | None, record: UUID | None, after: int, before: int, limit: int,
+                 newest_first: bool = False) -> list[Notification]:
+        """Up to `limit` events at positions strictly between `after` and `before` that have this actor, topic and record
+        (None: any), nearest `after` first (or nearest `before`); read through the audit log's indexes."""
+        where, params = self._log_where(actor, topic, record, after, before)
+        statement = (f"SELECT rowid, originator_id, originator_version, topic, state FROM {self.events_table_name} WHERE {where} "
+                     f"ORDER BY rowid {'DESC' if newest_first else 'ASC'} LIMIT ?")
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(statement, (*params, limit))
+            return [Notification(id=int(row[0]), originator_id=UUID(row[1]), originator_version=row[2], topic=row[3], state=bytes(row[4]))
+                    for row in c.fetchall()]
+
+    def log_count(self, actor: str | None, topic: str | None, record: UUID | None, after: int, before: int) -> int:
+        """How many events `log_rows` would give without a limit (counted in the index)."""
+        where, params = self._log_where(actor, topic, record, after, before)
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT COUNT(*) FROM {self.events_table_name} WHERE {where}", params)
+            return int(c.fetchone()[0])
+
+    def log_plan(self, actor: str | None, topic: str | None, record: UUID | None) -> str:
+        """How SQLite reads a page of `log_rows` (EXPLAIN QUERY PLAN), one step a line."""
+        where, params = self._log_where(actor, topic, record, 0, 1 << 62)
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"EXPLAIN QUERY PLAN SELECT rowid, state FROM {self.events_table_name} WHERE {where} ORDER BY rowid LIMIT 50", params)
+            return "\n".join(str(row[3]) for row in c.fetchall())
+
+    @staticmethod
+    def _log_where(actor: str | None, topic: str | None, record: UUID | None, after: int, before: int) -> tuple[str, tuple[Any, ...]]:
+        conditions, params = ["rowid > ?", "rowid < ?"], [after, before]
+        for condition, value in ((f"{ACTOR} = ?", actor), ("topic = ?", topic), ("originator_id = ?", record.hex if record else None)):
+            if value is not None:
+                conditions.append(condition)
+                params.append(value)
+        return " AND ".join(conditions), tuple(params)
 
 
 class SQLiteWriting:

@@ -601,6 +601,8 @@ def web_pages(url: str) -> dict[str, Any]:
         measure(f"figure: {key}, page 1", f"/figures/{key}")
         if figure.get("next_after"):
             measure(f"figure: {key}, page 2", f"/figures/{key}?after={figure['next_after']}")
+        measure(f"figure: {key}, last page", f"/figures/{key}?page={max(1, -(-figure['total'] // 50))}")
+        measure(f"figure: {key}, CSV of every event", f"/export/figures/{key}.csv")
         first_ref = figure["events"][0]["ref"] if figure["events"] else json.loads(get("/api/events/1")[1])["ref"]
         ref = urllib.parse.quote(first_ref, safe="")
         measure("record", f"/records/{ref}")
@@ -611,6 +613,12 @@ def web_pages(url: str) -> dict[str, Any]:
         measure("audit log after the middle event", f"/audit?after={middle.id}")
         measure("audit log of one record", f"/audit?record={ref}")
         measure("audit log of one type", "/audit?type=Pitch.Delivered")
+        measure("audit log of an actor with no events", "/audit?actor=nobody")
+        measure("audit log recorded since the middle event", f"/audit?since={quoted}")
+        measure("audit log, last page", f"/audit?before={total + 1}")
+        measure("audit log of one type, CSV", "/export/audit.csv?type=Pitch.Delivered")
+        measure("search: a position", f"/api/search?q={middle.id}")
+        measure("search: a record reference", f"/api/search?q={ref}")
         measure("countries", "/countries")
         measure("country fact sheet", "/countries/LV")
         measure("country fact sheet API", "/api/countries/LV")

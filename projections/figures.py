@@ -207,13 +207,16 @@ class EvidencePage:
     events: list[Evidence]
     more: bool
     """Whether events follow the last one listed."""
+    skipped: int = 0
+    """How many of its events lie at or before position `after`: the first one listed is number `skipped + 1`."""
 
 
 def evidence_page(source: RowSource, settings: Settings, key: str, after: int = 0, limit: int = EVIDENCE_KEPT) -> EvidencePage:
     """One figure's events after position `after`, the first `limit` of them: one streaming computation, memory bounded by `limit`."""
     figures, kept = _figures(source, settings, _Kept(limit, after, only=key))
     events = figures.evidence[key]
-    return EvidencePage(key, figures.values[key], key in figures.counts, figures.totals[key], events, kept.beyond.get(key, 0) > len(events))
+    beyond = kept.beyond.get(key, 0)
+    return EvidencePage(key, figures.values[key], key in figures.counts, figures.totals[key], events, beyond > len(events), figures.totals[key] - beyond)
 
 
 def _figures(source: RowSource, settings: Settings, kept: _Kept) -> tuple[Figures, _Kept]:

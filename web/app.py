@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
@@ -14,12 +14,12 @@ from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import FastAPI, Path as PathParam, Query as Param, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from domain.errors import InvalidValue
-from web import errors, read
+from web import audit as audit_log, errors, export, read, search
 from web.security import HostCheck, Sessions
 
 PROOF_SCRIPT = resources.files("web").joinpath("static", "proof.js").read_text(encoding="utf-8")
@@ -150,15 +150,74 @@ def create_app(db: str | None, token: str | None = None, *, hosts: HostCheck | N
     @app.get("/api/figures/{key}", summary="The events behind one figure, a page at a time (after = last position of the previous page)")
     async def api_figure(key: str, start: str | None = Param(None, alias="from"), end: str | None = Param(None, alias="to"),
                          as_of: str | None = None, window_days: int = 365, country: str | None = None, after: After = 0,
-                         limit: int = Param(read.PAGE_SIZE, ge=1, le=1000)) -> dict[str, Any]:
+                         page: int | None = Param(None, ge=1, le=POSITION_MAX), limit: int = Param(read.PAGE_SIZE, ge=1, le=1000)) -> dict[str, Any]:
         query = report_query(start, end, as_of, window_days, country)
+        if page is not None:
+            return await run(lambda: read.figure_page_number(reader, key, query, page, limit))
         return await run(lambda: read.figure_page(reader, key, query, after, limit))
 
     @app.get("/figures/{key}", response_class=HTMLResponse, include_in_schema=False)
     async def figure(request: Request, key: str, start: str | None = Param(None, alias="from"), end: str | None = Param(None, alias="to"),
-                     as_of: str | None = None, window_days: int = 365, country: str | None = None, after: After = 0) -> Response:
+                     as_of: str | None = None, window_days: int = 365, country: str | None = None, after: After = 0,
+                     page_number: int | None = Param(None, alias="page", ge=1, le=POSITION_MAX)) -> Response:
         query = report_query(start, end, as_of, window_days, country)
-        return page(request, "figure.html", {**await run(lambda: read.figure_page(reader, key, query, after)), "query": query.params()})
+        if page_number is not None:
+            found = await run(lambda: read.figure_page_number(reader, key, query, page_number))
+        else:
+            found = await run(lambda: read.figure_page(reader, key, query, after))
+        return page(request, "figure.html", {**found, "query": query.params()})
+
+    async def download(rows: Iterator[list[dict[str, Any]]], fmt: str, columns: tuple[str, ...], name: str) -> Response:
+        """Stream every row as CSV or JSON Lines, a chunk at a time from the reading thread; the first chunk is read before
+        the answer starts, so a refused request gets its error page, not a broken download."""
+        media_type = export.media_type(fmt)
+        encode = export.encoder(fmt, columns)
+        first = await run(lambda: next(rows, None))
+
+        async def body() -> AsyncIterator[bytes]:
+            yield encode(first or [])
+            while (chunk := await run(lambda: next(rows, None))) is not None:
+                yield encode(chunk)
+
+        return StreamingResponse(body(), media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'})
+
+    @app.get("/export/audit.{fmt}", include_in_schema=False)
+    async def export_audit(fmt: str, actor: str | None = None, type: str | None = None, record: str | None = None, since: str | None = None,
+                           until: str | None = None, at: int | None = Param(None, ge=1, le=POSITION_MAX)) -> Response:
+        """Every event of the audit log that passes the filters, as the log stood at `at`."""
+        given = LogFilter(actor or None, type or None, record or None, since or None, until or None)
+        return await download(export.audit_rows(reader, given, at), fmt, export.AUDIT_COLUMNS, "audit")
+
+    @app.get("/export/figures/{key}.{fmt}", include_in_schema=False)
+    async def export_evidence(key: str, fmt: str, start: str | None = Param(None, alias="from"), end: str | None = Param(None, alias="to"),
+                              as_of: str | None = None, window_days: int = 365, country: str | None = None) -> Response:
+        """Every event behind one figure."""
+        query = report_query(start, end, as_of, window_days, country)
+        return await download(export.evidence_rows(reader, key, query), fmt, export.EVIDENCE_COLUMNS, key)
+
+    @app.get("/export/figures.{fmt}", include_in_schema=False)
+    async def export_figures(fmt: str, start: str | None = Param(None, alias="from"), end: str | None = Param(None, alias="to"),
+                             as_of: str | None = None, window_days: int = 365, country: str | None = None) -> Response:
+        """The figures of a period (of one country, with `country`) beside their published values."""
+        query = report_query(start, end, as_of, window_days, country)
+        found = read.country_page if country else read.figures_page
+        rows = iter([export.figure_rows((await run(lambda: found(reader, query)))["figures"])])
+        return await download(rows, fmt, export.FIGURE_COLUMNS, f"figures-{country}" if country else "figures")
+
+    @app.get("/export/history.{fmt}", include_in_schema=False)
+    async def export_history(fmt: str, ref: str = "", as_of: str | None = None) -> Response:
+        """Every event of one record, each marked as recorded by `as_of` or not."""
+        found = await run(lambda: read.record_page(reader, ref, as_of or None))
+        return await download(iter([found["events"]]), fmt, export.HISTORY_COLUMNS, f"history-{re.sub(r'[^A-Za-z0-9_-]', '_', found['ref'])}")
+
+    @app.get("/export/countries/{country}/{name}.{fmt}", include_in_schema=False)
+    async def export_country(country: str, name: str, fmt: str, start: str | None = Param(None, alias="from"), end: str | None = Param(None, alias="to"),
+                             as_of: str | None = None, window_days: int = 365) -> Response:
+        """A country sheet's cross-border partners or its profiles by region."""
+        query = report_query(start, end, as_of, window_days, country)
+        export.country_rows({"cross_border_partners": {}, "regions": {"profiles": {}}}, name)  # an unknown list is refused before any work
+        sheet = await run(lambda: read.country_page(reader, query))
+        return await download(iter([export.country_rows(sheet, name)]), fmt, export.COUNTRY_LISTS.get(name, ()), f"{sheet['country']}-{name}")
 
     @app.get("/figures/{key}/months", response_class=HTMLResponse, include_in_schema=False)
     async def figure_months(request: Request, key: str, start: str | None = Param(None, alias="from"), end: str | None = Param(None, alias="to"),
@@ -209,15 +268,29 @@ def create_app(db: str | None, token: str | None = None, *, hosts: HostCheck | N
 
     @app.get("/api/audit", summary="The audit log, filtered, a page at a time by position (after = last position of the previous page)")
     async def api_audit(actor: str | None = None, type: str | None = None, record: str | None = None, since: str | None = None,
-                        until: str | None = None, after: After = 0, limit: int = Param(read.PAGE_SIZE, ge=1, le=1000)) -> dict[str, Any]:
+                        until: str | None = None, after: After = 0, before: int | None = Param(None, ge=1, le=POSITION_MAX),
+                        at: int | None = Param(None, ge=1, le=POSITION_MAX), limit: int = Param(read.PAGE_SIZE, ge=1, le=1000)) -> dict[str, Any]:
         given = LogFilter(actor or None, type or None, record or None, since or None, until or None)
-        return await run(lambda: read.audit_page(reader, given, after, limit))
+        return await run(lambda: read.audit_page(reader, given, after, limit, before, at))
 
     @app.get("/audit", response_class=HTMLResponse, include_in_schema=False)
     async def audit(request: Request, actor: str | None = None, type: str | None = None, record: str | None = None, since: str | None = None,
-                    until: str | None = None, after: After = 0) -> Response:
+                    until: str | None = None, after: After = 0, before: int | None = Param(None, ge=1, le=POSITION_MAX),
+                    at: int | None = Param(None, ge=1, le=POSITION_MAX), limit: int = Param(read.PAGE_SIZE, ge=1, le=1000)) -> Response:
         given = LogFilter(actor or None, type or None, record or None, since or None, until or None)
-        return page(request, "audit.html", await run(lambda: read.audit_page(reader, given, after)))
+        found = await run(lambda: read.audit_page(reader, given, after, limit, before, at))
+        return page(request, "audit.html", {**found, "types": audit_log.type_choices()})
+
+    @app.get("/api/search", summary="What a search finds: a position, a leaf hash (hex or base64), a record reference or an organisation's name")
+    async def api_search(q: str = "") -> dict[str, Any]:
+        return await run(lambda: search.find(reader, q))
+
+    @app.get("/search", response_class=HTMLResponse, include_in_schema=False)
+    async def search_page(request: Request, q: str = "") -> Response:
+        found = await run(lambda: search.find(reader, q))
+        if len(found["matches"]) == 1 and not found["more"]:  # the one match: straight to its page
+            return RedirectResponse(found["matches"][0]["href"], status_code=303)
+        return page(request, "search.html", found)
 
     @app.get("/api/countries/{country}", summary="A country fact sheet: its figures, regions and cross-border partners")
     async def api_country(country: str, start: str | None = Param(None, alias="from"), end: str | None = Param(None, alias="to"),

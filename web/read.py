@@ -6,18 +6,18 @@ import calendar
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
 import pycountry
-from eventsourcing.persistence import Notification
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 
 import bootstrap
+from adapters import scan
 from adapters.mapper import CATALOGUE
 from presentation.text import event_details, event_type, parse_moment, summary
 from domain.base import ref_id
@@ -39,7 +39,8 @@ from transparency.proofs import InclusionProof, b64
 from transparency.signing import recorded_by
 from transparency.tlogproof import TlogProof, from_inclusion
 from transparency.store import Published, TreeStore
-from web import state
+from web import audit, state
+from web.audit import LogFilter
 
 PAGE_SIZE = 50
 EVIDENCE_RUN = 1_000
@@ -222,7 +223,12 @@ class Reader:
     def rows(self, as_of: datetime | None) -> tuple[RowSource, Included]:
         """The projection's rows now (streamed from the store) or as of a moment; the last few are kept until the log grows."""
         sources = self.sources()
-        key = (as_of, sources.recorder.max_notification_id() or 0)
+        size = sources.recorder.max_notification_id() or 0
+        if as_of is not None and self._all_recorded_by(as_of, size):
+            now = self.rows(None)
+            if now[1].position == size:  # a permalink to the log as it stands: the caught-up projection, with no fold of the log
+                return now
+        key = (as_of, size)
         if key not in self._rows:
             position = sources.store.position(runner.PROJECTION, FOLD_VERSION)
             if as_of is not None or not sources.store.fed_by_consumers(runner.PROJECTION):
@@ -232,6 +238,14 @@ class Reader:
                 self._rows.popitem(last=False)
         self._rows.move_to_end(key)
         return self._rows[key]
+
+    def _all_recorded_by(self, as_of: datetime, size: int) -> bool:
+        """Whether every stored event was recorded by `as_of` (recorded times never go back along the log), in a projection
+        this app keeps up to date itself."""
+        if not size or self.sources().store.fed_by_consumers(runner.PROJECTION):
+            return False
+        last = _event_at(self, size)
+        return last is not None and last.timestamp <= as_of
 
     def report(self, query: Query) -> tuple[dict[str, Any], Figures]:
         """The impact report (or country sheet) of `query`, as `ledger report impact --format json` gives it; computed once
@@ -286,6 +300,21 @@ class Reader:
             return False
         return self.ref(ref_id(text)) == text
 
+    def refs(self, ids: Collection[UUID], kept: dict[UUID, str] | None = None) -> dict[UUID, str]:
+        """`ref` of each aggregate in `ids`, the ones not yet known read in one query; kept in `kept` (default: this reader's)."""
+        known = self._refs if kept is None else kept
+        missing = [i for i in dict.fromkeys(ids) if i not in known]
+        sources = self.sources()
+        firsts = scan.first_events(sources.recorder, missing) if missing else {}
+        for originator_id in missing:
+            stored = (firsts or {}).get(originator_id)
+            if firsts is None or (stored is None and kept is None):
+                known[originator_id] = self.ref(originator_id)
+                continue
+            found = sources.mapper.to_domain_event(stored) if stored is not None else None
+            known[originator_id] = getattr(found, "ref", None) or originator_id.hex
+        return {i: known[i] for i in ids}
+
 
 def _trim(kept: OrderedDict[Any, Any]) -> None:
     while len(kept) > KEPT:
@@ -298,7 +327,7 @@ def _page_of(run: EvidencePage, after: int, limit: int) -> EvidencePage | None:
     shown = rest[:limit]
     if len(shown) < limit and run.more:
         return None
-    return replace(run, events=shown, more=len(rest) > len(shown) or run.more)
+    return replace(run, events=shown, more=len(rest) > len(shown) or run.more, skipped=run.skipped + len(run.events) - len(rest))
 
 
 def figures_page(reader: Reader, query: Query) -> dict[str, Any]:
@@ -317,7 +346,16 @@ def figures_page(reader: Reader, query: Query) -> dict[str, Any]:
         })
     page = {k: v for k, v in found.items() if k != "figures"}
     page["figures"] = listed
+    page["pinned_as_of"] = _pinned_as_of(reader, query, found.get("as_of_position"))
     return page
+
+
+def _pinned_as_of(reader: Reader, query: Query, position: int | None) -> str | None:
+    """When the position a report shows was recorded: as `as_of`, the report reads the same however the log grows."""
+    if query.as_of or not position:
+        return query.as_of
+    stored = _event_at(reader, position)
+    return stored.timestamp.isoformat() if stored is not None else None
 
 
 def country_page(reader: Reader, query: Query) -> dict[str, Any]:
@@ -357,6 +395,7 @@ def figure_page(reader: Reader, key: str, query: Query, after: int = 0, limit: i
             "occurred_at": stored.occurred_at.isoformat() if stored is not None else None,
             "recorded_at": stored.timestamp.isoformat() if stored is not None else None,
         })
+    first = found.skipped + 1 if events else 0
     return {
         "figure": key, "value": found.value, "is_count": found.is_count, "total": found.total,
         "period": {"from": period.start.isoformat(), "to": period.end.isoformat()}, "as_of": moment.isoformat() if moment else None,
@@ -364,6 +403,9 @@ def figure_page(reader: Reader, key: str, query: Query, after: int = 0, limit: i
         "country": period.country, "country_name": country_name(period.country) if period.country else None,
         "rule": counting.counting_rule(key, counting.assumptions(period)),
         "after": after, "events": events, "next_after": found.events[-1].position if found.more else None,
+        "first": first, "last": first + len(events) - 1 if events else 0, "page_size": limit,
+        # The moment the position shown was recorded: with it as `as_of`, the page reads the same however the log grows.
+        "pinned_as_of": _pinned_as_of(reader, query, included.position),
     }
 
 
@@ -397,6 +439,18 @@ def _month_spans(start: date, end: date) -> list[tuple[str, date, date]]:
         first = date.fromisoformat(month + "-01")
         listed.append((month, first, first.replace(day=calendar.monthrange(first.year, first.month)[1])))
     return listed
+
+
+def figure_page_number(reader: Reader, key: str, query: Query, number: int, limit: int = PAGE_SIZE) -> dict[str, Any]:
+    """Page `number` (from 1) of the events behind one figure: the page after the position of its `(number - 1) * limit`-th event."""
+    after = 0
+    if number > 1:
+        figure_page(reader, key, query, 0, 1)  # an unknown figure or a bad period is refused as on the first page
+        found, _ = reader.evidence(query, key, 0, (number - 1) * limit)
+        if found.total <= (number - 1) * limit:
+            raise NotFound(f"page: {number} is past the last page of {key} ({-(-found.total // limit) or 1})")
+        after = found.events[-1].position
+    return figure_page(reader, key, query, after, limit)
 
 
 def _event_at(reader: Reader, position: int) -> Any:
@@ -598,75 +652,10 @@ def published_proof(reader: Reader, position: int, published: int | None = None,
     return proof, from_inclusion(proof, where.note)
 
 
-@dataclass(frozen=True)
-class LogFilter:
-    """The audit log's filters: actor, event type, record and recorded-time range."""
-
-    actor: str | None = None
-    type: str | None = None
-    record: str | None = None
-    since: str | None = None
-    until: str | None = None
-
-    def params(self) -> dict[str, str]:
-        return {k: v for k, v in vars(self).items() if v}
-
-
-def audit_page(reader: Reader, given: LogFilter, after: int = 0, limit: int = PAGE_SIZE) -> dict[str, Any]:
-    """Page 5: recorded events after position `after` that pass the filters, `limit` at a time (keyset pagination)."""
-    first = parse_moment("since", given.since) if given.since else None
-    last = parse_moment("until", given.until) if given.until else None
-    wanted = CATALOGUE.type_names(given.type) if given.type else None
-    record: UUID | None = None
-    if given.record:
-        try:
-            record = UUID(given.record)
-        except ValueError:
-            record = ref_id(given.record)
-    sources = reader.sources()
-    reader.require_readable(after)
-    entries: list[dict[str, Any]] = []
-    more = False
-    # One record's events are found by their positions; a type by its topics in the store's query; else a scan from `after`.
-    if record is not None:
-        pages = _record_notifications(reader, record, after)
-    else:
-        pages = _notifications(sources.recorder, after, CATALOGUE.stored_topics(wanted) if wanted is not None else ())
-    for page in pages:
-        for n in page:
-            if record is not None and n.originator_id != record:
-                continue
-            event = sources.mapper.to_domain_event(n)
-            if (given.actor and event.actor != given.actor) or (first and event.timestamp < first) or (last and event.timestamp > last):
-                continue
-            name = event_type(event)
-            if wanted is not None and name not in wanted:
-                continue
-            if len(entries) == limit:
-                more = True
-                break
-            entries.append({
-                "position": n.id, "recorded_at": event.timestamp.isoformat(), "occurred_at": event.occurred_at.isoformat(),
-                "actor": event.actor, "ref": reader.ref(n.originator_id), "type": name, "summary": summary(event),
-            })
-        if more:
-            break
-    return {"filters": given.params(), "after": after, "events": entries, "next_after": entries[-1]["position"] if more else None}
-
-
-def _notifications(recorder: Any, after: int, topics: list[str], page_size: int = runner.PAGE_SIZE) -> Iterator[list[Notification]]:
-    """Pages of the log after `after`, of the given topics only (all topics if none are given)."""
-    while page := list(recorder.select_notifications(start=after + 1, limit=page_size, topics=topics)):
-        yield page
-        after = page[-1].id
-
-
-def _record_notifications(reader: Reader, record: UUID, after: int) -> Iterator[list[Notification]]:
-    recorder = reader.sources().recorder
-    for position in _positions(reader, record):
-        if position > after:
-            found = list(recorder.select_notifications(start=position, limit=1))
-            yield [n for n in found if n.id == position]
+def audit_page(reader: Reader, given: LogFilter, after: int = 0, limit: int = PAGE_SIZE, before: int | None = None,
+               at: int | None = None) -> dict[str, Any]:
+    """Page 5: the audit log, filtered through the store's indexes (web/audit.py)."""
+    return audit.audit_page(reader, given, after=after, before=before, at=at, limit=limit)
 
 
 def tlog_checkpoint(reader: Reader) -> str:

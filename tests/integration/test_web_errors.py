@@ -20,7 +20,8 @@ TOKEN = "fuzz-token"
 HOSTILE = ["", " ", "abc", "-1", "0", "99999999", str(2**63), str(10**30), str(-(10**30)), "1e9", "0001-01-01", "0000-01-01",
            "9999-12-31", "10000-01-01", "2024-02-30", "2024-06-30T25:00:00Z", "é✓中文", "\u202e\u200b", "\x00", "a" * 3000, "../../etc/passwd"]
 """Values no page may answer with a 500: huge integers, dates outside 1..9999, unicode, control characters and empty values."""
-GOOD = {"key": "bilateral_meetings", "ref": "ORG-IT-0001", "position": "3", "country": "IT", "path": "0/000"}
+GOOD = {"key": "bilateral_meetings", "ref": "ORG-IT-0001", "position": "3", "country": "IT", "path": "0/000", "fmt": "csv",
+        "name": "partners"}
 """A value each path parameter takes on a page that exists, so that one parameter at a time is the hostile one."""
 
 

@@ -6,15 +6,16 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlparse
 
-from psycopg.conninfo import make_conninfo
-
 from domain.errors import InvalidValue
-from projections.store import PostgresProjectionStore, ProjectionStore, SQLiteProjectionStore
-from service_layer.ledger import Clock, Ledger, utc_now
-from transparency.note import Signer
-from transparency.store import PostgresTreeStore, SQLiteTreeStore, TreeStore
+
+if TYPE_CHECKING:  # the stores and the ledger are loaded by the commands that build them, so `ledger --help` starts at once
+    from projections.store import ProjectionStore
+    from service_layer.ledger import Clock, Ledger
+    from transparency.note import Signer
+    from transparency.store import TreeStore
 
 DEFAULT_DB = "sqlite:///ledger.db"
 DEFAULT_LOCK_TIMEOUT = "30"
@@ -239,15 +240,19 @@ def _temporary_copy(uri: str) -> str:
     return f"sqlite:///{copy}"
 
 
-def build_ledger(url: str | None = None, clock: Clock = utc_now, signing_key: str | None = None, signer: Signer | None = None) -> Ledger:
-    """A ledger on the database at `url` (see `database_url`), writing with `signer`, else the key in the file `signing_key`,
-    else the one $LEDGER_SIGNING_KEY names (read at the first write)."""
+def build_ledger(url: str | None = None, clock: Clock | None = None, signing_key: str | None = None, signer: Signer | None = None) -> Ledger:
+    """A ledger on the database at `url` (see `database_url`), with `clock` (else the time now), writing with `signer`, else
+    the key in the file `signing_key`, else the one $LEDGER_SIGNING_KEY names (read at the first write)."""
+    from service_layer.ledger import Ledger, utc_now
+
     key_file = signing_key or os.environ.get("LEDGER_SIGNING_KEY") or None
-    return Ledger(env=persistence_env(database_url(url)), clock=clock, signer=signer, signing_key=key_file)
+    return Ledger(env=persistence_env(database_url(url)), clock=clock or utc_now, signer=signer, signing_key=key_file)
 
 
 def build_projection_store(url: str | None = None) -> ProjectionStore:
     """The store of projection rows beside the ledger at `url`."""
+    from projections.store import PostgresProjectionStore, SQLiteProjectionStore
+
     resolved = database_url(url)
     env = persistence_env(resolved)
     if env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
@@ -278,6 +283,8 @@ def _may_write_projection(env: dict[str, str], schema: str) -> bool:
 
 def build_tree_store(url: str | None = None) -> TreeStore:
     """The transparency log's tree beside the ledger at `url` (the ledger's tables are created first if missing)."""
+    from transparency.store import PostgresTreeStore, SQLiteTreeStore
+
     resolved = database_url(url)
     env = persistence_env(resolved)
     if env["PERSISTENCE_MODULE"] not in ("eventsourcing.sqlite", "eventsourcing.postgres"):
@@ -291,6 +298,8 @@ def build_tree_store(url: str | None = None) -> TreeStore:
 
 
 def _conninfo(env: dict[str, str]) -> str:
+    from psycopg.conninfo import make_conninfo  # only PostgreSQL ledgers load the driver
+
     return make_conninfo(
         host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"], dbname=env["POSTGRES_DBNAME"],
         user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"], connect_timeout=10,

@@ -104,7 +104,7 @@ class RegisterOrg(Command):
     sectors: Annotated[tuple[Sector, ...], Field(max_length=MAX_ITEMS["sectors"])] = ()
     ecosystems: Annotated[tuple[Ecosystem, ...], Field(max_length=MAX_ITEMS["ecosystems"])]
     year_established: int
-    members: MemberCounts = MemberCounts()
+    members: MemberCounts = Field(default_factory=MemberCounts)  # built when first used, not when the module loads
 
 
 class PublishOrg(Command):

@@ -919,8 +919,6 @@ def main() -> None:
     if options.command == "compare":
         print(compare(options.new, options.old), end="")
         return
-    if options.compare is not None and not options.compare.is_file():
-        parser.error(f"--compare: {str(options.compare)!r}: no such result file")
     if options.command == "one":
         measure = MEASURES[options.name]
         args: list[Any] = list(options.args)
@@ -928,6 +926,8 @@ def main() -> None:
             args = [args[0], float(args[1]), int(args[2])]
         print(json.dumps(measure(*args)))
         return
+    if options.compare is not None and not options.compare.is_file():
+        parser.error(f"--compare: {str(options.compare)!r}: no such result file")
 
     folder = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
     urls = [] if options.kafka_only else [f"sqlite:///{folder / 'bench.db'}"]

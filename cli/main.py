@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from eventsourcing.persistence import PersistenceError
 from pydantic import ValidationError
 
 import bootstrap
@@ -40,7 +39,7 @@ class UsageMistake(click.ClickException):
 
 def _loaded(module: str, error: str) -> tuple[type[Exception], ...]:
     """The error class `error` of `module` if the command loaded that module, else none: a module never loaded raised nothing
-    (looked up only when an error is raised, so `ledger --help` loads neither the ledger nor PostgreSQL's driver)."""
+    (looked up only when an error is raised, so `ledger --help` loads neither the ledger, its store nor PostgreSQL's driver)."""
     loaded = sys.modules.get(module)
     return (getattr(loaded, error),) if loaded is not None else ()
 
@@ -59,7 +58,7 @@ class LedgerGroup(LazyGroup):
             raise click.ClickException(str(error)) from None
         except ValidationError as error:
             raise click.ClickException("\n".join(describe(error))) from None
-        except (PersistenceError, *_loaded("psycopg", "Error"), sqlite3.Error) as error:
+        except (*_loaded("eventsourcing.persistence", "PersistenceError"), *_loaded("psycopg", "Error"), sqlite3.Error) as error:
             detail = " ".join(str(error).split())
             if "database is locked" in detail:  # SQLite's busy timeout ran out: said as PostgreSQL's lock timeout is
                 settings = ctx.find_object(Settings) or Settings()

@@ -6,18 +6,18 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-import psycopg
-from eventsourcing.persistence import InterfaceError, OperationalError
-from psycopg.conninfo import make_conninfo
-
 from domain.errors import InvalidValue
-from projections.store import PostgresProjectionStore, ProjectionStore, SQLiteProjectionStore
-from service_layer.ledger import Clock, Ledger, utc_now
-from transparency.note import Signer
-from transparency.store import PostgresTreeStore, SQLiteTreeStore, TreeStore
+
+if TYPE_CHECKING:  # the stores and the ledger are loaded by the commands that build them, so `ledger --help` starts at once
+    import psycopg
+
+    from projections.store import ProjectionStore
+    from service_layer.ledger import Clock, Ledger
+    from transparency.note import Signer
+    from transparency.store import TreeStore
 
 DEFAULT_DB = "sqlite:///ledger.db"
 DEFAULT_LOCK_TIMEOUT = "30"
@@ -27,8 +27,15 @@ EVENTS_TABLES = {"eventsourcing.sqlite": "stored_events", "eventsourcing.postgre
 """Where each store keeps the ledger's events (eventsourcing names the table after the application)."""
 READ_MODEL_TABLE = "projection_rows"
 """What a read model built by Kafka consumers holds instead of events: reports read it too."""
-LOST_CONNECTION = (psycopg.OperationalError, psycopg.InterfaceError, OperationalError, InterfaceError)
-"""What a database that went away (restarted, unreachable, out of connections) raises, directly or through eventsourcing."""
+
+
+def lost_connection() -> tuple[type[Exception], ...]:
+    """What a database that went away (restarted, unreachable, out of connections) raises, directly or through eventsourcing
+    (loaded when first asked: only servers that outlive their database ask)."""
+    import psycopg
+    from eventsourcing.persistence import InterfaceError, OperationalError
+
+    return (psycopg.OperationalError, psycopg.InterfaceError, OperationalError, InterfaceError)
 
 
 class BadSetting(InvalidValue):
@@ -137,6 +144,8 @@ class Probe:
         """Whether the connection kept since the last check still answers; False once if it broke (every other one did too)."""
         if self.env["PERSISTENCE_MODULE"] != "eventsourcing.postgres" or self._connection is None:
             return True
+        import psycopg
+
         try:
             self._connection.execute("SELECT 1")
             return True
@@ -148,6 +157,8 @@ class Probe:
         """Why the server cannot be reached now, in one line naming the host and port ('' if it can: a new connection is kept)."""
         if self.env["PERSISTENCE_MODULE"] != "eventsourcing.postgres" or self._connection is not None:
             return ""
+        import psycopg
+
         try:
             self._connection = psycopg.connect(_conninfo(self.env), connect_timeout=5, autocommit=True)
         except psycopg.Error as error:
@@ -283,20 +294,24 @@ def _temporary_copy(uri: str) -> str:
     return f"sqlite:///{copy}"
 
 
-def build_ledger(url: str | None = None, clock: Clock = utc_now, signing_key: str | None = None, signer: Signer | None = None,
+def build_ledger(url: str | None = None, clock: Clock | None = None, signing_key: str | None = None, signer: Signer | None = None,
                  pool_wait: int | None = None) -> Ledger:
-    """A ledger on the database at `url` (see `database_url`), writing with `signer`, else the key in the file `signing_key`,
-    else the one $LEDGER_SIGNING_KEY names (read at the first write). On PostgreSQL, a read waits up to `pool_wait` seconds
-    (else 10) for a connection, on each of eventsourcing's 10 attempts."""
+    """A ledger on the database at `url` (see `database_url`), with `clock` (else the time now), writing with `signer`, else
+    the key in the file `signing_key`, else the one $LEDGER_SIGNING_KEY names (read at the first write). On PostgreSQL, a
+    read waits up to `pool_wait` seconds (else 10) for a connection, on each of eventsourcing's 10 attempts."""
+    from service_layer.ledger import Ledger, utc_now
+
     key_file = signing_key or os.environ.get("LEDGER_SIGNING_KEY") or None
     env = persistence_env(database_url(url))
     if pool_wait is not None and "POSTGRES_CONNECT_TIMEOUT" in env:
         env["POSTGRES_CONNECT_TIMEOUT"] = str(pool_wait)
-    return Ledger(env=env, clock=clock, signer=signer, signing_key=key_file)
+    return Ledger(env=env, clock=clock or utc_now, signer=signer, signing_key=key_file)
 
 
 def build_projection_store(url: str | None = None) -> ProjectionStore:
     """The store of projection rows beside the ledger at `url`."""
+    from projections.store import PostgresProjectionStore, SQLiteProjectionStore
+
     resolved = database_url(url)
     env = persistence_env(resolved)
     if env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
@@ -327,6 +342,8 @@ def _may_write_projection(env: dict[str, str], schema: str) -> bool:
 
 def build_tree_store(url: str | None = None) -> TreeStore:
     """The transparency log's tree beside the ledger at `url` (the ledger's tables are created first if missing)."""
+    from transparency.store import PostgresTreeStore, SQLiteTreeStore
+
     resolved = database_url(url)
     env = persistence_env(resolved)
     if env["PERSISTENCE_MODULE"] not in ("eventsourcing.sqlite", "eventsourcing.postgres"):
@@ -340,6 +357,8 @@ def build_tree_store(url: str | None = None) -> TreeStore:
 
 
 def _conninfo(env: dict[str, str]) -> str:
+    from psycopg.conninfo import make_conninfo  # only PostgreSQL ledgers load the driver
+
     return make_conninfo(
         host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"], dbname=env["POSTGRES_DBNAME"],
         user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"], connect_timeout=10,

@@ -826,6 +826,64 @@ def markdown(rows: list[dict[str, Any]], heading: str, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _ratio(new: float, old: float) -> str:
+    return f"{new / old:.2f}x" if old and new else "-"
+
+
+def changes(rows: list[dict[str, Any]], earlier: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each row's change against the same measure and store of an earlier result: events/s and peak memory then and now,
+    and now / then; a row only one of them holds is marked. Browser pages are compared page by page (first and warm ms)."""
+    def keyed(results: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for r in results:
+            found[(r["name"], r["store"])] = r
+            for page in r.get("pages", []):
+                found[(f"{r['name']}: {page['page']}", r["store"])] = {"page": page}
+        return found
+
+    now, then = keyed(rows), keyed(earlier)
+    compared = []
+    for key in [*now, *(k for k in then if k not in now)]:
+        new, old = now.get(key), then.get(key)
+        row: dict[str, Any] = {"name": key[0], "store": key[1], "only": "now" if old is None else "then" if new is None else ""}
+        if new is not None and old is not None and "page" in new:
+            for what in ("first_ms", "warm_ms"):
+                row[what] = (old["page"][what], new["page"][what], _ratio(new["page"][what], old["page"][what]))
+        elif new is not None and old is not None:
+            row["events"] = (old["events"], new["events"])
+            row["events_per_s"] = (old["events_per_s"], new["events_per_s"], _ratio(new["events_per_s"], old["events_per_s"]))
+            row["peak_mib"] = (old["peak_mib"], new["peak_mib"], _ratio(new["peak_mib"], old["peak_mib"]))
+        compared.append(row)
+    return compared
+
+
+def changes_markdown(compared: list[dict[str, Any]], earlier: str) -> str:
+    """The changes against `earlier` (its file name and heading) as a table: then → now (now / then)."""
+    def cell(values: tuple[Any, ...] | None) -> str:
+        if values is None:
+            return ""
+        return f"{values[0]:,} → {values[1]:,} ({values[2]})" if len(values) == 3 else (
+            f"{values[1]:,}" if values[0] == values[1] else f"{values[0]:,} → {values[1]:,}")
+
+    lines = [f"### Change against {earlier}", "", "now / then: above 1x is faster for events/s, more memory for peak MiB, slower for ms", "",
+             "| measure | store | events | events/s | peak MiB | first ms | warm ms |", "|---|---|--:|--:|--:|--:|--:|"]
+    for c in compared:
+        if c["only"]:
+            lines.append(f"| {c['name']} | {c['store']} | only {c['only']} | | | | |")
+            continue
+        lines.append(f"| {c['name']} | {c['store']} | {cell(c.get('events'))} | {cell(c.get('events_per_s'))} | {cell(c.get('peak_mib'))} | "
+                     f"{cell(c.get('first_ms'))} | {cell(c.get('warm_ms'))} |")
+    return "\n".join(lines) + "\n"
+
+
+def compare(new_path: Path, old_path: Path) -> str:
+    """The changes of the result file `new_path` against `old_path`, also written into the markdown result beside it."""
+    new, old = json.loads(new_path.read_text()), json.loads(old_path.read_text())
+    text = changes_markdown(changes(new["results"], old["results"]), f"`{old_path.name}` ({old['heading']})")
+    new_path.with_suffix(".md").write_text(markdown(new["results"], new["heading"], new["command"]) + "\n" + text)
+    return text
+
+
 def _signing_key() -> None:
     """Every write of a run signs with one writer's key, this run's own unless $LEDGER_SIGNING_KEY names one (measured
     processes inherit it): the first write on each empty ledger authorizes it."""
@@ -855,12 +913,20 @@ def main() -> None:
     run.add_argument("--results", default="bench/results", help="folder for the <date>-<size>.json and .md results")
     run.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     run.add_argument("--no-pages", action="store_true", help="skip the browser view's page times")
+    run.add_argument("--compare", metavar="OLD.json", type=Path, help="print each row's change against an earlier result file, and write it "
+                     "into the markdown result too")
     run.add_argument("--written", metavar="URL[=RESULT]", help="measure the ledger already written at URL (e.g. by `python -m benchmarks.bench "
                      "one ledger-write|import URL SIZE SEED > RESULT`, whose printed RESULT is then quoted as its row) instead of writing one")
     one = sub.add_parser("one", help="one measurement (internal)")
     one.add_argument("name", choices=sorted(MEASURES))
     one.add_argument("args", nargs="*")
+    against = sub.add_parser("compare", help="print each row's change in a result file against an earlier one, and write it into its markdown")
+    against.add_argument("new", metavar="NEW.json", type=Path)
+    against.add_argument("old", metavar="OLD.json", type=Path)
     options = parser.parse_args()
+    if options.command == "compare":
+        print(compare(options.new, options.old), end="")
+        return
     if options.command == "one":
         measure = MEASURES[options.name]
         args: list[Any] = list(options.args)
@@ -868,6 +934,8 @@ def main() -> None:
             args = [args[0], float(args[1]), int(args[2])]
         print(json.dumps(measure(*args)))
         return
+    if options.compare is not None and not options.compare.is_file():
+        parser.error(f"--compare: {str(options.compare)!r}: no such result file")
 
     folder = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
     urls = [] if options.kafka_only else [f"sqlite:///{folder / 'bench.db'}"]
@@ -970,6 +1038,10 @@ def main() -> None:
     stem = out / f"{time.strftime('%Y-%m-%d', time.gmtime())}-{size if size is not None else f'scale{options.scale:g}'}"
     stem.with_suffix(".json").write_text(json.dumps({"heading": heading, "command": command, "results": rows}, indent=1) + "\n")
     stem.with_suffix(".md").write_text(markdown(rows, heading, command))
+    if options.compare is not None:
+        text = compare(stem.with_suffix(".json"), options.compare)
+        if not options.json:
+            print(text, end="")
     if not options.json:
         print(f"written: {stem}.json, {stem}.md")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -12,7 +12,9 @@ from click.core import ParameterSource
 import bootstrap
 from domain.errors import SigningRefused
 from domain.inputs import checked_actor
-from service_layer.ledger import NO_SIGNING_KEY, Ledger
+
+if TYPE_CHECKING:
+    from service_layer.ledger import Ledger
 
 
 @dataclass
@@ -30,6 +32,8 @@ class Settings:
 
     def writing_ledger(self) -> Ledger:
         """The ledger, for a write: refused before the database is opened (or created) when no signing key is given."""
+        from service_layer.ledger import NO_SIGNING_KEY
+
         if not (self.signing_key or os.environ.get("LEDGER_SIGNING_KEY")):
             raise SigningRefused(NO_SIGNING_KEY)
         return self.ledger()

@@ -8,11 +8,9 @@ import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import psycopg
-from eventsourcing.persistence import PersistenceError
 from pydantic import ValidationError
 
 import bootstrap
@@ -21,10 +19,13 @@ from cli.files import read_text
 from cli.context import Settings, actor_option, db_option, pass_settings, signing_key_option
 from cli.errors import describe
 from cli.forms import make_command
+from cli.lazy import LazyGroup
 from domain.errors import ConcurrentChange, LedgerError
 from service_layer import commands as c
-from service_layer import importing, log_check
-from service_layer.ledger import BatchFailed, Outcome, utc_now
+from service_layer import importing
+
+if TYPE_CHECKING:
+    from service_layer.ledger import Outcome
 
 
 R = TypeVar("R")
@@ -36,13 +37,20 @@ class UsageMistake(click.ClickException):
     exit_code = 2
 
 
-class LedgerGroup(click.Group):
+def _loaded(module: str, error: str) -> tuple[type[Exception], ...]:
+    """The error class `error` of `module` if the command loaded that module, else none: a module never loaded raised nothing
+    (looked up only when an error is raised, so `ledger --help` loads neither the ledger, its store nor PostgreSQL's driver)."""
+    loaded = sys.modules.get(module)
+    return (getattr(loaded, error),) if loaded is not None else ()
+
+
+class LedgerGroup(LazyGroup):
     """A group whose commands report user mistakes as one line instead of a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except BatchFailed as error:
+        except _loaded("service_layer.ledger", "BatchFailed") as error:
             raise click.ClickException("\n".join(str(f.error) for f in error.failures)) from None
         except bootstrap.BadSetting as error:
             raise UsageMistake(str(error)) from None
@@ -50,7 +58,7 @@ class LedgerGroup(click.Group):
             raise click.ClickException(str(error)) from None
         except ValidationError as error:
             raise click.ClickException("\n".join(describe(error))) from None
-        except (PersistenceError, psycopg.Error, sqlite3.Error) as error:
+        except (*_loaded("eventsourcing.persistence", "PersistenceError"), *_loaded("psycopg", "Error"), sqlite3.Error) as error:
             detail = " ".join(str(error).split())
             if "database is locked" in detail:  # SQLite's busy timeout ran out: said as PostgreSQL's lock timeout is
                 settings = ctx.find_object(Settings) or Settings()
@@ -75,6 +83,8 @@ def ledger() -> None:
 
 
 def _run(model: type[c.Command], payload: dict[str, Any]) -> None:
+    from service_layer.ledger import utc_now
+
     settings = click.get_current_context().find_object(Settings) or Settings()
     actor = settings.acting()
     defaulted = payload.get("occurred_at") is None
@@ -158,6 +168,8 @@ for _group_name, (_help, _commands) in GROUPS.items():
 @pass_settings
 def import_(settings: Settings, file: str) -> None:
     """Import actions from a JSON Lines file: all of them, or none if any line is bad."""
+    from service_layer.ledger import BatchFailed, Outcome
+
     actor = settings.acting()
     path = Path(file)
     if path.is_dir():
@@ -268,6 +280,8 @@ def writer() -> None:
 @pass_settings
 def writer_authorize(settings: Settings, key_file: Path) -> None:
     """Authorize the writer of a verifier key (from `ledger keygen`); signed by an authorized writer."""
+    from service_layer.ledger import utc_now
+
     text = read_text(key_file, "key").strip()
     name = text.split("+", 1)[0]
     _run_one(settings, c.AuthorizeWriter(name=name, verifier=text, occurred_at=utc_now()), f"writer {name!r} authorized")
@@ -282,6 +296,8 @@ def writer_authorize(settings: Settings, key_file: Path) -> None:
 @pass_settings
 def writer_revoke(settings: Settings, name: str, reason: str) -> None:
     """Revoke a writer: its key's signatures are refused from here on; signed by an authorized writer."""
+    from service_layer.ledger import utc_now
+
     _run_one(settings, c.RevokeWriter(name=name, reason=reason, occurred_at=utc_now()), f"writer {name!r} revoked")
 
 
@@ -342,6 +358,8 @@ def db_grant_auditor(settings: Settings, role: str, owner_url: str) -> None:
 def db_check(settings: Settings, fmt: str) -> None:
     """List the stored event types and versions and whether this code can read each, and fold every event as a rebuild
     would (writing nothing); exit 1 if any cannot be read or replayed."""
+    from service_layer import log_check
+
     app = settings.reader()
     try:
         found = log_check.check(app.recorder)
@@ -380,14 +398,8 @@ def history(settings: Settings, ref: str, as_of: str | None, fmt: str) -> None:
     click.echo(render.history(events, fmt, signed_by))
 
 
-from cli import audit, reporting, streaming, tlog, transparency, web  # noqa: E402
-
-reporting.register(ledger)
-audit.register(ledger)
-streaming.register(ledger)
-transparency.register(ledger)
-tlog.register(ledger)
-web.register(ledger)
+# The commands of cli.audit, cli.reporting, cli.streaming, cli.tlog, cli.transparency and cli.web are added when named
+# (cli/lazy.py), so a command starts without the libraries of the others.
 
 
 def main() -> None:

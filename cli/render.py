@@ -11,9 +11,13 @@ from typing import Any
 
 import click
 
-from presentation.text import event_details, event_type, parse_moment, printable, summary
+from presentation.text import count, event_details, event_type, parse_moment, printable, summary
 
-__all__ = ["event_details", "event_type", "parse_moment", "printable", "summary", "progress", "table", "history"]
+__all__ = ["event_details", "event_type", "parse_moment", "printable", "summary", "progress", "catching_up", "table", "history"]
+
+LONG_CATCH_UP = 100_000
+"""Events behind from which bringing a read model or the tree up to date is said in one line first: seconds of work, more
+than the scale-1 demo history holds."""
 
 
 class _Quiet:
@@ -40,6 +44,16 @@ def progress(
         return
     with click.progressbar(items, length=length, label=label, file=sys.stderr, show_pos=True, item_show_func=lambda rate: rate) as bar:
         yield _Rated(bar) if items is None else bar
+
+
+@contextmanager
+def catching_up(doing: str, behind: int, label: str, threshold: int = 2000, left: str = "behind") -> Iterator[Any]:
+    """`progress` for bringing a read model or the tree up to date from `behind` events behind; when that is long work, what
+    is being done is first said in one line on stderr, at a terminal or not (stdout stays the command's output alone)."""
+    if behind >= LONG_CATCH_UP:
+        click.echo(f"{doing}: {count(behind, 'event')} {left}", err=True)
+    with progress(length=behind, label=label, threshold=threshold) as bar:
+        yield bar
 
 
 class _Rated:

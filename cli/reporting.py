@@ -78,10 +78,11 @@ def _notice(line: str) -> None:
 
 def _rows(sources: Sources, as_of: datetime | None) -> tuple[RowSource, reports.Included]:
     position = sources.store.position(runner.PROJECTION, FOLD_VERSION)
-    if as_of is not None or not sources.store.fed_by_consumers(runner.PROJECTION):
+    caught_up_here = as_of is None and not sources.store.fed_by_consumers(runner.PROJECTION)  # else Kafka consumers feed it
+    if as_of is not None or caught_up_here:
         require_readable(sources.recorder, 0 if as_of is not None else position)
-    behind = (sources.recorder.max_notification_id() or 0) - position
-    with render.progress(length=behind if as_of is None else 0, label="catching up", threshold=5000) as bar:
+    behind = (sources.recorder.max_notification_id() or 0) - position if caught_up_here else 0
+    with render.catching_up("catching up the read model", behind, label="catching up", threshold=5000) as bar:
         return reports.platform_rows_included(sources, as_of, progress=bar.update, notice=_notice)
 
 
@@ -181,9 +182,11 @@ def register(ledger: click.Group) -> None:
                 raise InvalidValue("db", bootstrap.describe(bootstrap.database_url(settings.db)),
                                    "this read model is built by Kafka consumers; rebuild it by consuming into a new schema")
             total = sources.recorder.max_notification_id() or 0
-            require_readable(sources.recorder, 0 if rebuild else sources.store.position(runner.PROJECTION, FOLD_VERSION))
+            position = 0 if rebuild else sources.store.position(runner.PROJECTION, FOLD_VERSION)
+            require_readable(sources.recorder, position)
             started = time.perf_counter()
-            with render.progress(length=total, label="rebuilding" if rebuild else "catching up", threshold=5000) as bar:
+            doing, left = ("rebuilding the read model", "to fold") if rebuild else ("catching up the read model", "behind")
+            with render.catching_up(doing, total - position, label="rebuilding" if rebuild else "catching up", threshold=5000, left=left) as bar:
                 job = runner.rebuild if rebuild else runner.catch_up
                 applied = job(sources.recorder, sources.mapper, sources.store, progress=bar.update, notice=_notice)
             seconds = time.perf_counter() - started

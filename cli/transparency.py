@@ -74,7 +74,7 @@ def _caught_up(store: TreeStore) -> None:
     """Add the events the tree lacks, with a progress bar when they are many (a ledger's first use)."""
     last = store.last_leaf()
     behind = store.last_position() - (last.position if last else 0)
-    with render.progress(length=max(behind, 0), label="adding events to the tree", threshold=20_000) as bar:
+    with render.catching_up("adding events to the tree", max(behind, 0), label="adding events to the tree", threshold=20_000) as bar:
         log.catch_up(store, progress=bar.update)
     if store.size() == 0:
         # A Kafka read model's schema, or a ledger before its first event: an empty tree proves nothing.

@@ -64,7 +64,7 @@ class DomainEvent(BaseModel):
     Version 2 of every event stores the digest of its idempotency key, never the key as typed.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
     class_version: ClassVar[int] = 2
     upcast_v1_v2 = staticmethod(digest_action_key)
 

@@ -147,7 +147,7 @@ def within_bounds(moment: datetime) -> datetime:
 class MemberCounts(BaseModel):
     """Member counts as given in a registration: each 0 to MAX_MEMBERS, missing ones 0."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     smes: Count = 0
     large_enterprises: Count = 0
@@ -159,7 +159,7 @@ class MemberCounts(BaseModel):
 class MemberChanges(BaseModel):
     """Member counts as given in an update: only the types named change."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     smes: Count | None = None
     large_enterprises: Count | None = None

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date, datetime, time, timezone
 from typing import Annotated, Literal, get_args
 
-import pycountry
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, NonNegativeInt
 
 
@@ -48,6 +47,8 @@ CASE_STAGES: tuple[str, ...] = get_args(CaseStage)
 MeetingEnd = Literal["cancelled", "no_show"]
 
 def _country(value: str) -> str:
+    import pycountry  # its import reads package metadata: loaded by the first country checked, not by every command
+
     code = value.strip().upper()
     if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
         raise ValueError("not an ISO 3166 alpha-2 country code")
@@ -83,7 +84,7 @@ Moment = Annotated[datetime, BeforeValidator(_utc), AfterValidator(_aware)]
 class Members(BaseModel):
     """How many member organisations of each type a cluster organisation has."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     smes: NonNegativeInt = 0
     large_enterprises: NonNegativeInt = 0

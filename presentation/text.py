@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from domain.errors import InvalidValue
 from domain.values import Moment
 
-_MOMENT: TypeAdapter[datetime] = TypeAdapter(Moment)
+_MOMENT: TypeAdapter[datetime] = TypeAdapter(Moment, config=ConfigDict(defer_build=True))  # built when first used
 _COMMON = {"originator_id", "originator_version", "timestamp", "occurred_at", "actor", "action_key", "action_digest", "originator_topic"}
 
 

@@ -46,7 +46,7 @@ RegionCode = Annotated[str, Field(max_length=10)]
 class Command(BaseModel):
     """Fields every command has: when it happened, who records it, an optional idempotency key."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     occurred_at: Effective
     actor: Actor | None = None
@@ -104,7 +104,7 @@ class RegisterOrg(Command):
     sectors: Annotated[tuple[Sector, ...], Field(max_length=MAX_ITEMS["sectors"])] = ()
     ecosystems: Annotated[tuple[Ecosystem, ...], Field(max_length=MAX_ITEMS["ecosystems"])]
     year_established: int
-    members: MemberCounts = MemberCounts()
+    members: MemberCounts = Field(default_factory=MemberCounts)  # built when first used, not when the module loads
 
 
 class PublishOrg(Command):
@@ -377,7 +377,7 @@ AnyCommand = Annotated[
     Field(discriminator="action"),
 ]
 
-COMMAND: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)
+COMMAND: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand, config=ConfigDict(defer_build=True))
 """Parses one command from a dict or a JSON line."""
 
 TAGS: tuple[str, ...] = tuple(

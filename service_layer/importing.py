@@ -17,6 +17,11 @@ MAX_DIGITS = 30
 """The most characters a number may have."""
 MAX_REPORTED = 50
 """At most this many problems are listed; the rest are counted."""
+MAX_LINE = 1 << 20
+"""The most bytes a line may have, its LF not counted: far more than any valid action takes (its event is at most 65,535
+bytes), so a line is refused after reading at most this many bytes and one, whatever the file holds."""
+SKIP_BLOCK = 1 << 20
+"""Bytes read at a time while the rest of a line over MAX_LINE is passed over."""
 
 
 class Problems:
@@ -67,14 +72,21 @@ PROGRESS_STEP = 1_000
 
 def read_lines(stream: BinaryIO, problems: Problems, progress: Callable[[int], None] = lambda n: None) -> Iterator[tuple[int, str]]:
     """The numbered lines of a file, one at a time: split on LF only (U+2028, U+0085 and friends are text), a leading BOM
-    and a CR before each LF dropped. A line that is not UTF-8 goes to `problems` instead; the numbers stay right.
+    and a CR before each LF dropped. A line that is not UTF-8, or longer than MAX_LINE bytes, goes to `problems` instead
+    (the rest of a long line is passed over in blocks, never held); the numbers stay right.
     `progress(n)` hears of every PROGRESS_STEP lines read, and of the rest at the end."""
     number = 0
-    for number, raw in enumerate(stream, start=1):  # a binary file splits on b"\n" only
+    while raw := stream.readline(MAX_LINE + 1):  # a binary file splits on b"\n" only
+        number += 1
+        if number % PROGRESS_STEP == 0:
+            progress(PROGRESS_STEP)
+        if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+            problems.add(number, [f"longer than {MAX_LINE:,} bytes, the most a line may have; not read further"])
+            while (rest := stream.readline(SKIP_BLOCK)) and not rest.endswith(b"\n"):
+                pass
+            continue
         if number == 1:
             raw = raw.removeprefix(b"\xef\xbb\xbf")
-        elif number % PROGRESS_STEP == 0:
-            progress(PROGRESS_STEP)
         try:
             yield number, raw.removesuffix(b"\n").removesuffix(b"\r").decode("utf-8")
         except UnicodeDecodeError as error:

@@ -7,9 +7,6 @@ import binascii
 import struct
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
 from transparency.errors import BadKey, BadNote
 from transparency import note
 from transparency.note import SIGNATURE_PREFIX, Signature
@@ -58,9 +55,10 @@ class CosignerKey:
         timestamp = struct.unpack(">Q", signature.signature[:8])[0]
         if timestamp > MAX_TIMESTAMP:
             raise BadNote(f"the cosignature by {self.label()} has a timestamp above 2^63 - 1")
+        keys = note.ed25519()
         try:
-            Ed25519PublicKey.from_public_bytes(self.public).verify(signature.signature[8:], signed_message(body, timestamp))
-        except InvalidSignature:
+            keys.PublicKey.from_public_bytes(self.public).verify(signature.signature[8:], signed_message(body, timestamp))
+        except keys.InvalidSignature:
             raise BadNote(f"the cosignature by {self.label()} does not match the checkpoint") from None
         return timestamp
 
@@ -95,14 +93,14 @@ class Cosigner:
 
     @classmethod
     def generate(cls, name: str) -> Cosigner:
-        return cls(name, Ed25519PrivateKey.generate().private_bytes_raw())
+        return cls(name, note.ed25519().PrivateKey.generate().private_bytes_raw())
 
     @property
     def key(self) -> CosignerKey:
-        return CosignerKey(self.name, Ed25519PrivateKey.from_private_bytes(self.seed).public_key().public_bytes_raw())
+        return CosignerKey(self.name, note.ed25519().PrivateKey.from_private_bytes(self.seed).public_key().public_bytes_raw())
 
     def cosign(self, body: str, timestamp: int) -> str:
         """One signature line, `— name base64(key hash ‖ timestamp ‖ signature)`, with its newline."""
-        signature = Ed25519PrivateKey.from_private_bytes(self.seed).sign(signed_message(body, timestamp))
+        signature = note.ed25519().PrivateKey.from_private_bytes(self.seed).sign(signed_message(body, timestamp))
         raw = struct.pack(">IQ", self.key.hash, timestamp) + signature
         return f"{SIGNATURE_PREFIX}{self.name} {base64.b64encode(raw).decode()}\n"

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import struct
 from dataclasses import dataclass
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from types import SimpleNamespace
 
 from transparency.errors import BadKey, BadNote
 
 ALG_ED25519 = 1
 SIGNATURE_PREFIX = "\u2014 "
+
+
+@functools.cache
+def ed25519() -> SimpleNamespace:
+    """cryptography's Ed25519 keys and its signature error, loaded on first use: a command that signs and checks nothing
+    starts without them."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+    return SimpleNamespace(PrivateKey=Ed25519PrivateKey, PublicKey=Ed25519PublicKey, InvalidSignature=InvalidSignature)
 
 
 def key_hash(name: str, public: bytes, algorithm: int = ALG_ED25519) -> int:
@@ -43,9 +52,10 @@ class Verifier:
         return f"{self.name}+{self.hash:08x}+{base64.b64encode(bytes([ALG_ED25519]) + self.public).decode()}"
 
     def verify(self, message: bytes, signature: bytes) -> bool:
+        keys = ed25519()
         try:
-            Ed25519PublicKey.from_public_bytes(self.public).verify(signature, message)
-        except InvalidSignature:
+            keys.PublicKey.from_public_bytes(self.public).verify(signature, message)
+        except keys.InvalidSignature:
             return False
         return True
 
@@ -60,18 +70,18 @@ class Signer:
     @classmethod
     def generate(cls, name: str) -> Signer:
         _check_name(name)
-        key = Ed25519PrivateKey.generate()
+        key = ed25519().PrivateKey.generate()
         return cls(name, key.private_bytes_raw())
 
     @property
     def verifier(self) -> Verifier:
-        return Verifier(self.name, Ed25519PrivateKey.from_private_bytes(self.seed).public_key().public_bytes_raw())
+        return Verifier(self.name, ed25519().PrivateKey.from_private_bytes(self.seed).public_key().public_bytes_raw())
 
     def encode(self) -> str:
         return f"PRIVATE+KEY+{self.name}+{self.verifier.hash:08x}+{base64.b64encode(bytes([ALG_ED25519]) + self.seed).decode()}"
 
     def sign(self, message: bytes) -> bytes:
-        return Ed25519PrivateKey.from_private_bytes(self.seed).sign(message)
+        return ed25519().PrivateKey.from_private_bytes(self.seed).sign(message)
 
 
 def _key_parts(text: str, what: str) -> tuple[str, int, bytes]:

@@ -145,11 +145,11 @@ class Reader:
         DatabaseUnavailable if it cannot be reached."""
         try:
             return self._reconnected(job)
-        except bootstrap.LOST_CONNECTION as error:
+        except bootstrap.lost_connection() as error:
             self._drop(error)
         try:
             return self._reconnected(job)
-        except bootstrap.LOST_CONNECTION as error:
+        except bootstrap.lost_connection() as error:
             self._drop(error)
             raise DatabaseUnavailable("the ledger's database is unavailable; retrying") from None
 

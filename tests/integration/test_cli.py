@@ -9,6 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
+from cli.lazy import LazyGroup
 from cli.main import ledger
 from tests.conftest import snapshot, stored_rows
 
@@ -23,6 +24,8 @@ def run(*args: str, db: str | None = None) -> Result:
 
 
 def all_commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    if isinstance(group, LazyGroup):
+        group.load_all()  # commands added when named are checked too
     found = [path]
     for name, command in group.commands.items():
         if isinstance(command, click.Group):

@@ -22,6 +22,7 @@ from cli.context import Settings, actor_option, db_option, pass_settings, signin
 from cli.errors import describe
 from cli.forms import make_command
 from domain.errors import ConcurrentChange, LedgerError
+from domain.model import participation_ref
 from service_layer import commands as c
 from service_layer import importing, log_check
 from service_layer.ledger import BatchFailed, Outcome, utc_now
@@ -364,12 +365,15 @@ def db_check(settings: Settings, fmt: str) -> None:
 
 @ledger.command()
 @click.argument("ref")
+@click.option("--activity", help="the activity REF takes part in: REF is then a participant (organisation or person)")
 @click.option("--as-of", "as_of", help="show only events recorded by then (ISO timestamp)")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="output format")
 @db_option
 @pass_settings
-def history(settings: Settings, ref: str, as_of: str | None, fmt: str) -> None:
+def history(settings: Settings, ref: str, activity: str | None, as_of: str | None, fmt: str) -> None:
     """Every event of one record (organisation, activity, meeting, case...), oldest first."""
+    if activity:
+        ref = participation_ref(activity, ref)
     until = render.parse_moment("as-of", as_of) if as_of else None
     app = settings.reader()
     try:
@@ -380,8 +384,9 @@ def history(settings: Settings, ref: str, as_of: str | None, fmt: str) -> None:
     click.echo(render.history(events, fmt, signed_by))
 
 
-from cli import audit, reporting, streaming, tlog, transparency, web  # noqa: E402
+from cli import audit, lookup, reporting, streaming, tlog, transparency, web  # noqa: E402
 
+lookup.register(ledger)
 reporting.register(ledger)
 audit.register(ledger)
 streaming.register(ledger)

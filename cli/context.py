@@ -24,6 +24,8 @@ class Settings:
     actor_from: str = "actor"
     """Where the actor was given, as its errors name it: `actor` (the option) or `$LEDGER_ACTOR`."""
     signing_key: str | None = None
+    output: str = "text"
+    """How a write says what it recorded: `text` (one line) or `json` (one document on stdout)."""
 
     def ledger(self) -> Ledger:
         return bootstrap.build_ledger(self.db, signing_key=self.signing_key)
@@ -90,6 +92,17 @@ def actor_option(f: Any) -> Any:
         callback=_remember_actor,
         help="who records this (default: $LEDGER_ACTOR or the system user)",
         envvar="LEDGER_ACTOR",
+    )(f)
+
+
+def output_option(f: Any) -> Any:
+    """`--format text|json` of a command that writes: one line, or one JSON document of what was recorded."""
+    return click.option(
+        "--format",
+        expose_value=False,
+        type=click.Choice(["text", "json"]),
+        callback=_remember("output"),
+        help="output format: a line of text, or a JSON document of the outcome, positions, events and writer key  [default: text]",
     )(f)
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import sqlite3
 import sys
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,9 +18,9 @@ from eventsourcing.persistence import PersistenceError
 from pydantic import ValidationError
 
 import bootstrap
-from cli import render
+from cli import render, written
 from cli.files import read_text
-from cli.context import Settings, actor_option, db_option, pass_settings, signing_key_option
+from cli.context import Settings, actor_option, db_option, output_option, pass_settings, signing_key_option
 from cli.errors import describe
 from cli.forms import make_command
 from domain.errors import ConcurrentChange, LedgerError
@@ -91,6 +93,9 @@ def _run(model: type[c.Command], payload: dict[str, Any]) -> None:
     app = settings.writing_ledger()  # opened only for a valid command, so a mistake creates no file
     try:
         outcome = _with_retries(lambda: app.execute([command], actor=actor))
+        if settings.output == "json":
+            click.echo(json.dumps(written.document(app, outcome), indent=2))
+            return
     finally:
         app.close()
     _first_writer(outcome)
@@ -147,7 +152,7 @@ GROUPS: dict[str, tuple[str, dict[str, type[c.Command]]]] = {
 for _group_name, (_help, _commands) in GROUPS.items():
     _group = click.Group(_group_name, help=_help, short_help=_help)
     for _name, _model in _commands.items():
-        _group.add_command(signing_key_option(actor_option(db_option(make_command(_name, _model, _run)))))
+        _group.add_command(output_option(signing_key_option(actor_option(db_option(make_command(_name, _model, _run))))))
     ledger.add_command(_group)
 
 
@@ -156,6 +161,7 @@ for _group_name, (_help, _commands) in GROUPS.items():
 @db_option
 @actor_option
 @signing_key_option
+@output_option
 @pass_settings
 def import_(settings: Settings, file: str) -> None:
     """Import actions from a JSON Lines file: all of them, or none if any line is bad."""
@@ -169,11 +175,20 @@ def import_(settings: Settings, file: str) -> None:
     except OSError as error:
         raise click.ClickException(f"file: {file!r}: {error.strerror or error}") from None
 
+    by_action: Counter[str] = Counter()
+    report: dict[str, Any] = {}
+
+    def counted(actions: Iterator[tuple[int, c.Command]]) -> Iterator[tuple[int, c.Command]]:
+        for number, command in actions:
+            by_action[command.action] += 1  # type: ignore[attr-defined]  # every command model names its action
+            yield number, command
+
     def attempt() -> tuple[Outcome, importing.Problems]:
         # The file is read again on each attempt, line by line.
         problems = importing.Problems()
+        by_action.clear()
         with path.open("rb") as stream, render.progress(label="importing", length=total) as bar:
-            actions = importing.parse_lines(importing.read_lines(stream, problems, progress=bar.update), describe, problems)
+            actions = counted(importing.parse_lines(importing.read_lines(stream, problems, progress=bar.update), describe, problems))
             first = next(actions, None)
             if first is None and not problems:
                 raise click.ClickException(f"file: {file!r}: holds no actions (every line is blank)")
@@ -181,10 +196,13 @@ def import_(settings: Settings, file: str) -> None:
             # against the state the lines before would create; nothing is committed unless every line is good.
             app = settings.writing_ledger()
             try:
-                return app.execute_in_chunks(
+                outcome = app.execute_in_chunks(
                     itertools.chain([first] if first else [], actions), actor=actor,
                     failed=lambda number, error: problems.add(number, [str(error)]), keep=lambda: not problems,
-                ), problems
+                )
+                if settings.output == "json" and not problems:
+                    report.update(written.imported(app, outcome, file, by_action))
+                return outcome, problems
             except BatchFailed:
                 return Outcome(), problems
             finally:
@@ -195,6 +213,9 @@ def import_(settings: Settings, file: str) -> None:
         for problem in problems.report():
             click.echo(f"error: {render.printable(problem)}", err=True)
         raise click.ClickException(f"{file}: {problems.lines} bad line(s); nothing was written")
+    if report:
+        click.echo(json.dumps(report, indent=2))
+        return
     _first_writer(outcome)
     click.echo(f"imported {outcome.events + outcome.repeated} actions from {file}: {outcome.events} events written, {outcome.repeated} already recorded")
 
@@ -237,22 +258,31 @@ def db() -> None:
               help="verifier key file (NAME.pub from `ledger keygen`) of the first writer, recorded unsigned as the trust anchor")
 @db_option
 @actor_option
+@output_option
 @pass_settings
 def db_init(settings: Settings, owner_url: str | None, root_key: Path | None) -> None:
     """Create the ledger's tables (if missing) and the guards that keep stored events immutable; record the first writer."""
     url = bootstrap.database_url(settings.db)
     verifier = read_text(root_key, "root-key") if root_key is not None else None
     owner = bootstrap.init_database(url, owner_url)
-    click.echo(f"ready: {bootstrap.describe(url)}; stored events refuse UPDATE and DELETE")
-    if owner_url:
-        role = bootstrap.persistence_env(url)["POSTGRES_USER"]
-        click.echo(f"schema owned by {owner}; {role} may read and append, and cannot lift the guards")
+    role = bootstrap.persistence_env(url).get("POSTGRES_USER") if owner_url else None
+    text = settings.output == "text"
+    if text:
+        click.echo(f"ready: {bootstrap.describe(url)}; stored events refuse UPDATE and DELETE")
+        if owner_url:
+            click.echo(f"schema owned by {owner}; {role} may read and append, and cannot lift the guards")
+    position = None
     if verifier is not None:
         app = settings.ledger()
         try:
             position = app.record_root_writer(verifier, settings.actor)
         finally:
             app.close()
+    if not text:
+        root = {"position": position, "key": verifier.strip()} if verifier is not None else None
+        click.echo(json.dumps({"outcome": "ready", "db": bootstrap.describe(url), "guards": "stored events refuse UPDATE and DELETE",
+                               "owner": owner if owner_url else None, "everyday_role": role, "root_writer": root}, indent=2))
+    elif verifier is not None:
         click.echo(f"root writer recorded at position {position}: {verifier.strip()}")
 
 
@@ -266,6 +296,7 @@ def writer() -> None:
 @db_option
 @actor_option
 @signing_key_option
+@output_option
 @pass_settings
 def writer_authorize(settings: Settings, key_file: Path) -> None:
     """Authorize the writer of a verifier key (from `ledger keygen`); signed by an authorized writer."""
@@ -280,6 +311,7 @@ def writer_authorize(settings: Settings, key_file: Path) -> None:
 @db_option
 @actor_option
 @signing_key_option
+@output_option
 @pass_settings
 def writer_revoke(settings: Settings, name: str, reason: str) -> None:
     """Revoke a writer: its key's signatures are refused from here on; signed by an authorized writer."""
@@ -287,15 +319,19 @@ def writer_revoke(settings: Settings, name: str, reason: str) -> None:
 
 
 @writer.command("list")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="output format")
 @db_option
 @pass_settings
-def writer_list(settings: Settings) -> None:
+def writer_list(settings: Settings, fmt: str) -> None:
     """Every writer ever authorized, with its key and whether it is revoked."""
     app = settings.ledger()
     try:
         writers = app.writers()
     finally:
         app.close()
+    if fmt == "json":
+        click.echo(json.dumps([{"name": w.name, "status": "revoked" if w.revoked else "active", "key": w.verifier} for w in writers.values()], indent=2))
+        return
     click.echo(render.table(("name", "status", "verifier key"), [(w.name, "revoked" if w.revoked else "active", w.verifier) for w in writers.values()]))
 
 
@@ -303,6 +339,9 @@ def _run_one(settings: Settings, command: c.Command, done: str) -> None:
     app = settings.writing_ledger()
     try:
         outcome = _with_retries(lambda: app.execute([command], actor=settings.actor))
+        if settings.output == "json":
+            click.echo(json.dumps(written.document(app, outcome), indent=2))
+            return
     finally:
         app.close()
     _first_writer(outcome)

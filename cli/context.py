@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -13,6 +13,9 @@ import bootstrap
 from domain.errors import SigningRefused
 from domain.inputs import checked_actor
 from service_layer.ledger import NO_SIGNING_KEY, Ledger
+
+if TYPE_CHECKING:
+    from cli.configuration import Loaded
 
 
 @dataclass
@@ -26,6 +29,8 @@ class Settings:
     signing_key: str | None = None
     output: str = "text"
     """How a write says what it recorded: `text` (one line) or `json` (one document on stdout)."""
+    configuration: Loaded | None = None
+    """The configuration file this invocation runs with, and the environment variables it set."""
 
     def ledger(self) -> Ledger:
         return bootstrap.build_ledger(self.db, signing_key=self.signing_key)

@@ -18,7 +18,7 @@ from eventsourcing.persistence import PersistenceError
 from pydantic import ValidationError
 
 import bootstrap
-from cli import render, written
+from cli import configuration, render, written
 from cli.files import read_text
 from cli.context import Settings, actor_option, db_option, output_option, pass_settings, signing_key_option
 from cli.errors import describe
@@ -44,7 +44,9 @@ class LedgerGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with configuration.applied() as loaded:  # the one place the configuration file is read
+                ctx.ensure_object(Settings).configuration = loaded
+                return super().invoke(ctx)
         except BatchFailed as error:
             raise click.ClickException("\n".join(str(f.error) for f in error.failures)) from None
         except bootstrap.BadSetting as error:
@@ -426,6 +428,7 @@ def history(settings: Settings, ref: str, activity: str | None, as_of: str | Non
 from cli import audit, lookup, reporting, streaming, tlog, transparency, web  # noqa: E402
 
 lookup.register(ledger)
+configuration.register(ledger)
 reporting.register(ledger)
 audit.register(ledger)
 streaming.register(ledger)

@@ -28,7 +28,7 @@ class Settings:
     """Where the actor was given, as its errors name it: `actor` (the option) or `$LEDGER_ACTOR`."""
     signing_key: str | None = None
     output: str = "text"
-    """How a write says what it recorded: `text` (one line) or `json` (one document on stdout)."""
+    """How a write (or a check) says what it did: `text` (lines) or `json` (one document on stdout)."""
     configuration: Loaded | None = None
     """The configuration file this invocation runs with, and the environment variables it set."""
 
@@ -101,14 +101,20 @@ def actor_option(f: Any) -> Any:
 
 
 def output_option(f: Any) -> Any:
-    """`--format text|json` of a command that writes: one line, or one JSON document of what was recorded."""
+    """`--format text|json` of a command that writes or checks: lines of text, or one JSON document of what it did."""
     return click.option(
         "--format",
         expose_value=False,
         type=click.Choice(["text", "json"]),
         callback=_remember("output"),
-        help="output format: a line of text, or a JSON document of the outcome, positions, events and writer key  [default: text]",
+        help="output format: lines of text, or one JSON document (a write's: outcome, positions, events, writer key)  [default: text]",
     )(f)
+
+
+def wants_json() -> bool:
+    """Whether this invocation asked for `--format json` through `output_option`."""
+    settings = click.get_current_context().find_object(Settings)
+    return settings is not None and settings.output == "json"
 
 
 def signing_key_option(f: Any) -> Any:

@@ -227,6 +227,7 @@ def import_(settings: Settings, file: str) -> None:
 @click.option("--scale", type=click.FloatRange(min=0.002, max=10), default=1.0, show_default=True, help="size relative to the real platform (1 = about 1,500 clusters)")
 @db_option
 @signing_key_option
+@output_option
 @pass_settings
 def demo(settings: Settings, seed: int, scale: float) -> None:
     """Write a synthetic 2024-2025 history calibrated on the published ECCP figures."""
@@ -246,6 +247,10 @@ def demo(settings: Settings, seed: int, scale: float) -> None:
             summary = write_demo(app, history, progress=bar.update)
     finally:
         app.close()
+    if settings.output == "json":
+        click.echo(json.dumps({"db": bootstrap.describe(url), "events": summary["events"],
+                               "actions": {k: v for k, v in summary.items() if k != "events"}}, indent=2))
+        return
     click.echo(render.demo_summary(summary, bootstrap.describe(url)))
 
 
@@ -352,6 +357,7 @@ def _run_one(settings: Settings, command: c.Command, done: str) -> None:
 
 @db.command("compact")
 @db_option
+@output_option
 @pass_settings
 def db_compact(settings: Settings) -> None:
     """Empty SQLite's write-ahead log into the file, so nothing erased survives there (after a forget that could not)."""
@@ -361,7 +367,8 @@ def db_compact(settings: Settings) -> None:
         compact = getattr(app.recorder, "compact", None)
         if compact is None:
             raise click.ClickException("db: only a SQLite ledger keeps a write-ahead log of its own to compact")
-        click.echo(compact())
+        done = compact()
+        click.echo(json.dumps({"outcome": "compacted", "message": done}, indent=2) if settings.output == "json" else done)
     finally:
         app.close()
 
@@ -370,10 +377,14 @@ def db_compact(settings: Settings) -> None:
 @click.argument("role")
 @click.option("--owner-url", required=True, help="PostgreSQL URL of the role that owns the schema (it grants)")
 @db_option
+@output_option
 @pass_settings
 def db_grant_auditor(settings: Settings, role: str, owner_url: str) -> None:
     """Let ROLE read what reports, traces, histories, audits, verify and serve read, and nothing personal; read-only."""
     granted = bootstrap.grant_auditor(settings.db, owner_url, role)
+    if settings.output == "json":
+        click.echo(json.dumps({"role": role, "granted": list(granted), "personal_data": "not granted"}, indent=2))
+        return
     click.echo(f"read-only access granted on {', '.join(granted)} (and on tables the owner adds later); nothing on personal_data")
 
 

@@ -46,9 +46,10 @@ class BadConfiguration(BadSetting):
 
 
 def find(folder: Path | None = None, env: Mapping[str, str] | None = None) -> Path | None:
-    """The configuration file: ledger.toml in the working folder, else in the user's configuration folder; None if neither."""
+    """The configuration file: ledger.toml in the working folder (named as such), else in the user's configuration folder;
+    None if neither."""
     environ = os.environ if env is None else env
-    here = (folder or Path.cwd()) / FILE_NAME
+    here = Path(FILE_NAME) if folder is None else folder / FILE_NAME
     if here.is_file():
         return here
     base = Path(environ["XDG_CONFIG_HOME"]) if environ.get("XDG_CONFIG_HOME") else Path.home() / ".config"

@@ -117,6 +117,8 @@ def register(ledger: click.Group) -> None:
 
 
 def _state_cell(value: Any) -> str:
+    if value in ([], {}):
+        return "-"
     if isinstance(value, list):
         return ", ".join(_state_cell(v) for v in value)
     if isinstance(value, dict):

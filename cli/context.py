@@ -87,6 +87,9 @@ def _remember_actor(ctx: click.Context, param: click.Parameter, value: str | Non
         value, from_env = "", True
     if value is not None:
         settings.actor, settings.actor_from = value, "$LEDGER_ACTOR" if from_env else "actor"
+        loaded = settings.configuration
+        if from_env and loaded is not None and "LEDGER_ACTOR" in loaded.added:  # the file's value, not the environment's
+            settings.actor_from = f"{loaded.path}: actor"
 
 
 def actor_option(f: Any) -> Any:

@@ -11,13 +11,11 @@ from pydantic import TypeAdapter, ValidationError
 
 from cli import render
 from cli.context import Settings, db_option, pass_settings
-from cli.reporting import _rows, open_sources
 from domain.errors import InvalidValue
 from domain.model import participation_ref
 from domain.values import CountryCode
 from presentation.text import count, moment
 from projections import lookup
-from projections.figures import StoredRows
 
 _COUNTRY: TypeAdapter[str] = TypeAdapter(CountryCode)
 NOUNS = {"orgs": ("organisation", None), "activities": ("activity", "activities"), "participants": ("participant", None),
@@ -69,6 +67,9 @@ def register(ledger: click.Group) -> None:
     def list_(settings: Settings, kind: str, country: str | None, year: int | None, start: str | None, end: str | None,
               activity: str | None, org: str | None, status: str | None, as_of: str | None, limit: int | None, fmt: str) -> None:
         """The records of one kind (orgs, activities, participants, meetings...) in their current state, filtered."""
+        from cli.reporting import _rows, open_sources
+        from projections.figures import StoredRows
+
         first, last = period(year, start, end)
         if status is not None:
             lookup.check_status(kind, status)

@@ -93,3 +93,12 @@ def test_a_bad_file_gets_one_line_naming_the_file_the_key_and_the_value(folder: 
     (folder / "ledger.toml").write_text(text)
     result = run("list", "orgs")
     assert (result.exit_code, result.output) == (2, f"Error: ledger.toml: {line}\n")
+
+
+def test_an_actor_from_the_file_that_breaks_a_rule_is_named_as_the_file_s(folder: Path, signing_key: Path) -> None:
+    (folder / "ledger.toml").write_text('actor = "admin\\u0007rita"\n')
+    result = run("org", "register", "--org", "ORG-1", "--name", "Cluster", "--country", "IT", "--ecosystems", "health",
+                 "--year-established", "2014", "--at", "2024-01-08")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ledger.toml: actor: 'admin\\x07rita': contains U+0007")
+    assert not (folder / "ledger.db").exists()

@@ -14,7 +14,6 @@ from adapters.mapper import CATALOGUE
 from cli import render
 from cli.context import Settings, db_option, pass_settings
 from domain.base import ref_id
-from presentation.text import count
 from projections import runner
 from service_layer.log_check import require_readable
 from transparency.signing import recorded_by
@@ -48,14 +47,12 @@ def register(ledger: click.Group) -> None:
         refs: dict[str, str] = {}
         more = False
         wanted_record = _record_id(record) if record else None
-        if record and wanted_record is not None and not _is_id(record):
-            refs[wanted_record.hex] = record
+        if wanted_record is not None and record and not _is_id(record):
+            refs[wanted_record.hex] = record  # a record created by a reference is shown by it
         try:
             require_readable(app.recorder)
             pages = runner.notifications(app.recorder, 0) if wanted_record is None else _record_pages(app.recorder, wanted_record)
             for page in pages:
-                if more:
-                    break
                 for n in page:
                     event = app.mapper.to_domain_event(n)
                     key = n.originator_id.hex
@@ -76,6 +73,8 @@ def register(ledger: click.Group) -> None:
                         "actor": event.actor, "recorded_by": recorded_by(n.state), "aggregate": refs.get(key, key), "type": name,
                         "summary": render.summary(event),
                     })
+                if more:
+                    break
         finally:
             app.close()
         if fmt == "json":
@@ -86,7 +85,9 @@ def register(ledger: click.Group) -> None:
             [(e["position"], e["recorded_at"][:19], e["occurred_at"][:19], e["actor"], e["recorded_by"] or "-", e["aggregate"], e["type"], e["summary"][:80])
              for e in entries],
         ))
-        click.echo(count(len(entries), "event") + (f" (the first {limit}; more follow)" if more else ""))
+        click.echo(f"{len(entries)} events")
+        if more:
+            click.echo(f"more follow: only the first {limit} are listed (--limit)")
 
 
 def _is_id(given: str) -> bool:

@@ -16,6 +16,9 @@ from domain.inputs import checked_actor
 if TYPE_CHECKING:
     from service_layer.ledger import Ledger
 
+if TYPE_CHECKING:
+    from cli.configuration import Loaded
+
 
 @dataclass
 class Settings:
@@ -26,6 +29,10 @@ class Settings:
     actor_from: str = "actor"
     """Where the actor was given, as its errors name it: `actor` (the option) or `$LEDGER_ACTOR`."""
     signing_key: str | None = None
+    output: str = "text"
+    """How a write (or a check) says what it did: `text` (lines) or `json` (one document on stdout)."""
+    configuration: Loaded | None = None
+    """The configuration file this invocation runs with, and the environment variables it set."""
 
     def ledger(self) -> Ledger:
         return bootstrap.build_ledger(self.db, signing_key=self.signing_key)
@@ -84,6 +91,9 @@ def _remember_actor(ctx: click.Context, param: click.Parameter, value: str | Non
         value, from_env = "", True
     if value is not None:
         settings.actor, settings.actor_from = value, "$LEDGER_ACTOR" if from_env else "actor"
+        loaded = settings.configuration
+        if from_env and loaded is not None and "LEDGER_ACTOR" in loaded.added:  # the file's value, not the environment's
+            settings.actor_from = f"{loaded.path}: actor"
 
 
 def actor_option(f: Any) -> Any:
@@ -95,6 +105,23 @@ def actor_option(f: Any) -> Any:
         help="who records this (default: $LEDGER_ACTOR or the system user)",
         envvar="LEDGER_ACTOR",
     )(f)
+
+
+def output_option(f: Any) -> Any:
+    """`--format text|json` of a command that writes or checks: lines of text, or one JSON document of what it did."""
+    return click.option(
+        "--format",
+        expose_value=False,
+        type=click.Choice(["text", "json"]),
+        callback=_remember("output"),
+        help="output format: lines of text, or one JSON document (a write's: outcome, positions, events, writer key)  [default: text]",
+    )(f)
+
+
+def wants_json() -> bool:
+    """Whether this invocation asked for `--format json` through `output_option`."""
+    settings = click.get_current_context().find_object(Settings)
+    return settings is not None and settings.output == "json"
 
 
 def signing_key_option(f: Any) -> Any:

@@ -18,8 +18,8 @@ FIELD_HELP = {
     "country": "ISO 3166 alpha-2 country code, e.g. IT",
     "region": "NUTS region code of that country, e.g. ITC4",
     "nuts_version": "NUTS classification of the region code: 2024, or 2021 for facts effective before 2024-01-01 (default: the one the code belongs to)",
-    "sectors": "a sector (repeat for several)",
-    "ecosystems": "one of the 14 EU industrial ecosystems (repeat for several)",
+    "sectors": "a sector (repeat for several; a sector's name may hold a comma, so one per option)",
+    "ecosystems": "one of the 14 EU industrial ecosystems (repeat, or separate with commas)",
     "year_established": "year the cluster organisation was established",
     "level": "label level",
     "valid_until": "last day the label is valid (YYYY-MM-DD)",
@@ -31,7 +31,7 @@ FIELD_HELP = {
     "ends_on": "last day (YYYY-MM-DD)",
     "place": "city or venue (omit for online activities)",
     "online": "the activity takes place online",
-    "target_countries": "a target country code (repeat for several)",
+    "target_countries": "a target country code (repeat, or separate with commas)",
     "person": "pseudonymous reference of a person, e.g. P-7f3a (never a name or e-mail)",
     "email": "e-mail address (kept in the erasable personal-data table, never in an event)",
     "meeting": "reference of the bilateral meeting",
@@ -40,7 +40,7 @@ FIELD_HELP = {
     "outcome": "how the meeting ended without being held",
     "pitch": "reference of the pitch",
     "case": "reference of the cooperation case",
-    "orgs": "an organisation of the case (repeat, two or more)",
+    "orgs": "an organisation of the case (two or more: repeat, or separate with commas)",
     "source_kind": "where the case was identified",
     "source": "reference of the meeting or activity the case came from",
     "stage": "stage the case reached",
@@ -56,6 +56,34 @@ MEMBER_OPTIONS = {
     "other": "other members",
 }
 FIXED = {"action", "actor", "key", "occurred_at"}
+FREE_TEXT_LISTS = {"sectors"}
+"""List fields whose items are free text, which may hold a comma: given one item per option, never split."""
+
+
+class CommaList(click.ParamType):
+    """Items separated by commas (`--ecosystems health,digital`), each checked as `item` checks one; a tuple of them."""
+
+    def __init__(self, item: click.ParamType) -> None:
+        self.item = item
+        self.name = item.name
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str | None:
+        return f"{self.item.get_metavar(param, ctx) or self.item.name.upper()}[,...]"
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        done, _, last = incomplete.rpartition(",")
+        prefix = f"{done}," if done else ""
+        return [type(c)(prefix + c.value) for c in self.item.shell_complete(ctx, param, last)]
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[Any, ...]:
+        if isinstance(value, tuple):
+            return value
+        return tuple(self.item.convert(part.strip(), param, ctx) for part in str(value).split(","))
+
+
+def _flatten(ctx: click.Context, param: click.Parameter, value: tuple[tuple[Any, ...], ...]) -> tuple[Any, ...]:
+    """Repeated options and comma-separated items, as one tuple in the order given."""
+    return tuple(item for items in value for item in items)
 
 
 def _unwrap(annotation: Any) -> tuple[Any, bool]:
@@ -82,6 +110,8 @@ def _option(name: str, annotation: Any, required: bool) -> click.Option:
         kind = str
     if inner is bool:
         return click.Option([flag], is_flag=True, default=False, help=help_text)
+    if multiple and name not in FREE_TEXT_LISTS:
+        return click.Option([flag], type=CommaList(click.types.convert_type(kind)), multiple=True, required=required, help=help_text, callback=_flatten)
     return click.Option([flag], type=kind, multiple=multiple, required=required, help=help_text)
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import sqlite3
 import sys
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -14,13 +16,14 @@ import click
 from pydantic import ValidationError
 
 import bootstrap
-from cli import render
+from cli import configuration, render, written
 from cli.files import read_text
-from cli.context import Settings, actor_option, db_option, pass_settings, signing_key_option
+from cli.context import Settings, actor_option, db_option, output_option, pass_settings, signing_key_option
 from cli.errors import describe
 from cli.forms import make_command
 from cli.lazy import LazyGroup
 from domain.errors import ConcurrentChange, LedgerError
+from domain.model import participation_ref
 from service_layer import commands as c
 from service_layer import importing
 
@@ -49,7 +52,9 @@ class LedgerGroup(LazyGroup):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with configuration.applied() as loaded:  # the one place the configuration file is read
+                ctx.ensure_object(Settings).configuration = loaded
+                return super().invoke(ctx)
         except _loaded("service_layer.ledger", "BatchFailed") as error:
             raise click.ClickException("\n".join(str(f.error) for f in error.failures)) from None
         except bootstrap.BadSetting as error:
@@ -100,6 +105,9 @@ def _run(model: type[c.Command], payload: dict[str, Any]) -> None:
     app = settings.writing_ledger()  # opened only for a valid command, so a mistake creates no file
     try:
         outcome = _with_retries(lambda: app.execute([command], actor=actor))
+        if settings.output == "json":
+            click.echo(json.dumps(written.document(app, outcome), indent=2))
+            return
     finally:
         app.close()
     _first_writer(outcome)
@@ -156,7 +164,7 @@ GROUPS: dict[str, tuple[str, dict[str, type[c.Command]]]] = {
 for _group_name, (_help, _commands) in GROUPS.items():
     _group = click.Group(_group_name, help=_help, short_help=_help)
     for _name, _model in _commands.items():
-        _group.add_command(signing_key_option(actor_option(db_option(make_command(_name, _model, _run)))))
+        _group.add_command(output_option(signing_key_option(actor_option(db_option(make_command(_name, _model, _run))))))
     ledger.add_command(_group)
 
 
@@ -165,6 +173,7 @@ for _group_name, (_help, _commands) in GROUPS.items():
 @db_option
 @actor_option
 @signing_key_option
+@output_option
 @pass_settings
 def import_(settings: Settings, file: str) -> None:
     """Import actions from a JSON Lines file: all of them, or none if any line is bad."""
@@ -180,11 +189,20 @@ def import_(settings: Settings, file: str) -> None:
     except OSError as error:
         raise click.ClickException(f"file: {file!r}: {error.strerror or error}") from None
 
+    by_action: Counter[str] = Counter()
+    report: dict[str, Any] = {}
+
+    def counted(actions: Iterator[tuple[int, c.Command]]) -> Iterator[tuple[int, c.Command]]:
+        for number, command in actions:
+            by_action[command.action] += 1  # type: ignore[attr-defined]  # every command model names its action
+            yield number, command
+
     def attempt() -> tuple[Outcome, importing.Problems]:
         # The file is read again on each attempt, line by line.
         problems = importing.Problems()
+        by_action.clear()
         with path.open("rb") as stream, render.progress(label="importing", length=total) as bar:
-            actions = importing.parse_lines(importing.read_lines(stream, problems, progress=bar.update), describe, problems)
+            actions = counted(importing.parse_lines(importing.read_lines(stream, problems, progress=bar.update), describe, problems))
             first = next(actions, None)
             if first is None and not problems:
                 raise click.ClickException(f"file: {file!r}: holds no actions (every line is blank)")
@@ -192,10 +210,13 @@ def import_(settings: Settings, file: str) -> None:
             # against the state the lines before would create; nothing is committed unless every line is good.
             app = settings.writing_ledger()
             try:
-                return app.execute_in_chunks(
+                outcome = app.execute_in_chunks(
                     itertools.chain([first] if first else [], actions), actor=actor,
                     failed=lambda number, error: problems.add(number, [str(error)]), keep=lambda: not problems,
-                ), problems
+                )
+                if settings.output == "json" and not problems:
+                    report.update(written.imported(app, outcome, file, by_action))
+                return outcome, problems
             except BatchFailed:
                 return Outcome(), problems
             finally:
@@ -206,6 +227,9 @@ def import_(settings: Settings, file: str) -> None:
         for problem in problems.report():
             click.echo(f"error: {render.printable(problem)}", err=True)
         raise click.ClickException(f"{file}: {problems.lines} bad line(s); nothing was written")
+    if report:
+        click.echo(json.dumps(report, indent=2))
+        return
     _first_writer(outcome)
     click.echo(f"imported {outcome.events + outcome.repeated} actions from {file}: {outcome.events} events written, {outcome.repeated} already recorded")
 
@@ -215,6 +239,7 @@ def import_(settings: Settings, file: str) -> None:
 @click.option("--scale", type=click.FloatRange(min=0.002, max=10), default=1.0, show_default=True, help="size relative to the real platform (1 = about 1,500 clusters)")
 @db_option
 @signing_key_option
+@output_option
 @pass_settings
 def demo(settings: Settings, seed: int, scale: float) -> None:
     """Write a synthetic 2024-2025 history calibrated on the published ECCP figures."""
@@ -234,6 +259,10 @@ def demo(settings: Settings, seed: int, scale: float) -> None:
             summary = write_demo(app, history, progress=bar.update)
     finally:
         app.close()
+    if settings.output == "json":
+        click.echo(json.dumps({"db": bootstrap.describe(url), "events": summary["events"],
+                               "actions": {k: v for k, v in summary.items() if k != "events"}}, indent=2))
+        return
     click.echo(render.demo_summary(summary, bootstrap.describe(url)))
 
 
@@ -248,22 +277,31 @@ def db() -> None:
               help="verifier key file (NAME.pub from `ledger keygen`) of the first writer, recorded unsigned as the trust anchor")
 @db_option
 @actor_option
+@output_option
 @pass_settings
 def db_init(settings: Settings, owner_url: str | None, root_key: Path | None) -> None:
     """Create the ledger's tables (if missing) and the guards that keep stored events immutable; record the first writer."""
     url = bootstrap.database_url(settings.db)
     verifier = read_text(root_key, "root-key") if root_key is not None else None
     owner = bootstrap.init_database(url, owner_url)
-    click.echo(f"ready: {bootstrap.describe(url)}; stored events refuse UPDATE and DELETE")
-    if owner_url:
-        role = bootstrap.persistence_env(url)["POSTGRES_USER"]
-        click.echo(f"schema owned by {owner}; {role} may read and append, and cannot lift the guards")
+    role = bootstrap.persistence_env(url).get("POSTGRES_USER") if owner_url else None
+    text = settings.output == "text"
+    if text:
+        click.echo(f"ready: {bootstrap.describe(url)}; stored events refuse UPDATE and DELETE")
+        if owner_url:
+            click.echo(f"schema owned by {owner}; {role} may read and append, and cannot lift the guards")
+    position = None
     if verifier is not None:
         app = settings.ledger()
         try:
             position = app.record_root_writer(verifier, settings.actor)
         finally:
             app.close()
+    if not text:
+        root = {"position": position, "key": verifier.strip()} if verifier is not None else None
+        click.echo(json.dumps({"outcome": "ready", "db": bootstrap.describe(url), "guards": "stored events refuse UPDATE and DELETE",
+                               "owner": owner if owner_url else None, "everyday_role": role, "root_writer": root}, indent=2))
+    elif verifier is not None:
         click.echo(f"root writer recorded at position {position}: {verifier.strip()}")
 
 
@@ -277,6 +315,7 @@ def writer() -> None:
 @db_option
 @actor_option
 @signing_key_option
+@output_option
 @pass_settings
 def writer_authorize(settings: Settings, key_file: Path) -> None:
     """Authorize the writer of a verifier key (from `ledger keygen`); signed by an authorized writer."""
@@ -293,6 +332,7 @@ def writer_authorize(settings: Settings, key_file: Path) -> None:
 @db_option
 @actor_option
 @signing_key_option
+@output_option
 @pass_settings
 def writer_revoke(settings: Settings, name: str, reason: str) -> None:
     """Revoke a writer: its key's signatures are refused from here on; signed by an authorized writer."""
@@ -302,15 +342,19 @@ def writer_revoke(settings: Settings, name: str, reason: str) -> None:
 
 
 @writer.command("list")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="output format")
 @db_option
 @pass_settings
-def writer_list(settings: Settings) -> None:
+def writer_list(settings: Settings, fmt: str) -> None:
     """Every writer ever authorized, with its key and whether it is revoked."""
     app = settings.ledger()
     try:
         writers = app.writers()
     finally:
         app.close()
+    if fmt == "json":
+        click.echo(json.dumps([{"name": w.name, "status": "revoked" if w.revoked else "active", "key": w.verifier} for w in writers.values()], indent=2))
+        return
     click.echo(render.table(("name", "status", "verifier key"), [(w.name, "revoked" if w.revoked else "active", w.verifier) for w in writers.values()]))
 
 
@@ -318,6 +362,9 @@ def _run_one(settings: Settings, command: c.Command, done: str) -> None:
     app = settings.writing_ledger()
     try:
         outcome = _with_retries(lambda: app.execute([command], actor=settings.actor))
+        if settings.output == "json":
+            click.echo(json.dumps(written.document(app, outcome), indent=2))
+            return
     finally:
         app.close()
     _first_writer(outcome)
@@ -326,6 +373,7 @@ def _run_one(settings: Settings, command: c.Command, done: str) -> None:
 
 @db.command("compact")
 @db_option
+@output_option
 @pass_settings
 def db_compact(settings: Settings) -> None:
     """Empty SQLite's write-ahead log into the file, so nothing erased survives there (after a forget that could not)."""
@@ -335,7 +383,8 @@ def db_compact(settings: Settings) -> None:
         compact = getattr(app.recorder, "compact", None)
         if compact is None:
             raise click.ClickException("db: only a SQLite ledger keeps a write-ahead log of its own to compact")
-        click.echo(compact())
+        done = compact()
+        click.echo(json.dumps({"outcome": "compacted", "message": done}, indent=2) if settings.output == "json" else done)
     finally:
         app.close()
 
@@ -344,10 +393,14 @@ def db_compact(settings: Settings) -> None:
 @click.argument("role")
 @click.option("--owner-url", required=True, help="PostgreSQL URL of the role that owns the schema (it grants)")
 @db_option
+@output_option
 @pass_settings
 def db_grant_auditor(settings: Settings, role: str, owner_url: str) -> None:
     """Let ROLE read what reports, traces, histories, audits, verify and serve read, and nothing personal; read-only."""
     granted = bootstrap.grant_auditor(settings.db, owner_url, role)
+    if settings.output == "json":
+        click.echo(json.dumps({"role": role, "granted": list(granted), "personal_data": "not granted"}, indent=2))
+        return
     click.echo(f"read-only access granted on {', '.join(granted)} (and on tables the owner adds later); nothing on personal_data")
 
 
@@ -382,12 +435,15 @@ def db_check(settings: Settings, fmt: str) -> None:
 
 @ledger.command()
 @click.argument("ref")
+@click.option("--activity", help="the activity REF takes part in: REF is then a participant (organisation or person)")
 @click.option("--as-of", "as_of", help="show only events recorded by then (ISO timestamp)")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="output format")
 @db_option
 @pass_settings
-def history(settings: Settings, ref: str, as_of: str | None, fmt: str) -> None:
+def history(settings: Settings, ref: str, activity: str | None, as_of: str | None, fmt: str) -> None:
     """Every event of one record (organisation, activity, meeting, case...), oldest first."""
+    if activity:
+        ref = participation_ref(activity, ref)
     until = render.parse_moment("as-of", as_of) if as_of else None
     app = settings.reader()
     try:
@@ -398,8 +454,8 @@ def history(settings: Settings, ref: str, as_of: str | None, fmt: str) -> None:
     click.echo(render.history(events, fmt, signed_by))
 
 
-# The commands of cli.audit, cli.reporting, cli.streaming, cli.tlog, cli.transparency and cli.web are added when named
-# (cli/lazy.py), so a command starts without the libraries of the others.
+# The commands of cli.audit, cli.configuration, cli.lookup, cli.reporting, cli.streaming, cli.tlog, cli.transparency and
+# cli.web are added when named (cli/lazy.py), so a command starts without the libraries of the others.
 
 
 def main() -> None:

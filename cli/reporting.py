@@ -16,7 +16,7 @@ import click
 
 import bootstrap
 from cli import render
-from cli.context import Settings, db_option, pass_settings, readable
+from cli.context import Settings, db_option, output_option, pass_settings, readable
 from cli.files import write_whole, read_text
 from domain.errors import InvalidValue
 from projections import reports, runner
@@ -160,12 +160,12 @@ def signed(report: dict[str, Any], signer: Signer, db: str | None) -> dict[str, 
     return sign_report({k: v for k, v in report.items() if k not in CHARTS}, note, signer)
 
 
-def emit(text: str, out: Path | None) -> None:
+def emit(text: str, out: Path | None, json_asked: bool = False) -> None:
     if out is None:
         click.echo(text)
         return
     write_whole(out, text + ("\n" if not text.endswith("\n") else ""), what="out")
-    click.echo(f"wrote {out}")
+    click.echo(f"wrote {out}", err=json_asked)  # where JSON is asked for, stdout holds nothing else
 
 
 def register(ledger: click.Group) -> None:
@@ -174,6 +174,7 @@ def register(ledger: click.Group) -> None:
     @ledger.command()
     @click.option("--rebuild", is_flag=True, help="drop the projections and rebuild them from position 0")
     @db_option
+    @output_option
     @pass_settings
     def project(settings: Settings, rebuild: bool) -> None:
         """Catch every projection up with the ledger (or rebuild it)."""
@@ -190,6 +191,9 @@ def register(ledger: click.Group) -> None:
                 job = runner.rebuild if rebuild else runner.catch_up
                 applied = job(sources.recorder, sources.mapper, sources.store, progress=bar.update, notice=_notice)
             seconds = time.perf_counter() - started
+        if settings.output == "json":
+            click.echo(json.dumps({"outcome": "rebuilt" if rebuild else "caught up", "applied": applied, "seconds": round(seconds, 3)}, indent=2))
+            return
         rate = f", {applied / seconds:,.0f} events/s" if applied and seconds > 0 else ""
         click.echo(f"{'rebuilt' if rebuild else 'caught up'}: applied {applied:,} events in {seconds:.1f} s{rate}")
 
@@ -206,11 +210,11 @@ def register(ledger: click.Group) -> None:
 
     def issue(settings: Settings, report_: dict[str, Any], fmt: str, out: Path | None, signer: Signer | None) -> None:
         if signer is None:
-            emit(render_report(report_, fmt), out)
+            emit(render_report(report_, fmt), out, json_asked=fmt == "json")
             return
         carried = signed(report_, signer, settings.db)
         if fmt == "json":
-            emit(json.dumps(carried, indent=2, ensure_ascii=False), out)
+            emit(json.dumps(carried, indent=2, ensure_ascii=False), out, json_asked=True)
             return
         from projections.html import impact_page
 
@@ -259,6 +263,7 @@ def register(ledger: click.Group) -> None:
     @click.option("--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path),
                   help="C2SP tlog-policy file: the report's checkpoint must also be cosigned by its quorum")
     @db_option
+    @output_option
     @pass_settings
     def verify_report(settings: Settings, report_file: Path, key: Path, policy_file: Path | None) -> None:
         """Check a signed report's signatures and checkpoint against this ledger, derive it again there and compare every figure;
@@ -294,10 +299,16 @@ def register(ledger: click.Group) -> None:
             derived = reports.rederive(sources, claimed)
         found = differences(claimed, derived)
         findings += [d.line() for d in found]
-        if findings:
+        if settings.output == "json":
+            click.echo(json.dumps({"verified": not findings, "signed_by": verifier.name, "tree_size": size, "as_of_position": position,
+                                   "figures": len(claimed["figures"]), "findings": findings}, indent=2))
+        elif findings:
             for line in findings:
                 click.echo(line)
+        if findings:
             raise click.ClickException(f"the report does not hold: {len(findings)} finding(s), {len(found)} of them in what it reports")
+        if settings.output == "json":
+            return
         click.echo(f"verified: report signed by {verifier.name}; its checkpoint matches this ledger's tree of {size} events up to "
                    f"position {position}; all {len(claimed['figures'])} figures, derived again there, are equal")
 

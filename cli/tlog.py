@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import urllib.error
 import urllib.request
 from datetime import datetime, timezone
@@ -14,7 +15,7 @@ import click
 
 import bootstrap
 from cli import render
-from cli.context import Settings, db_option, pass_settings
+from cli.context import Settings, db_option, output_option, pass_settings
 from transparency import mirror as mirroring
 from transparency import tiles
 from transparency.errors import TransparencyError
@@ -71,6 +72,7 @@ def register(ledger: click.Group) -> None:
     @tiles_group.command("export")
     @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
     @db_option
+    @output_option
     @pass_settings
     def export(settings: Settings, folder: Path) -> None:
         """Write the latest published checkpoint and its tiles into FOLDER, for any static web host; run again, it writes only what changed."""
@@ -85,6 +87,10 @@ def register(ledger: click.Group) -> None:
                 done = tiles.export(store, latest[0].note, size, folder, progress=bar.update)
         finally:
             store.close()
+        if settings.output == "json":
+            click.echo(json.dumps({"tree_size": size, "folder": str(folder), "written": done.written, "kept": done.kept,
+                                   "checkpoint_written": done.checkpoint_written}, indent=2))
+            return
         checkpoint = "checkpoint written" if done.checkpoint_written else "checkpoint unchanged"
         click.echo(f"exported the log at tree size {size} to {folder}: {done.written} file(s) written, {done.kept} already there, {checkpoint}")
 
@@ -94,6 +100,7 @@ def register(ledger: click.Group) -> None:
                   help="the source log's verifier key: its checkpoint must carry a valid signature by it")
     @click.option("--token", envvar="LEDGER_MIRROR_TOKEN", help="bearer token for a source served with `serve --token`; also $LEDGER_MIRROR_TOKEN")
     @db_option
+    @output_option
     @pass_settings
     def mirror(settings: Settings, prefix: str, key: Path, token: str | None) -> None:
         """Copy a tiled log (PREFIX: http(s)://host/tlog, or an exported folder) into --db, checking every entry against its signed tree."""
@@ -119,6 +126,9 @@ def register(ledger: click.Group) -> None:
 
             done = mirroring.update(store, fetch, verifier, prefix, now=now, started=started, progress=lambda n: bar[0].update(n))
         cp, root = done.checkpoint, base64.b64encode(done.checkpoint.root).decode()
+        if settings.output == "json":
+            click.echo(json.dumps({"source": prefix, "fetched": done.fetched, "tree_size": cp.size, "root": root, "signed_by": verifier.name}, indent=2))
+            return
         what = f"mirrored {done.fetched} new event(s) from" if done.fetched else "up to date with"
         click.echo(f"{what} {prefix}: {cp.size} events, root {root}, checkpoint signed by {verifier.name}")
 

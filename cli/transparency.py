@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 import bootstrap
 from cli import publishing, render
-from cli.context import Settings, db_option, pass_settings, readable
+from cli.context import Settings, db_option, output_option, pass_settings, readable, wants_json
 from cli.files import write_whole, read_text
 from transparency import audit, log
 from transparency.errors import TransparencyError
 from transparency.leaf import parse_leaf
-from transparency.note import Checkpoint, Signer, Verifier, parse_signer, parse_verifier, read_checkpoint, sign_note, split_note
+from transparency.note import Checkpoint, Signer, Verifier, parse_signer, parse_verifier, read_checkpoint, split_note
 from transparency.policy import Policy, parse_policy
 from transparency.policy import check as check_policy
 from transparency.proofs import ConsistencyProof, InclusionProof, check_consistency, check_inclusion, parse_proof
@@ -57,12 +59,20 @@ def _checkpoint_in(text: str, where: str, verifier: Verifier | None, what: str =
     return witnessed.checkpoint
 
 
-def _write(text: str, out: Path | None) -> None:
+def _write(text: str, out: Path | None, json_asked: bool = False) -> None:
     if out is None:
         click.echo(text, nl=False)
         return
     write_whole(out, text, what="out")
-    click.echo(f"wrote {out}")
+    click.echo(f"wrote {out}", err=json_asked or wants_json())  # where JSON is asked for, stdout holds nothing else
+
+
+def _note_json(note: str) -> str:
+    """A checkpoint as a JSON document: origin, tree size, root, signers and the note itself, as signed."""
+    cp = read_checkpoint(note)
+    signers = [s.name for s in split_note(note)[1]] if "\n\n" in note else []
+    return json.dumps({"origin": cp.origin, "tree_size": cp.size, "root": base64.b64encode(cp.root).decode(), "signed_by": signers,
+                       "note": note}, indent=2) + "\n"
 
 
 def _tree_store(db: str | None) -> TreeStore:
@@ -88,6 +98,9 @@ def _list_published(settings: Settings) -> None:
         published = store.published(LISTED)
     finally:
         store.close()
+    if wants_json():
+        click.echo(json.dumps([{"number": p.number, "published_at": str(p.published_at), **json.loads(_note_json(p.note))} for p in published], indent=2))
+        return
     if not published:
         click.echo("no checkpoint published yet: `ledger checkpoint --sign KEY` publishes one")
         return
@@ -104,6 +117,7 @@ def register(ledger: click.Group) -> None:
     @click.argument("name")
     @click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True,
                   help="folder to write NAME.key (signer) and NAME.pub (verifier) into")
+    @output_option
     def keygen(name: str, folder: Path) -> None:
         """Write a new Ed25519 signer key and its verifier key in the signed-note formats."""
         signer = Signer.generate(name)
@@ -119,6 +133,10 @@ def register(ledger: click.Group) -> None:
         except click.ClickException:
             private.unlink()  # a signer key without its verifier key is of no use: neither is left
             raise
+        if wants_json():
+            click.echo(json.dumps({"name": name, "signer_key_file": str(private), "verifier_key_file": str(public),
+                                   "verifier_key": signer.verifier.encode()}, indent=2))
+            return
         click.echo(f"signer key (keep secret): {private}\nverifier key (publish): {public}\n{signer.verifier.encode()}")
 
     @ledger.command("checkpoint")
@@ -135,6 +153,7 @@ def register(ledger: click.Group) -> None:
                   metavar="SECONDS", help="how long to wait for each witness's answer")
     @click.option("--list", "listing", is_flag=True, help="list the signed checkpoints this ledger has published, the newest first, and stop")
     @db_option
+    @output_option
     @pass_settings
     def checkpoint(settings: Settings, key: Path | None, origin: str | None, out: Path | None, urls: tuple[str, ...],
                    policy_file: Path | None, quorum: int | None, every: float | None, witness_timeout: float, listing: bool) -> None:
@@ -152,6 +171,8 @@ def register(ledger: click.Group) -> None:
             raise click.UsageError("--policy: no witness in it has a URL; give --witness URL")
         if every is not None and out is None:
             raise click.UsageError("--every publishes to a file: give --out FILE")
+        if every is not None and wants_json():
+            raise click.UsageError("--every keeps running and says what it publishes line by line: --format json is for one checkpoint")
         if every is not None and out is not None and not out.resolve().parent.is_dir():
             raise click.UsageError(f"--out: {str(out)!r}: its folder does not exist")
         if signer is None:
@@ -161,7 +182,7 @@ def register(ledger: click.Group) -> None:
                 cp = log.checkpoint(store, origin or log.DEFAULT_ORIGIN)
             finally:
                 store.close()
-            _write(cp.body(), out)
+            _write(_note_json(cp.body()) if wants_json() else cp.body(), out)
             return
         rules = publishing.Rules(signer, origin or signer.name, tuple(witnesses), policy, quorum, witness_timeout)
         if every is not None and out is not None:
@@ -176,7 +197,7 @@ def register(ledger: click.Group) -> None:
             published = publishing.publish(store, rules, {}, echo=lambda line: click.echo(line, err=True))
         finally:
             store.close()
-        _write(published.note, out)
+        _write(_note_json(published.note) if wants_json() else published.note, out)
         if witnesses:
             click.echo(publishing.cosigned_line(rules, published), err=True)
 
@@ -218,7 +239,8 @@ def register(ledger: click.Group) -> None:
         if fmt == "tlog-proof" and cp_file is not None and isinstance(proof, InclusionProof):
             _write(from_inclusion(proof, read_text(cp_file, "checkpoint")).text(), out)
             return
-        _write(proof.model_dump_json(indent=2) + "\n", out)
+        asked = click.get_current_context().get_parameter_source("fmt") is ParameterSource.COMMANDLINE
+        _write(proof.model_dump_json(indent=2) + "\n", out, json_asked=asked)
 
     @ledger.command("verify-proof")
     @click.argument("proof_file", metavar="PROOF", type=click.Path(dir_okay=False, path_type=Path))
@@ -229,6 +251,7 @@ def register(ledger: click.Group) -> None:
     @click.option("--verifier-key", "key", type=click.Path(dir_okay=False, path_type=Path), help="check the checkpoints' signatures with this verifier key")
     @click.option("--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path),
                   help="C2SP tlog-policy file: the checkpoints must be signed by its logs and cosigned by its quorum")
+    @output_option
     def verify_proof(proof_file: Path, cp_file: Path | None, old_file: Path | None, key: Path | None, policy_file: Path | None) -> None:
         """Check a proof (JSON, or a C2SP tlog-proof) against checkpoints, with no database at all."""
         verifier = _verifier(key)
@@ -250,13 +273,23 @@ def register(ledger: click.Group) -> None:
             if old_file is None:
                 raise click.UsageError("a consistency proof needs --old-checkpoint")
             check_consistency(proof, _checkpoint(old_file, verifier, "old-checkpoint", policy), cp)
-            click.echo(f"verified: the tree of {proof.old_size} events is a prefix of the tree of {proof.new_size} events")
+            if wants_json():
+                click.echo(json.dumps({"verified": True, "proof": "consistency", "old_size": proof.old_size, "new_size": proof.new_size,
+                                       "signatures_checked": verifier is not None or policy is not None}, indent=2))
+            else:
+                click.echo(f"verified: the tree of {proof.old_size} events is a prefix of the tree of {proof.new_size} events")
         else:
             check_inclusion(proof, cp)
             leaf = parse_leaf(base64.b64decode(proof.leaf))
-            click.echo(f"verified: the event at position {proof.position} is leaf {proof.leaf_index} of the tree of {proof.tree_size} events")
-            click.echo(f"  {leaf.topic} of {leaf.aggregate_id} version {leaf.version}, recorded {leaf.recorded_at or '?'}, "
-                       f"{len(leaf.payload)} payload bytes")
+            if wants_json():
+                click.echo(json.dumps({"verified": True, "proof": "inclusion", "position": proof.position, "leaf_index": proof.leaf_index,
+                                       "tree_size": proof.tree_size, "topic": leaf.topic, "aggregate_id": str(leaf.aggregate_id),
+                                       "version": leaf.version, "recorded_at": leaf.recorded_at or None, "payload_bytes": len(leaf.payload),
+                                       "signatures_checked": verifier is not None or policy is not None}, indent=2))
+            else:
+                click.echo(f"verified: the event at position {proof.position} is leaf {proof.leaf_index} of the tree of {proof.tree_size} events")
+                click.echo(f"  {leaf.topic} of {leaf.aggregate_id} version {leaf.version}, recorded {leaf.recorded_at or '?'}, "
+                           f"{len(leaf.payload)} payload bytes")
         if verifier is None and policy is None:
             click.echo("note: no --verifier-key given; the checkpoints' signatures were not checked", err=True)
 
@@ -266,6 +299,7 @@ def register(ledger: click.Group) -> None:
     @click.option("--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path),
                   help="C2SP tlog-policy file: the checkpoint must be signed by its logs and cosigned by its quorum")
     @db_option
+    @output_option
     @pass_settings
     def verify(settings: Settings, cp_file: Path | None, key: Path | None, policy_file: Path | None) -> None:
         """Re-read and re-hash every stored event; compare with the stored tree and a checkpoint; exit 1 on any divergence."""
@@ -281,7 +315,7 @@ def register(ledger: click.Group) -> None:
             except TransparencyError as error:
                 raise click.ClickException(f"checkpoint: {str(cp_file)!r}: {error}") from None
             for line in witnessed.lines():
-                click.echo(line)
+                click.echo(line, err=wants_json())
             cp = witnessed.checkpoint
             problem = witnessed.problem()
             if problem is not None:
@@ -304,6 +338,16 @@ def register(ledger: click.Group) -> None:
         finally:
             store.close()
         findings += [f.line() for f in report.findings]
+        if wants_json():
+            click.echo(json.dumps({
+                "verified": not findings, "events": report.events, "tree_size": report.tree_size,
+                "checkpoint": {"origin": cp.origin, "tree_size": cp.size} if cp else None,
+                "signatures_checked": bool(cp and (verifier or policy)), "findings": findings,
+                "predating_signed_writes": {"events": report.predating, "upto": report.predating_upto} if report.predating else None,
+            }, indent=2))
+            if findings:
+                raise click.ClickException(f"history diverges: {len(findings)} finding(s) over {report.events} stored events")
+            return
         if findings:
             for line in findings:
                 click.echo(line)

@@ -202,7 +202,7 @@ def test_demo_writes_a_small_history_and_refuses_a_used_ledger(db_url: str) -> N
 
 def test_required_options_are_marked_in_help() -> None:
     help_text = " ".join(CliRunner().invoke(ledger, ["org", "register", "--help"]).output.split())
-    assert "(repeat for several) [required]" in help_text
+    assert "(repeat, or separate with commas) [required]" in help_text
     missing = CliRunner().invoke(ledger, ["org", "register", "--org", "ORG-Q", "--name", "Q", "--country", "IT", "--year-established", "2001"])
     assert missing.exit_code == 2 and "Missing option '--ecosystems'" in missing.output
 

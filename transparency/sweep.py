@@ -151,7 +151,9 @@ def _topic(topic: bytes) -> tuple[bytes, bytes, str]:
 
 
 def _recorded(state: bytes) -> bytes:
-    """The recorded time's UTF-8 bytes, read from where the store's encoder puts it when that is certain; else as `recorded_time` reads it."""
+    """The recorded time's UTF-8 bytes of a signed payload, read from where the store's encoder puts it when that is certain; else as
+    `recorded_time` reads it. (A signed body is JSON as its writer's encoder wrote it: were it not, its leaf, made by `recorded_time`
+    when the tree grew, would not match this reading.)"""
     if state.startswith(_CLASS_VERSION):
         at = state.find(_RECORDED, 17, 40)
         if at > 17 and state[17:at].isdigit():
@@ -224,7 +226,7 @@ def _segment(store: TreeStore, changes: Sequence[tuple[int, str, bytes]], page: 
             kinds = topics.get(topic)
             if kinds is None:
                 kinds = topics[topic] = _topic(topic)
-            recorded = _recorded(state)
+            recorded = _recorded(state) if at >= 0 else recorded_time(state).encode("utf-8", "surrogatepass")[:0xFFFF]
             digest = sha256(b"".join((leaf_head(0, FORMAT, position, 36, aid, version), kinds[0], _U16(len(recorded)), recorded,
                                       _U32(len(state)), state))).digest()
             if digest != leaf:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import struct
 from collections.abc import Callable, Sequence
@@ -107,18 +108,21 @@ def batch_tree(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
 def batch_blocks(by: str, sig: str, entry_hashes: Sequence[bytes]) -> tuple[bytes, list[bytes]]:
     """The root over a batch's entry hashes and each event's signature block, byte for byte as `sign_batch` stores it.
 
-    The same paths as `batch_tree` (a unit test proves it), built top down as text: the two children of a node share
+    The same paths as `batch_tree` (a unit test proves it), built top down as bytes: the two children of a node share
     the path above it, so each path is one sibling's base64 before its parent's, with no per-event walk up the levels.
     """
-    n = len(entry_hashes)
-    levels = merkle.build_levels(entry_hashes)
+    n, sha256 = len(entry_hashes), hashlib.sha256
+    levels = [list(entry_hashes)]
+    while len(levels[-1]) > 1:
+        below = levels[-1]
+        levels.append([sha256(b"\x01" + left + right).digest() for left, right in zip(below[0::2], below[1::2])])
     edge = [entry_hashes[-1]]
     last = n - 1
     for level in range(1, max(n - 1, 0).bit_length() + 1):
-        edge.append(merkle.node_hash(levels[level - 1][last - 1], edge[-1]) if last & 1 else edge[-1])
+        edge.append(sha256(b"\x01" + levels[level - 1][last - 1] + edge[-1]).digest() if last & 1 else edge[-1])
         last >>= 1
     encode = binascii.b2a_base64
-    above = [""]
+    above = [b""]
     for level in range(len(edge) - 2, -1, -1):
         row, last, here = levels[level], (n - 1) >> level, []
         for k in range(last + 1):
@@ -130,11 +134,10 @@ def batch_blocks(by: str, sig: str, entry_hashes: Sequence[bytes]) -> tuple[byte
             else:
                 here.append(up)  # the last node, promoted: no sibling at this level
                 continue
-            text = encode(sibling, newline=False).decode()
-            here.append(f'{text}","{up}' if up else text)
+            here.append(encode(sibling, newline=False) + b'","' + up if up else encode(sibling, newline=False))
         above = here
-    by_json = json.dumps(by)
-    return edge[-1], [_encode_block(by_json, n, i, path, sig) for i, path in enumerate(above)]
+    head, tail = b'{"by":%b,"n":%d,"i":' % (json.dumps(by).encode(), n), b'],"sig":"%b"}' % sig.encode()
+    return edge[-1], [head + b"%d" % i + (b',"path":["' + path + b'"' if path else b',"path":[') + tail for i, path in enumerate(above)]
 
 
 def _entry_of(stored: StoredEvent, body: bytes) -> bytes:

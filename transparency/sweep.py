@@ -39,6 +39,8 @@ TAIL = 256
 _OPENS = b',"signed":{'
 _LEAF_HEAD = struct.Struct(">BBQH36sQ")
 """The leaf hash's 0x00 and the leaf's format, position, id length, id (36 characters, hyphenated) and version."""
+_ENTRY_START = b"\x00" + ENTRY_PREFIX
+"""The leaf hash's 0x00 before an event's entry bytes."""
 _ENTRY_HEAD = struct.Struct(">H36sQ")
 _U16, _U32 = struct.Struct(">H").pack, struct.Struct(">I").pack
 _BATCH_START = re.compile(rb'\{"by":"(?:[^"\\]|\\.)*","n":[0-9]+,"i":0,')
@@ -142,26 +144,29 @@ def writer_changes(store: TreeStore) -> list[tuple[int, str, bytes]]:
     return changes
 
 
-def _topic(topic: bytes) -> tuple[bytes, bytes, str]:
-    """A topic's part of the leaf bytes, its part of the entry bytes, and its name; ValueError if it is not UTF-8 or too long."""
+def _topic(topics: dict[bytes, tuple[bytes, bytes, str]], topic: bytes) -> tuple[bytes, bytes, str]:
+    """A topic's part of the leaf bytes, its part of the entry bytes, and its name, remembered; ValueError if it is not UTF-8 or too long."""
     name = topic.decode("utf-8")
     if len(topic) > 0xFFFF:
         raise ValueError("topic too long for its length field")
-    return _U16(len(topic)) + topic, _U16(len(topic)) + topic, name
+    topics[topic] = kinds = (_U16(len(topic)) + topic, _U16(len(topic)) + topic, name)
+    return kinds
 
 
-def _recorded(state: bytes) -> bytes:
-    """The recorded time's UTF-8 bytes of a signed payload, read from where the store's encoder puts it when that is certain; else as
-    `recorded_time` reads it. (A signed body is JSON as its writer's encoder wrote it: were it not, its leaf, made by `recorded_time`
-    when the tree grew, would not match this reading.)"""
+def _recorded(state: bytes, at: int) -> bytes:
+    """The recorded time's UTF-8 bytes of a payload signed at `at`, read from where the store's encoder puts it when that is
+    certain; else as `recorded_time` reads it.
+
+    Before `at` there must be no escape and no other "timestamp": the block after it, once found canonical, holds neither.
+    (A signed body is JSON as its writer's encoder wrote it: were it not, its leaf, made by `recorded_time` when the tree grew,
+    would not match this reading.)
+    """
     if state.startswith(_CLASS_VERSION):
-        at = state.find(_RECORDED, 17, 40)
-        if at > 17 and state[17:at].isdigit():
-            end = state.find(b'"', at + 14)
-            value = state[at + 14 : end]
-            # No escape anywhere and no other "timestamp": the JSON object's own field, the same as a JSON decoder reads it.
-            if end > 0 and b"\\" not in state and state.find(b"timestamp", end) < 0 and len(value) <= 0xFFFF:
-                return value
+        start = state.find(_RECORDED, 17, 40)
+        if start > 17 and state[17:start].isdigit():
+            end = state.find(b'"', start + 14, at)
+            if end > 0 and state.find(b"\\", 0, at) < 0 and state.find(b"timestamp", end, at) < 0 and end - start <= 0xFFFF:
+                return state[start + 14 : end]
     return recorded_time(state).encode("utf-8", "surrogatepass")[:0xFFFF]
 
 
@@ -195,8 +200,8 @@ def _segment(store: TreeStore, changes: Sequence[tuple[int, str, bytes]], page: 
     writers, checker = _Writers(changes), SignatureChecker(remember=16)
     topics: dict[bytes, tuple[bytes, bytes, str]] = {}
     ids: dict[bytes, bytes] = {}
-    sha256, leaf_head, entry_head = hashlib.sha256, _LEAF_HEAD.pack, _ENTRY_HEAD.pack
-    skipping, expect, previous = not first, -1, LOWEST
+    sha256, leaf_head, entry_head, u16, u32 = hashlib.sha256, _LEAF_HEAD.pack, _ENTRY_HEAD.pack, _U16, _U32
+    skipping, started, expect, previous, began = not first, False, 0, LOWEST, None
     last_recorded: bytes | None = None
     hashes: list[bytes] = []
     blocks: list[bytes] = []
@@ -204,9 +209,10 @@ def _segment(store: TreeStore, changes: Sequence[tuple[int, str, bytes]], page: 
     cursor = after
     while rows := store.sweep_rows(cursor, min(page, upto - cursor) if cursor < upto else TAIL):
         cursor = rows[-1][0]
-        for position, aid, version, topic, state, index, leaf in rows:
-            if state is None or aid is None or version is None or topic is None or index is None or leaf is None:
+        for row in rows:
+            if None in row:
                 return failed
+            position, aid, version, topic, state, index, leaf = row
             at = state.rfind(_OPENS)
             if skipping:
                 if at >= 0 and not _BATCH_START.match(state, at + 10):
@@ -215,21 +221,17 @@ def _segment(store: TreeStore, changes: Sequence[tuple[int, str, bytes]], page: 
                 skipping = False
             if position > upto and not hashes:
                 seg.next = position
-                return seg
-            if seg.first is None:
-                seg.first, seg.first_index, expect = position, index, index
+                return _ended(seg, expect, began)
+            if not started:
+                started, seg.first, seg.first_index, expect = True, position, index, index
             if index != expect or position <= previous:
                 return failed
             expect, previous = index + 1, position
-            seg.events += 1
             aid = ids.get(aid) or _hyphenated(ids, aid)
-            kinds = topics.get(topic)
-            if kinds is None:
-                kinds = topics[topic] = _topic(topic)
-            recorded = _recorded(state) if at >= 0 else recorded_time(state).encode("utf-8", "surrogatepass")[:0xFFFF]
-            digest = sha256(b"".join((leaf_head(0, FORMAT, position, 36, aid, version), kinds[0], _U16(len(recorded)), recorded,
-                                      _U32(len(state)), state))).digest()
-            if digest != leaf:
+            kinds = topics.get(topic) or _topic(topics, topic)
+            recorded = _recorded(state, at) if at >= 0 else recorded_time(state).encode("utf-8", "surrogatepass")[:0xFFFF]
+            if sha256(b"".join((leaf_head(0, FORMAT, position, 36, aid, version), kinds[0], u16(len(recorded)), recorded,
+                                u32(len(state)), state))).digest() != leaf:
                 return failed
             if recorded != last_recorded:
                 last_recorded = recorded
@@ -242,35 +244,38 @@ def _segment(store: TreeStore, changes: Sequence[tuple[int, str, bytes]], page: 
                     if seg.earliest is None:
                         seg.earliest = when
             if at < 0:
-                if hashes:
-                    return failed  # a batch cut short
-                if seg.began is not None:
-                    return failed  # unsigned after signed writes began
+                if hashes or began is not None:
+                    return failed  # a batch cut short, or unsigned after signed writes began
                 if kinds[2] == AUTHORIZED:
-                    seg.began, seg.root = position, True
+                    began, seg.root = position, True
                 else:
                     seg.unsigned, seg.unsigned_upto = seg.unsigned + 1, position
                 continue
             if state[-1] != 0x7D:
                 return failed  # the block is not the payload's last field
-            if seg.began is None:
-                seg.began = position
-            block = state[at + 10 : -1]
             if not hashes:
-                opening = _FIRST_BLOCK.fullmatch(block)
+                opening = _FIRST_BLOCK.fullmatch(state, at + 10, len(state) - 1)
                 if opening is None:
                     return failed
                 by, size, sig = json.loads(opening.group(1)), int(opening.group(2)), opening.group(3).decode("ascii")
                 start, authorizes = position, state[:at] + b"}" if kinds[2] == AUTHORIZED else None
-            hashes.append(sha256(b"".join((b"\x00", ENTRY_PREFIX, entry_head(36, aid, version), kinds[1], _U32(at + 1),
-                                           memoryview(state)[:at], b"}"))).digest())
-            blocks.append(block)
+                if began is None:
+                    began = position
+            hashes.append(sha256(b"".join((_ENTRY_START, entry_head(36, aid, version), kinds[1], u32(at + 1), memoryview(state)[:at], b"}"))).digest())
+            blocks.append(state[at + 10 : -1])
             if len(hashes) == size:
                 root, expected = batch_blocks(by, sig, hashes)
                 if expected != blocks or not writers.holds(checker, start, by, sig, root, size, authorizes):
                     return failed
                 hashes, blocks = [], []
-    return failed if hashes else seg
+    return failed if hashes else _ended(seg, expect, began)
+
+
+def _ended(seg: _Segment, expect: int, began: int | None) -> _Segment:
+    """The segment as read: its events are its leaves' indices, which run on without a gap."""
+    seg.events = expect - seg.first_index if seg.first is not None else 0
+    seg.began = began
+    return seg
 
 
 def _tree_chunk(store: TreeStore, first: int, count: int, width: int, page: int) -> tuple[bool, bytes | None]:

@@ -270,8 +270,11 @@ def verify(store: TreeStore, checkpoint: Checkpoint | None = None, *, progress: 
         catch_up(store)
     except Exception as error:  # noqa: BLE001 - whatever an edited tree table makes the follower trip on is a finding, not a crash
         found.append(Finding(None, TREE_ALTERED, f"the stored tree cannot be extended: {type(error).__name__}: {' '.join(str(error).split())[:200]}"))
-    if fast and not found and (held := sweep.confirm(store, checkpoint, page=PAGE, progress=progress)) is not None:
-        return Report(held.events, held.tree_size, [], held.predating, held.predating_upto)
+    if fast and not found:
+        told = _Told(progress)
+        if (held := sweep.confirm(store, checkpoint, page=PAGE, progress=told)) is not None:
+            return Report(held.events, held.tree_size, [], held.predating, held.predating_upto)
+        progress = told.again
     tally = _Tally()
     signatures = _Signatures(tally)
     last = store.last_leaf()
@@ -352,6 +355,23 @@ def verify(store: TreeStore, checkpoint: Checkpoint | None = None, *, progress: 
         found += _against_checkpoint(checkpoint, events, last_position, prefix.root(), rows, store, tree_reported)
     found.sort(key=lambda f: (f.position is None, f.position or 0))
     return Report(events, rows, found, signatures.predating, signatures.predating_upto)
+
+
+class _Told:
+    """Progress as the fast path tells it; `again` then passes on, of the careful path's progress, only what goes beyond it."""
+
+    def __init__(self, progress: Callable[[int], None]) -> None:
+        self.progress = progress
+        self.told = self.read = 0
+
+    def __call__(self, n: int) -> None:
+        self.told += n
+        self.progress(n)
+
+    def again(self, n: int) -> None:
+        before, self.read = self.read, self.read + n
+        if self.read > self.told:
+            self.progress(self.read - max(before, self.told))
 
 
 def _note_altered(tally: _Tally, store: TreeStore, record: StoredRecord, leaf: StoredLeaf, recomputed: bytes, rows: int) -> None:

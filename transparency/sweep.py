@@ -13,9 +13,10 @@ import multiprocessing
 import os
 import re
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from multiprocessing.connection import Connection
 from typing import Any
 
 from domain.catalogue import topic_of
@@ -297,17 +298,7 @@ def _tree_chunk(store: TreeStore, first: int, count: int, width: int, page: int)
     return True, current[0] if count == width else None
 
 
-_WORK: tuple[TreeStore, Sequence[tuple[int, str, bytes]], int] | None = None
-
-
-def _open(store: TreeStore, changes: Sequence[tuple[int, str, bytes]], page: int) -> None:
-    global _WORK
-    _WORK = (store.reopened(), changes, page)
-
-
-def _run(task: tuple[Any, ...]) -> Any:
-    assert _WORK is not None
-    store, changes, page = _WORK
+def _run(store: TreeStore, changes: Sequence[tuple[int, str, bytes]], page: int, task: tuple[Any, ...]) -> Any:
     if task[0] == "events":
         return segment(store, changes, page, *task[1:])
     try:
@@ -316,26 +307,65 @@ def _run(task: tuple[Any, ...]) -> Any:
         return False, None
 
 
+def _work(answers: Connection, store: TreeStore, changes: Sequence[tuple[int, str, bytes]], page: int, tasks: Sequence[tuple[Any, ...]]) -> None:
+    """A worker process: its own connection, its share of the tasks in order, each result sent back as it is done."""
+    try:
+        own = store.reopened()
+        for task in tasks:
+            answers.send(_run(own, changes, page, task))
+        own.close()
+    except Exception:  # noqa: BLE001 - no connection, or a result that cannot be sent: the parent sees the pipe end, and reads carefully
+        pass
+    answers.close()
+
+
+def _forked(store: TreeStore, changes: Sequence[tuple[int, str, bytes]], page: int, tasks: list[tuple[Any, ...]], workers: int) -> Iterator[Any]:
+    """The results of the tasks in order, worked on by `workers` forked processes (task k by process k mod workers).
+
+    Each process has a pipe of its own and nothing else shared: stopping early ends them, and one that dies ends the results.
+    """
+    context = multiprocessing.get_context("fork")  # started at once, without importing anything again
+    pipes, processes = [], []
+    try:
+        for w in range(workers):
+            receiving, sending = context.Pipe(duplex=False)
+            process = context.Process(target=_work, args=(sending, store, changes, page, tasks[w::workers]), daemon=True)
+            process.start()
+            sending.close()
+            pipes.append(receiving)
+            processes.append(process)
+        for k in range(len(tasks)):
+            try:
+                yield pipes[k % workers].recv()
+            except EOFError:
+                yield _Segment(holds=False)  # a worker that died: the careful path reads it all
+                return
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+        for pipe in pipes:
+            pipe.close()
+
+
 def confirm(store: TreeStore, checkpoint: Checkpoint | None, *, page: int, progress: Callable[[int], None] = lambda n: None,
             processes: int = PROCESSES) -> Held | None:
     """The counts of a report without findings if the whole history holds (and matches the checkpoint); None if anything looks wrong."""
-    global _WORK
     span = page * SEGMENT_PAGES
     last, rows, changes = store.last_position(), store.leaf_count(), writer_changes(store)
     bounds = [LOWEST, *range(span, last, span), max(last, span)]
     tasks: list[tuple[Any, ...]] = [("events", bounds[k], bounds[k + 1], k == 0) for k in range(len(bounds) - 1)]
     width = 1 << (span.bit_length() - 1)
     tasks += [("tree", first, min(width, rows - first), width) for first in range(0, rows, width)]
-    workers = min(processes, len(os.sched_getaffinity(0)))
+    workers = min(processes, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     if len(bounds) > 2 and workers > 1:
-        # Forked, not spawned: workers start at once, without importing anything again; each opens its own connection.
-        with multiprocessing.get_context("fork").Pool(workers, initializer=_open, initargs=(store, changes, page)) as pool:
-            return _merge(store, checkpoint, pool.imap(_run, tasks), rows, width, progress)
-    _WORK = (store, changes, page)
-    try:
-        return _merge(store, checkpoint, map(_run, tasks), rows, width, progress)
-    finally:
-        _WORK = None
+        results = _forked(store, changes, page, tasks, workers)
+        try:
+            return _merge(store, checkpoint, results, rows, width, progress)
+        finally:
+            results.close()
+    return _merge(store, checkpoint, (_run(store, changes, page, task) for task in tasks), rows, width, progress)
 
 
 def _merge(store: TreeStore, checkpoint: Checkpoint | None, results: Any, rows: int, width: int, progress: Callable[[int], None]) -> Held | None:

@@ -29,7 +29,10 @@ def both_paths(url: str, page: int, checkpoint: bool = True) -> tuple[audit.Repo
         careful = audit.verify(store, cp, fast=False)
         read: list[int] = []
         held = sweep.confirm(store, cp, page=page, progress=read.append)
-        return careful, audit.verify(store, cp), held, sum(read)
+        told: list[int] = []
+        given = audit.verify(store, cp, progress=told.append)
+        assert sum(told) == careful.events  # told once, even where the careful path reads the history again
+        return careful, given, held, sum(read)
     finally:
         store.close()
 

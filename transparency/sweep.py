@@ -12,6 +12,7 @@ import json
 import multiprocessing
 import os
 import re
+import signal
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -309,6 +310,7 @@ def _run(store: TreeStore, changes: Sequence[tuple[int, str, bytes]], page: int,
 
 def _work(answers: Connection, store: TreeStore, changes: Sequence[tuple[int, str, bytes]], page: int, tasks: Sequence[tuple[Any, ...]]) -> None:
     """A worker process: its own connection, its share of the tasks in order, each result sent back as it is done."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupt is the parent's to handle: it ends the workers
     try:
         own = store.reopened()
         for task in tasks:

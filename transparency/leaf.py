@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 FORMAT = 1
 
@@ -32,6 +33,15 @@ def recorded_time(payload: bytes) -> str:
         return ""
     value = fields.get("timestamp") if isinstance(fields, dict) else None
     return value if isinstance(value, str) else ""
+
+
+def moment(recorded: str) -> datetime | None:
+    """A recorded time as a moment to compare (UTC if it names no zone); None if it is not one."""
+    try:
+        value = datetime.fromisoformat(recorded)
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
 MAX_LEAF = 0xFFFF

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import struct
 from collections.abc import Callable, Sequence
@@ -102,6 +103,41 @@ def batch_tree(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
             k, last = k >> 1, last >> 1
         paths.append(path)
     return edge[-1], paths
+
+
+def batch_blocks(by: str, sig: str, entry_hashes: Sequence[bytes]) -> tuple[bytes, list[bytes]]:
+    """The root over a batch's entry hashes and each event's signature block, byte for byte as `sign_batch` stores it.
+
+    The same paths as `batch_tree` (a unit test proves it), built top down as bytes: the two children of a node share
+    the path above it, so each path is one sibling's base64 before its parent's, with no per-event walk up the levels.
+    """
+    n, sha256 = len(entry_hashes), hashlib.sha256
+    levels = [list(entry_hashes)]
+    while len(levels[-1]) > 1:
+        below = levels[-1]
+        levels.append([sha256(b"\x01" + left + right).digest() for left, right in zip(below[0::2], below[1::2])])
+    edge = [entry_hashes[-1]]
+    last = n - 1
+    for level in range(1, max(n - 1, 0).bit_length() + 1):
+        edge.append(sha256(b"\x01" + levels[level - 1][last - 1] + edge[-1]).digest() if last & 1 else edge[-1])
+        last >>= 1
+    encode = binascii.b2a_base64
+    above = [b""]
+    for level in range(len(edge) - 2, -1, -1):
+        row, last, here = levels[level], (n - 1) >> level, []
+        for k in range(last + 1):
+            up = above[k >> 1]
+            if k & 1:
+                sibling = row[k - 1]
+            elif k < last:
+                sibling = edge[level] if k + 1 == last else row[k + 1]
+            else:
+                here.append(up)  # the last node, promoted: no sibling at this level
+                continue
+            here.append(encode(sibling, newline=False) + b'","' + up if up else encode(sibling, newline=False))
+        above = here
+    head, tail = b'{"by":%b,"n":%d,"i":' % (json.dumps(by).encode(), n), b'],"sig":"%b"}' % sig.encode()
+    return edge[-1], [head + b"%d" % i + (b',"path":["' + path + b'"' if path else b',"path":[') + tail for i, path in enumerate(above)]
 
 
 def _entry_of(stored: StoredEvent, body: bytes) -> bytes:
@@ -203,6 +239,10 @@ class SignatureChecker:
             del self._verified[next(iter(self._verified))]
         self._verified[remembered] = None
         return True
+
+    def holds(self, verifier: Verifier, size: int, root: bytes, sig: str) -> bool:
+        """Whether `sig` is the verifier's note signature of a batch of `size` events with this root."""
+        return self._signature_holds(verifier, size, root, sig)
 
     def check_event(self, event: SignedEvent, verifier: Verifier) -> str | None:
         """Why one event's signature does not hold on its own (its path to the batch root, then the note signature); None if it holds."""

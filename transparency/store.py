@@ -116,8 +116,29 @@ class TreeStore(Protocol):
         """Insert the events at their positions and add their leaves, in one transaction, if the tree still has `expected_size` leaves."""
         ...
 
+    def reopened(self) -> TreeStore:
+        """The same tables on a connection of its own (for a worker process)."""
+        ...
+
+    def sweep_rows(self, after: int, limit: int) -> list[SweepRow]:
+        """Up to `limit` stored events after position `after`, in position order, each beside its leaf, for the fast path of `verify`."""
+        ...
+
+    def leaf_count(self) -> int:
+        """How many rows the leaves table holds."""
+        ...
+
+    def writer_events(self, topics: Sequence[str]) -> list[tuple[int, str, bytes]]:
+        """(position, topic, stored bytes) of every event of these topics stored as bytes, in position order."""
+        ...
+
     def close(self) -> None:
         ...
+
+
+SweepRow = tuple[int, "bytes | None", "int | None", "bytes | None", "bytes | None", "int | None", "bytes | None"]
+"""(position, aggregate id (32 characters from SQLite, to check and hyphenate; 36 from PostgreSQL, checked), version, topic as UTF-8, stored bytes, leaf index, leaf hash): None in place
+of anything not as the store writes it (an id in another spelling, a payload that is not bytes, no leaf...)."""
 
 
 def _leaf(index: Any, position: Any, digest: Any) -> StoredLeaf:
@@ -204,6 +225,7 @@ class SQLiteTreeStore:
         self.connection = sqlite3.connect(path, timeout=30, isolation_level=None)
         # TEXT that is not UTF-8 must still be read, as bytes, so that verification can name it.
         self.connection.text_factory = lambda raw: raw.decode("utf-8", "surrogateescape")
+        self.path = path
         self.events = events_table
         self.connection.executescript(
             "CREATE TABLE IF NOT EXISTS tlog_leaves (leaf_index INTEGER PRIMARY KEY, position INTEGER NOT NULL UNIQUE, hash BLOB NOT NULL);"
@@ -226,6 +248,30 @@ class SQLiteTreeStore:
             "WHERE rowid > ? ORDER BY rowid LIMIT ?", (after, limit),
         )
         return [_record(*row) for row in rows]
+
+    def reopened(self) -> SQLiteTreeStore:
+        return SQLiteTreeStore(self.path, self.events)
+
+    def sweep_rows(self, after: int, limit: int) -> list[SweepRow]:
+        # SQLite checks each column's type before Python sees the row; the id's 32 characters are checked as they are hyphenated.
+        return self.connection.execute(
+            "SELECT e.rowid, CASE WHEN typeof(e.originator_id) = 'text' AND length(e.originator_id) = 32 THEN CAST(e.originator_id AS BLOB) END,"
+            " CASE WHEN typeof(e.originator_version) = 'integer' AND e.originator_version >= 0 THEN e.originator_version END,"
+            " CASE WHEN typeof(e.topic) = 'text' THEN CAST(e.topic AS BLOB) END, CASE WHEN typeof(e.state) = 'blob' THEN e.state END,"
+            " CASE WHEN typeof(l.leaf_index) = 'integer' THEN l.leaf_index END, CASE WHEN typeof(l.hash) = 'blob' THEN l.hash END"
+            f" FROM {self.events} AS e LEFT JOIN tlog_leaves AS l ON l.position = e.rowid WHERE e.rowid > ? ORDER BY e.rowid LIMIT ?",
+            (after, limit),
+        ).fetchall()
+
+    def leaf_count(self) -> int:
+        return int(self.connection.execute("SELECT count(*) FROM tlog_leaves").fetchone()[0])
+
+    def writer_events(self, topics: Sequence[str]) -> list[tuple[int, str, bytes]]:
+        rows = self.connection.execute(
+            f"SELECT rowid, topic, state FROM {self.events} WHERE topic IN (SELECT value FROM json_each(?)) AND typeof(state) = 'blob'"
+            " ORDER BY rowid", (json.dumps(list(topics)),),
+        )
+        return [(position, topic, bytes(state)) for position, topic, state in rows]
 
     def size(self) -> int:
         row = self.connection.execute("SELECT max(leaf_index) FROM tlog_leaves").fetchone()
@@ -339,6 +385,7 @@ class PostgresTreeStore:
 
         self._sql = SQL
         self.connection = psycopg.connect(conninfo, autocommit=True)
+        self.conninfo, self.events_table = conninfo, events_table
         self.schema = schema
         self.events = SQL("{}.{}").format(Identifier(schema), Identifier(events_table))
         self.leaves_table = SQL("{}.{}").format(Identifier(schema), Identifier("tlog_leaves"))
@@ -362,6 +409,32 @@ class PostgresTreeStore:
                       "WHERE notification_id > %s ORDER BY notification_id LIMIT %s").format(self.events), (after, limit),
         )
         return [_record(*row, written=POSTGRES_ID) for row in rows]
+
+    def reopened(self) -> PostgresTreeStore:
+        return PostgresTreeStore(self.conninfo, self.schema, self.events_table)
+
+    def sweep_rows(self, after: int, limit: int) -> list[SweepRow]:
+        rows = self.connection.execute(
+            self._sql(
+                "SELECT e.notification_id, CASE WHEN e.originator_id::text ~ %s THEN convert_to(e.originator_id::text, 'UTF8') END,"
+                " CASE WHEN e.originator_version >= 0 THEN e.originator_version END, convert_to(e.topic::text, 'UTF8'), e.state,"
+                " l.leaf_index, l.hash FROM {} AS e LEFT JOIN {} AS l ON l.position = e.notification_id"
+                " WHERE e.notification_id > %s ORDER BY e.notification_id LIMIT %s"
+            ).format(self.events, self.leaves_table),
+            (f"^{POSTGRES_ID.pattern}$", after, limit),
+        ).fetchall()
+        return rows  # type: ignore[return-value]
+
+    def leaf_count(self) -> int:
+        row = self.connection.execute(self._sql("SELECT count(*) FROM {}").format(self.leaves_table)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def writer_events(self, topics: Sequence[str]) -> list[tuple[int, str, bytes]]:
+        rows = self.connection.execute(
+            self._sql("SELECT notification_id, topic, state FROM {} WHERE topic = ANY(%s) ORDER BY notification_id").format(self.events),
+            (list(topics),),
+        )
+        return [(position, topic, bytes(state)) for position, topic, state in rows if isinstance(state, (bytes, memoryview))]
 
     def size(self) -> int:
         row = self.connection.execute(self._sql("SELECT max(leaf_index) FROM {}").format(self.leaves_table)).fetchone()

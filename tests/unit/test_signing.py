@@ -16,7 +16,9 @@ from eventsourcing.persistence import StoredEvent
 from transparency.errors import BadSignature
 from transparency.note import Signer
 from transparency import merkle
-from transparency.signing import Block, SignatureChecker, SignedEvent, batch_tree, event_entry, recorded_by, sign_batch, split_signed
+from transparency.signing import (
+    Block, SignatureChecker, SignedEvent, batch_blocks, batch_tree, event_entry, recorded_by, sign_batch, split_signed,
+)
 
 SEED = bytes(range(32))
 AGGREGATE = UUID("0f8fad5b-d9cb-469f-a165-70867728950e")
@@ -118,6 +120,18 @@ def test_the_one_pass_batch_tree_equals_rfc_9162_root_and_paths() -> None:
         root, paths = batch_tree(leaves)
         assert root == merkle.subtree_root(complete, 0, n), n
         assert paths == [merkle.inclusion_path(complete, i, n) for i in range(n)], n
+
+
+def test_the_blocks_of_a_batch_are_the_ones_its_signer_stores() -> None:
+    signer = Signer("writer.example", SEED)
+    for n in (*range(1, 20), 64, 100, 257):
+        stored = [_stored(v, b'{"class_version":2,"note":"n%d"}' % v) for v in range(1, n + 1)]
+        signed = sign_batch(stored, signer)
+        blocks = [s.state[s.state.rfind(b',"signed":{') + 10 : -1] for s in signed]
+        sig = Block.model_validate_json(blocks[0]).sig
+        root, expected = batch_blocks(signer.name, sig, [merkle.leaf_hash(_entry(s.originator_version, s.state)) for s in stored])
+        assert expected == blocks, n
+        assert root == batch_tree([merkle.leaf_hash(_entry(s.originator_version, s.state)) for s in stored])[0]
 
 
 def test_the_block_encoding_is_compact_json_in_key_order() -> None:

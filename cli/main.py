@@ -20,7 +20,7 @@ from cli import render
 from cli.files import read_text
 from cli.context import Settings, actor_option, db_option, pass_settings, signing_key_option
 from cli.errors import describe
-from cli.forms import make_command
+from cli.forms import make_command, option_names
 from domain.errors import ConcurrentChange, LedgerError
 from service_layer import commands as c
 from service_layer import importing, log_check
@@ -45,9 +45,9 @@ class LedgerGroup(click.Group):
         except BatchFailed as error:
             raise click.ClickException("\n".join(str(f.error) for f in error.failures)) from None
         except bootstrap.BadSetting as error:
-            raise UsageMistake(str(error)) from None
+            raise UsageMistake(_named_setting(ctx, str(error))) from None
         except LedgerError as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(_named_setting(ctx, str(error))) from None
         except ValidationError as error:
             raise click.ClickException("\n".join(describe(error))) from None
         except (PersistenceError, psycopg.Error, sqlite3.Error) as error:
@@ -62,6 +62,14 @@ class LedgerGroup(click.Group):
             # Every write is one transaction, rolled back on any error (a forget that committed says so itself).
             written = "" if "nothing was written" in detail else "; nothing was written"
             raise click.ClickException(f"db: {bootstrap.describe(detail)}{written}") from None
+
+
+def _named_setting(ctx: click.Context, message: str) -> str:
+    """A message about the database URL names `$LEDGER_DB` when that is where the URL came from (no --db given)."""
+    settings = ctx.find_object(Settings) or Settings()
+    if message.startswith("db: ") and settings.db is None and os.environ.get("LEDGER_DB"):
+        return "$LEDGER_DB: " + message.removeprefix("db: ")
+    return message
 
 
 @click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -83,7 +91,7 @@ def _run(model: type[c.Command], payload: dict[str, Any]) -> None:
     try:
         command = model.model_validate(payload)
     except ValidationError as error:
-        raise click.ClickException("\n".join(describe(error, names={"occurred_at": "at"}))) from None
+        raise click.ClickException("\n".join(describe(error, names=option_names(model)))) from None
     if defaulted and not command.key:
         # Without --at the time is "now" on every run; the key must not change with it.
         command = command.model_copy(update={"key": f"now-{command.content_digest()}"})
@@ -370,7 +378,7 @@ def db_check(settings: Settings, fmt: str) -> None:
 @pass_settings
 def history(settings: Settings, ref: str, as_of: str | None, fmt: str) -> None:
     """Every event of one record (organisation, activity, meeting, case...), oldest first."""
-    until = render.parse_moment("as-of", as_of) if as_of else None
+    until = render.parse_moment("as-of", as_of, past=True) if as_of else None
     app = settings.reader()
     try:
         events = app.aggregate_events(ref, until=until)

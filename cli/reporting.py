@@ -87,7 +87,7 @@ def _rows(sources: Sources, as_of: datetime | None) -> tuple[RowSource, reports.
 
 def run_report(db: str | None, start: str | None, end: str | None, as_of: str | None, window_days: int, country: str | None, charts: bool = False) -> tuple[dict[str, Any], Any]:
     first, last = _period(start, end)
-    moment = render.parse_moment("as-of", as_of) if as_of else None
+    moment = render.parse_moment("as-of", as_of, past=True) if as_of else None
     with open_sources(db) as sources:
         rows, included = _rows(sources, moment)
         report, figures = reports.impact(rows, Period(first, last, window_days, country=country), moment, charts=charts, included=included)
@@ -237,14 +237,12 @@ def register(ledger: click.Group) -> None:
     def country(settings: Settings, country: str, start: str | None, end: str | None, as_of: str | None, window_days: int, fmt: str, out: Path | None,
                 key: Path | None) -> None:
         """A country fact sheet: the figures for one country and its cross-border partners."""
-        from pydantic import TypeAdapter, ValidationError
-
-        from domain.values import CountryCode
+        from domain.values import country_code
 
         try:
-            code = TypeAdapter(CountryCode).validate_python(country)
-        except ValidationError:
-            raise InvalidValue("country", country, "not an ISO 3166 alpha-2 country code") from None
+            code = country_code(country)
+        except ValueError as error:
+            raise InvalidValue("country", country, str(error)) from None
         signer = signer_of(key, fmt)
         report_, _ = run_report(settings.db, start, end, as_of, window_days, code, charts=fmt == "html")
         issue(settings, report_, fmt, out, signer)
@@ -310,7 +308,7 @@ def register(ledger: click.Group) -> None:
         if key not in keys:
             raise InvalidValue("key", key, f"not a figure; one of: {', '.join(keys)}")
         first, last = _period(start, end)
-        moment = render.parse_moment("as-of", as_of) if as_of else None
+        moment = render.parse_moment("as-of", as_of, past=True) if as_of else None
         with open_sources(settings.db) as sources:
             rows, _ = _rows(sources, moment)
             pages = _evidence_pages(rows, Period(first, last, window_days), key)

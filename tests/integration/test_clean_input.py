@@ -92,10 +92,10 @@ def test_an_idempotency_key_is_stored_as_a_digest_only(db_url: str) -> None:
 def test_counts_and_dates_have_bounds(db_url: str) -> None:
     seeded(db_url)
     output = refused(db_url, "org", "update", "--org", "ORG-SEED", "--smes", str(10**30), "--at", "2024-01-03")
-    assert "members.smes" in output and "less than or equal to 1000000" in output
+    assert f"Error: smes: {10**30}: must be at most 1,000,000" in output
     output = refused(db_url, "activity", "schedule", "--activity", "A-1", "--kind", "matchmaking", "--title", "T", "--starts-on", "2400-01-01",
                      "--ends-on", "2400-01-02", "--place", "Rome", "--at", "2024-01-03")
-    assert "starts_on: '2400-01-01': must lie between 1900-01-01 and 2100-12-31" in output
+    assert "starts-on: '2400-01-01': must lie between 1900-01-01 and 2100-12-31" in output
 
 
 def test_a_member_update_changes_only_the_counts_it_names(db_url: str, tmp_path: Path) -> None:

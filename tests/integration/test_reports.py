@@ -105,9 +105,9 @@ KNOWN_HISTORY: list[c.Command] = [
     c.PublishPublication(publication="CS1", kind="case_study", title="new", occurred_at="2024-06-01"),
     c.PublishPublication(publication="G1", kind="green_transition_guide", title="g", occurred_at="2025-01-01"),
     c.PublishPublication(publication="FS-IT", kind="country_fact_sheet", title="it", country="IT", occurred_at="2023-01-01"),
-    c.UpdatePublication(publication="FS-IT", occurred_at="2024-02-01"),
+    c.UpdatePublication(publication="FS-IT", note="figures refreshed", occurred_at="2024-02-01"),
     c.PublishPublication(publication="FS-DE", kind="country_fact_sheet", title="de", country="DE", occurred_at="2024-07-01"),
-    c.UpdatePublication(publication="FS-DE", occurred_at="2024-08-01"),
+    c.UpdatePublication(publication="FS-DE", note="figures refreshed", occurred_at="2024-08-01"),
     c.PublishPublication(publication="FS-FR", kind="country_fact_sheet", title="fr", country="FR", occurred_at="2022-01-01"),
 ]
 
@@ -249,7 +249,7 @@ def test_catching_up_twice_applies_nothing_twice(known: tuple[Ledger, Sources]) 
     assert first == len(KNOWN_HISTORY) + 1  # and the test writer's authorization
     assert runner.catch_up(sources.recorder, sources.mapper, sources.store) == 0
     assert sources.store.raw_rows(runner.PROJECTION) == rows
-    ledger.execute([c.UpdatePublication(publication="G1", occurred_at="2025-02-01")])
+    ledger.execute([c.UpdatePublication(publication="G1", note="figures refreshed", occurred_at="2025-02-01")])
     assert runner.catch_up(sources.recorder, sources.mapper, sources.store) == 1
 
 

@@ -22,6 +22,7 @@ from cli.context import Settings, actor_option, db_option, pass_settings, signin
 from cli.errors import describe
 from cli.forms import make_command, option_names
 from domain.errors import ConcurrentChange, LedgerError
+from presentation.text import count, number
 from service_layer import commands as c
 from service_layer import importing, log_check
 from service_layer.ledger import BatchFailed, Outcome, utc_now
@@ -56,7 +57,7 @@ class LedgerGroup(click.Group):
                 settings = ctx.find_object(Settings) or Settings()
                 seconds = bootstrap.persistence_env(bootstrap.database_url(settings.db))["SQLITE_LOCK_TIMEOUT"]
                 raise click.ClickException(f"db: another write held the ledger for more than {seconds} s; nothing was written, run the command again") from None
-            if "connection" in detail:  # the pool says only that it waited: say where and why
+            if "connection" in detail and not detail.startswith("cannot connect"):  # the pool says only that it waited: say where and why
                 settings = ctx.find_object(Settings) or Settings()
                 detail = bootstrap.diagnose(settings.db) or detail
             # Every write is one transaction, rolled back on any error (a forget that committed says so itself).
@@ -102,7 +103,7 @@ def _run(model: type[c.Command], payload: dict[str, Any]) -> None:
         app.close()
     _first_writer(outcome)
     if outcome.events:
-        click.echo(f"recorded {outcome.events} event at position {outcome.positions[0]}")
+        click.echo(f"recorded {count(outcome.events, 'event')} at position {outcome.positions[0]}")
     else:
         click.echo("already recorded; nothing written")
 
@@ -201,9 +202,10 @@ def import_(settings: Settings, file: str) -> None:
     if problems:
         for problem in problems.report():
             click.echo(f"error: {render.printable(problem)}", err=True)
-        raise click.ClickException(f"{file}: {problems.lines} bad line(s); nothing was written")
+        raise click.ClickException(f"{file}: {count(problems.lines, 'bad line')}; nothing was written")
     _first_writer(outcome)
-    click.echo(f"imported {outcome.events + outcome.repeated} actions from {file}: {outcome.events} events written, {outcome.repeated} already recorded")
+    click.echo(f"imported {count(outcome.events + outcome.repeated, 'action')} from {file}: {count(outcome.events, 'event')} written, "
+               f"{number(outcome.repeated)} already recorded")
 
 
 @ledger.command()
@@ -358,16 +360,16 @@ def db_check(settings: Settings, fmt: str) -> None:
         app.close()
     click.echo(render.stored_types(found, fmt))
     for problem in problems:
-        click.echo(f"cannot replay ({problem.kind}): {problem.count} event(s); first: {render.printable(problem.message)}", err=True)
+        click.echo(f"cannot replay ({problem.kind}): {count(problem.count, 'event')}; first: {render.printable(problem.message)}", err=True)
     unreadable = [t for t in found if not t.readable]
     if unreadable:
         first = unreadable[0]
         raise click.ClickException(
-            f"{len(unreadable)} stored type(s) cannot be read by this code; first: {first.topic} version {first.version} "
+            f"{count(len(unreadable), 'stored type')} cannot be read by this code; first: {first.topic} version {first.version} "
             f"at position {first.first_position}: {first.problem}"
         )
     if problems:
-        raise click.ClickException(f"{sum(p.count for p in problems)} stored event(s) cannot be replayed; first: {render.printable(problems[0].message)}")
+        raise click.ClickException(f"{count(sum(p.count for p in problems), 'stored event')} cannot be replayed; first: {render.printable(problems[0].message)}")
 
 
 @ledger.command()

@@ -19,8 +19,11 @@ from cli import render
 from cli.context import Settings, db_option, pass_settings, readable
 from cli.files import write_whole, read_text
 from domain.errors import InvalidValue
+from presentation.text import count, number
 from projections import reports, runner
-from projections.figures import EvidencePage, RowSource, Settings as Period, evidence_listing, evidence_page, published_figures
+from projections.figures import (
+    SHOWN_AS, SHOWN_AS_NOTE, EvidencePage, RowSource, Settings as Period, compared_with_published, evidence_listing, evidence_page, published_figures,
+)
 from projections.platform import FOLD_VERSION
 from projections.reports import Sources
 from service_layer.log_check import require_readable
@@ -108,13 +111,21 @@ def render_report(report: dict[str, Any], fmt: str) -> str:
     published = {f["key"]: f for f in published_figures()["figures"]}
     country = report.get("country")
     headers = ("figure", "value") if country else ("figure", "value", "published")
+    # A table for people writes numbers as every output does (62,527); a CSV file keeps them as data (62527).
+    shown = _value if fmt == "csv" else _text
+    named = (lambda key: key) if fmt == "csv" else (lambda key: SHOWN_AS.get(key, key))
     rows = [
-        (key, _value(value)) if country else (key, _value(value), f"{published[key]['qualifier']} {_value(published[key]['value'])}")
+        (named(key), shown(value)) if country else (named(key), shown(value), f"{published[key]['qualifier']} {shown(published[key]['value'])}")
         for key, value in report["figures"].items()
     ]
     partners = ", ".join(f"{c} ({n})" for c, n in (report.get("cross_border_partners") or {}).items()) or "none"
     regions = report.get("regions") or {}
-    by_region = f"profiles by region ({regions.get('classification')}): " + (", ".join(f"{r} ({n})" for r, n in regions.get("profiles", {}).items()) or "none")
+    by_region = f"profiles by region ({regions.get('classification')}): " + (
+        ", ".join(f"{'no region given' if r == 'none' else r} ({n})" for r, n in regions.get("profiles", {}).items()) or "no profile")
+    # The published values cover their own period: a report of another period is not set against them.
+    other_period = "" if country or compared_with_published(report["period"]["from"], report["period"]["to"]) else (
+        f"published values cover {published_figures()['period']['from']} to {published_figures()['period']['to']}, not this period; "
+        "they are shown, not compared")
     period = f"{report['period']['from']} to {report['period']['to']}"
     title = f"Impact {period}" + (f" for {country}" if country else "") + (f", as of {report['as_of']}" if report["as_of"] else "")
     if fmt == "csv":
@@ -128,14 +139,23 @@ def render_report(report: dict[str, Any], fmt: str) -> str:
         lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
         if country:
             lines += ["", f"Cross-border partners: {partners}.", "", by_region[0].upper() + by_region[1:] + "."]
-        lines += ["", f"Counting rules version {report['assumptions']['rules_version']}; regularly updated = updated within {report['assumptions']['regularly_updated_window_days']} days."]
+        lines += ["", f"Counting rules version {report['assumptions']['rules_version']}; regularly updated = updated within {report['assumptions']['regularly_updated_window_days']} days; "
+                  f"{SHOWN_AS_NOTE}."]
+        lines += ["", other_period[0].upper() + other_period[1:] + "."] if other_period else []
         return "\n".join(lines)
     body = render.table(headers, rows)
-    return f"{title}\n{body}" + (f"\ncross-border partners: {partners}\n{by_region}" if country else "")
+    notes = [f"cross-border partners: {partners}", by_region] if country else []
+    return "\n".join([title, body, *notes, *([other_period] if other_period else []), f"{SHOWN_AS_NOTE}"])
 
 
 def _value(value: Any) -> Any:
     return f"{value:.4f}" if isinstance(value, float) else value
+
+
+def _text(value: Any) -> Any:
+    if value is None:  # no profile to count from (an empty ledger, a period before any)
+        return "none"
+    return number(value) if isinstance(value, int) and not isinstance(value, bool) else _value(value)
 
 
 SIGNED_FORMATS = ("json", "html")
@@ -188,7 +208,7 @@ def register(ledger: click.Group) -> None:
                 applied = job(sources.recorder, sources.mapper, sources.store, progress=bar.update, notice=_notice)
             seconds = time.perf_counter() - started
         rate = f", {applied / seconds:,.0f} events/s" if applied and seconds > 0 else ""
-        click.echo(f"{'rebuilt' if rebuild else 'caught up'}: applied {applied:,} events in {seconds:.1f} s{rate}")
+        click.echo(f"{'rebuilt' if rebuild else 'caught up'}: applied {count(applied, 'event')} in {seconds:.1f} s{rate}")
 
     @ledger.group()
     def report() -> None:
@@ -292,9 +312,9 @@ def register(ledger: click.Group) -> None:
         if findings:
             for line in findings:
                 click.echo(line)
-            raise click.ClickException(f"the report does not hold: {len(findings)} finding(s), {len(found)} of them in what it reports")
-        click.echo(f"verified: report signed by {verifier.name}; its checkpoint matches this ledger's tree of {size} events up to "
-                   f"position {position}; all {len(claimed['figures'])} figures, derived again there, are equal")
+            raise click.ClickException(f"the report does not hold: {count(len(findings), 'finding')}, {number(len(found))} of them in what it reports")
+        click.echo(f"verified: report signed by {verifier.name}; its checkpoint matches this ledger's tree of {count(size, 'event')} up to "
+                   f"position {position}; all {count(len(claimed['figures']), 'figure')}, derived again there, are equal")
 
     @ledger.command()
     @click.argument("key")
@@ -333,7 +353,7 @@ def register(ledger: click.Group) -> None:
                 for e in page.events:
                     click.echo("  ".join(render.printable(str(v)).ljust(w) for v, w in zip(_traced(e), widths)).rstrip())
                 listed += len(page.events)
-        click.echo(f"{key} = {_value(page.value)} ({listed} events listed)")
+        click.echo(f"{key} = {_text(page.value)} ({count(listed, 'event')} listed)")
 
 
 def _report_checkpoint(note: str, verifier: Verifier, policy: Policy | None, findings: list[str]) -> Checkpoint | None:

@@ -11,6 +11,7 @@ import bootstrap
 from cli import publishing, render
 from cli.context import Settings, db_option, pass_settings, readable
 from cli.files import write_whole, read_text
+from presentation.text import count
 from transparency import audit, log
 from transparency.errors import TransparencyError
 from transparency.leaf import parse_leaf
@@ -250,11 +251,11 @@ def register(ledger: click.Group) -> None:
             if old_file is None:
                 raise click.UsageError("a consistency proof needs --old-checkpoint")
             check_consistency(proof, _checkpoint(old_file, verifier, "old-checkpoint", policy), cp)
-            click.echo(f"verified: the tree of {proof.old_size} events is a prefix of the tree of {proof.new_size} events")
+            click.echo(f"verified: the tree of {count(proof.old_size, 'event')} is a prefix of the tree of {count(proof.new_size, 'event')}")
         else:
             check_inclusion(proof, cp)
             leaf = parse_leaf(base64.b64decode(proof.leaf))
-            click.echo(f"verified: the event at position {proof.position} is leaf {proof.leaf_index} of the tree of {proof.tree_size} events")
+            click.echo(f"verified: the event at position {proof.position} is leaf {proof.leaf_index} of the tree of {count(proof.tree_size, 'event')}")
             click.echo(f"  {leaf.topic} of {leaf.aggregate_id} version {leaf.version}, recorded {leaf.recorded_at or '?'}, "
                        f"{len(leaf.payload)} payload bytes")
         if verifier is None and policy is None:
@@ -308,14 +309,14 @@ def register(ledger: click.Group) -> None:
             for line in findings:
                 click.echo(line)
             _predating(report)
-            raise click.ClickException(f"history diverges: {len(findings)} finding(s) over {report.events} stored events")
+            raise click.ClickException(f"history diverges: {count(len(findings), 'finding')} over {count(report.events, 'stored event')}")
         against = f"; matches checkpoint {cp.origin} at tree size {cp.size}" if cp else ""
         signed = " (signature valid)" if cp and verifier and not policy else " (signatures and quorum valid)" if cp and policy else ""
-        click.echo(f"verified: {report.events} stored events match the tree of {report.tree_size} leaves{against}{signed}")
+        click.echo(f"verified: {count(report.events, 'stored event')} match the tree of {count(report.tree_size, 'leaf', 'leaves')}{against}{signed}")
         _predating(report)
 
 
 def _predating(report: audit.Report) -> None:
     """The events stored before signed writes began: told once, as a fact of the ledger's history, not as a finding."""
     if report.predating:
-        click.echo(f"positions 1\u2013{report.predating_upto} predate signed writes ({report.predating} events)")
+        click.echo(f"positions 1\u2013{report.predating_upto} predate signed writes ({count(report.predating, 'event')})")

@@ -141,7 +141,7 @@ def test_an_import_reports_every_bad_line_in_one_run(db_url: str, tmp_path: Path
         "error: line 9: not UTF-8 text (byte 1: invalid start byte)",
         "error: line 10: malformed JSON at column 5: Expecting property name enclosed in double quotes",
     ]
-    assert lines[-1].endswith("8 bad line(s); nothing was written")
+    assert lines[-1].endswith("8 bad lines; nothing was written")
 
 
 def test_a_file_of_many_bad_lines_lists_the_first_ones_and_counts_the_rest(db_url: str, tmp_path: Path) -> None:

@@ -209,7 +209,7 @@ def test_trace_of_a_sum_adds_up_to_the_figure(known: tuple[Ledger, Sources], db_
 def test_trace_names_the_meeting_that_was_held(known: tuple[Ledger, Sources], db_url: str) -> None:
     result = CliRunner().invoke(ledger_cli, ["trace", "bilateral_meetings", "--db", db_url])
     assert "M1" in result.output and "M2" not in result.output
-    assert result.output.strip().endswith("bilateral_meetings = 1 (1 events listed)")
+    assert result.output.strip().endswith("bilateral_meetings = 1 (1 event listed)")
 
 
 def test_an_unknown_figure_key_is_named(db_url: str) -> None:

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import subprocess
+import sys
+import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
+import bootstrap
 from cli.main import ledger
-from tests.conftest import snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "platform-actions.jsonl"
+LEDGER = Path(sys.executable).parent / "ledger"
 REGISTER = ("org", "register", "--org", "ORG-T1", "--name", "Test Cluster", "--country", "IT", "--ecosystems", "digital",
             "--year-established", "2010", "--at", "2024-01-02")
 SCHEDULE = ("activity", "schedule", "--activity", "MM-T1", "--kind", "matchmaking", "--title", "Matchmaking",
@@ -198,3 +204,116 @@ def test_the_documented_moment_forms_are_taken(tmp_path: Path, given: str, effec
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     assert run(*REGISTER[:-1], given, db=url).exit_code == 0
     assert json.loads(run("history", "ORG-T1", "--format", "json", db=url).output)[0]["occurred_at"] == effective
+
+
+def test_every_text_output_writes_counts_numbers_and_moments_in_one_style(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    one = tmp_path / "one.jsonl"
+    one.write_text(EXAMPLE.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+    assert run("import", str(one), db=url).output.endswith(f"imported 1 action from {one}: 1 event written, 0 already recorded\n")
+    assert run("import", str(one), db=url).output == f"imported 1 action from {one}: 0 events written, 1 already recorded\n"
+    assert run("trace", "member_organisations_represented", db=url).output.endswith("\nmember_organisations_represented = 0 (0 events listed)\n")
+    assert run("org", "publish", "--org", "ORG-IT-0001", "--at", "2024-01-09", db=url).output == "recorded 1 event at position 3\n"
+    assert run("trace", "cluster_organisations", db=url).output.endswith("\ncluster_organisations = 1 (1 event listed)\n")
+    report = run("report", "impact", db=url).output
+    assert "\nmember_organisations_represented        135      more than 155,000\n" in report
+    assert "\ncluster_organisations                   1        about 1,500\n" in report
+    assert "\nmember_organisations_represented,135,more than 155000\n" in run("report", "impact", "--format", "csv", db=url).output  # data, as written
+    row = run("history", "ORG-IT-0001", db=url).output.splitlines()[2]
+    assert re.match(r"1 +ClusterOrganisation\.Registered +2024-01-08T00:00:00\+00:00  \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00  admin\.anna ", row), row
+
+
+def test_a_report_names_the_ecosystem_figure_for_what_it_counts_and_keeps_the_published_key(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    assert run("import", str(EXAMPLE), db=url).exit_code == 0
+    note = "most_represented_ecosystem is the published figure most_represented_sector, counted from the profiles' industrial ecosystems, not from their free-text sectors"
+    table = run("report", "impact", db=url).output
+    assert "\nmost_represented_ecosystem              digital  exactly digital\n" in table and table.endswith(f"\n{note}\n")
+    assert f"regularly updated = updated within 365 days; {note}." in run("report", "impact", "--format", "markdown", db=url).output
+    assert "\nmost_represented_sector,digital,exactly digital\n" in run("report", "impact", "--format", "csv", db=url).output
+    assert json.loads(run("report", "impact", "--format", "json", db=url).output)["figures"]["most_represented_sector"] == "digital"
+    page = run("report", "impact", "--format", "html", db=url).output
+    assert '<tr data-key="most_represented_sector"><td>most represented ecosystem</td>' in page
+
+
+def test_a_report_of_another_period_is_not_set_against_the_published_figures(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    assert run("import", str(EXAMPLE), db=url).exit_code == 0
+    page = run("report", "impact", "--from", "2025-01-01", db=url, *("--format", "html")).output
+    assert ('<p class="caption" id="not-compared">The published values cover 2024-01-01 to 2025-12-31; this report covers 2025-01-01 to '
+            "2025-12-31, so its figures are not set against them.</p>") in page
+    assert "against published" not in page and "below" not in page
+    assert run("report", "impact", "--from", "2025-01-01", db=url).output.splitlines()[-2] == (
+        "published values cover 2024-01-01 to 2025-12-31, not this period; they are shown, not compared")
+    whole = run("report", "impact", "--format", "html", db=url).output
+    assert "<th>against published</th>" in whole and 'id="not-compared"' not in whole
+
+
+def test_the_html_report_folds_its_appendix_and_says_when_and_by_what_it_was_made(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    assert run("import", str(EXAMPLE), db=url).exit_code == 0
+    page = run("report", "impact", "--format", "html", db=url).output
+    assert '<details id="evidence"><summary><h2>Appendix: the events behind each count</h2></summary>' in page
+    generated = re.search(r'<p id="generated"><small>Generated <time datetime="([^"]+)">[^<]+ UTC</time> by cluster-ledger ([^<]+)\.</small></p>', page)
+    assert generated, page
+    assert abs((datetime.now(timezone.utc) - datetime.fromisoformat(generated.group(1))).total_seconds()) < 60
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", generated.group(2))
+
+
+def test_an_empty_ledger_reports_none_rather_than_python_words(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    assert run("db", "init", db=url).exit_code == 0
+    for fmt in ("table", "markdown", "html"):
+        output = run("report", "impact", "--format", fmt, db=url).output
+        assert "None" not in output and "no value" not in output and "the first 0" not in output, fmt
+    assert "\nmost_represented_ecosystem              none    exactly digital\n" in run("report", "impact", db=url).output
+    assert "| most_represented_ecosystem | none |" in run("report", "country", "IT", "--format", "markdown", db=url).output
+    page = run("report", "impact", "--format", "html", db=url).output
+    assert '<p class="caption">No event is counted in this report.</p>' in page and "nothing to compare" in page
+
+
+def test_a_country_sheet_names_profiles_without_a_region(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    assert run(*REGISTER, db=url).exit_code == 0
+    assert run("org", "publish", "--org", "ORG-T1", "--at", "2024-01-03", db=url).exit_code == 0
+    assert "\nprofiles by region (NUTS 2024): no region given (1)\n" in run("report", "country", "IT", db=url).output
+
+
+def test_a_relay_to_a_closed_port_gives_up_in_one_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    assert run(*REGISTER, db=url).exit_code == 0
+    started = time.monotonic()
+    done = subprocess.run([str(LEDGER), "relay", "--until-caught-up", "--bootstrap", "127.0.0.1:1", "--give-up-after", "3", "--db", url],
+                          capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - started < 30
+    assert (done.returncode, done.stdout) == (1, "")
+    assert re.fullmatch(r"Error: bootstrap: '127\.0\.0\.1:1': no broker answered in \d s; gave up with 0 events published\n", done.stderr), done.stderr
+
+
+def test_a_postgresql_server_that_does_not_answer_is_named_while_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bootstrap, "CONNECT_NOTICE_AFTER", 0.2)
+    with socket.socket() as server:  # accepts, then says nothing, then hangs up
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+
+        def hang_up() -> None:
+            conn, _ = server.accept()
+            time.sleep(1.0)
+            conn.close()
+
+        threading.Thread(target=hang_up, daemon=True).start()
+        result = CliRunner().invoke(ledger, ["org", "publish", "--org", "ORG-T1", "--at", "2024-01-02", "--db", f"postgresql://u:p@127.0.0.1:{port}/x"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"connecting to PostgreSQL at 127.0.0.1:{port} as u (gives up after 10 s)...\n"
+                                    f"Error: db: cannot connect to PostgreSQL at 127.0.0.1:{port}: "), result.stderr
+    assert result.stderr.endswith("; nothing was written\n") and result.stderr.count("\n") == 2
+
+
+def test_a_postgresql_url_on_a_closed_port_fails_at_once_for_a_write() -> None:
+    started = time.monotonic()
+    result = CliRunner().invoke(ledger, ["org", "publish", "--org", "ORG-T1", "--at", "2024-01-02", "--db", "postgresql://u:p@127.0.0.1:1/x"])
+    assert time.monotonic() - started < 3  # the pool alone would wait its whole connect timeout (10 s)
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: db: cannot connect to PostgreSQL at 127.0.0.1:1: connection failed: ")
+    assert result.output.endswith("; nothing was written\n") and result.output.count("\n") == 1

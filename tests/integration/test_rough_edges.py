@@ -317,3 +317,25 @@ def test_a_postgresql_url_on_a_closed_port_fails_at_once_for_a_write() -> None:
     assert result.exit_code == 1
     assert result.output.startswith("Error: db: cannot connect to PostgreSQL at 127.0.0.1:1: connection failed: ")
     assert result.output.endswith("; nothing was written\n") and result.output.count("\n") == 1
+
+
+def test_the_readme_set_up_names_what_scripts_test_installs_and_changes_outside_the_clone() -> None:
+    script = (ROOT / "scripts" / "test").read_text(encoding="utf-8")
+    services = (ROOT / "scripts" / "services").read_text(encoding="utf-8")
+    packages = set(re.findall(r"apt-get install -y -qq (\S+) ", script)) | set(re.findall(r"apt_install ([\w.-]+)", services))
+    assert {"chromium", "golang-go", "sqlite3", "faketime", "postgresql"} <= packages
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    setup = readme[readme.index("## Two commands"):readme.index("## Using the ledger")]
+    assert "`scripts/test` needs root" in setup
+    assert [p for p in sorted(packages) if f"`{p}`" not in setup] == []
+    assert "chmod o+x" in services and "`chmod o+x`" in setup and "user `postgres`" in setup
+    assert 'if [[ "$(id -u)" -ne 0 ]]; then' in script
+
+
+def test_the_readme_says_the_class_version_the_code_has_and_what_its_examples_need() -> None:
+    from domain.model import ClusterOrganisation
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"(they are at {ClusterOrganisation.Registered.class_version}\n   now:" in readme
+    using = readme[readme.index("## Using the ledger"):readme.index("```text", readme.index("## Using the ledger"))]
+    assert all(f"`{folder}/`" in using for folder in ("examples", "tests/golden", "interop"))

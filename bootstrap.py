@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,8 @@ if TYPE_CHECKING:  # the stores and the ledger are loaded by the commands that b
 
 DEFAULT_DB = "sqlite:///ledger.db"
 DEFAULT_LOCK_TIMEOUT = "30"
+CONNECT_TIMEOUT = 10
+"""Seconds a connection to PostgreSQL may take before it fails."""
 SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 """A PostgreSQL schema named in `?schema=`: a plain identifier, checked before it reaches any SQL text."""
 EVENTS_TABLES = {"eventsourcing.sqlite": "stored_events", "eventsourcing.postgres": "ledger_events"}
@@ -92,7 +95,7 @@ def persistence_env(url: str) -> dict[str, str]:
             "POSTGRES_PORT": str(port),
             "POSTGRES_USER": unquote(parsed.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(parsed.password or ""),
-            "POSTGRES_CONNECT_TIMEOUT": "10",
+            "POSTGRES_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT),
             "POSTGRES_POOL_SIZE": "2",
             "POSTGRES_MAX_OVERFLOW": "4",
         }
@@ -179,7 +182,37 @@ class ReadTarget:
     note: str = ""
 
 
-def require_ledger(url: str | None = None) -> ReadTarget:
+CONNECT_NOTICE_AFTER = 1.0
+"""Seconds a connection to PostgreSQL may take before the user is told what is being tried."""
+
+
+def reach(url: str | None = None, notice: Callable[[str], None] | None = None) -> None:
+    """For a PostgreSQL URL, connect once: refused at once in one line (the write path's pool would wait its whole timeout
+    first), and, when the server is slow to answer, `notice` is told what is being tried while waiting."""
+    env = persistence_env(database_url(url))
+    if env["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
+        _connect(env, notice).close()
+
+
+def _connect(env: dict[str, str], notice: Callable[[str], None] | None) -> Any:
+    import threading
+
+    import psycopg
+
+    where = f"{env['POSTGRES_HOST']}:{env['POSTGRES_PORT']}"
+    timer = threading.Timer(CONNECT_NOTICE_AFTER, notice or (lambda _: None),
+                            [f"connecting to PostgreSQL at {where} as {env['POSTGRES_USER']} (gives up after {CONNECT_TIMEOUT} s)..."])
+    timer.daemon = True
+    timer.start()
+    try:
+        return psycopg.connect(_conninfo(env), autocommit=True)
+    except psycopg.OperationalError as error:
+        raise psycopg.OperationalError(f"cannot connect to PostgreSQL at {where}: {' '.join(str(error).split())}") from None
+    finally:
+        timer.cancel()
+
+
+def require_ledger(url: str | None = None, notice: Callable[[str], None] | None = None) -> ReadTarget:
     """Refuse, with NoLedger, a database that holds no ledger: commands that only read never create one. A SQLite file this
     process cannot write (read-only mount, immutable file) is read through a temporary copy, where projection and tree are
     brought up to date and dropped at exit."""
@@ -226,10 +259,8 @@ def require_ledger(url: str | None = None) -> ReadTarget:
                                                     "before that write, where the projection and the tree are brought up to date")
         return ReadTarget(resolved)
     if module == "eventsourcing.postgres":
-        import psycopg
-
         schema = env.get("POSTGRES_SCHEMA", "public")
-        with psycopg.connect(_conninfo(env), autocommit=True) as conn:
+        with _connect(env, notice) as conn:
             row = conn.execute(
                 "SELECT coalesce(to_regclass(%s), to_regclass(%s))", (f'"{schema}"."{EVENTS_TABLES[module]}"', f'"{schema}"."{READ_MODEL_TABLE}"')
             ).fetchone()
@@ -361,7 +392,7 @@ def _conninfo(env: dict[str, str]) -> str:
 
     return make_conninfo(
         host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"], dbname=env["POSTGRES_DBNAME"],
-        user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"], connect_timeout=10,
+        user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"], connect_timeout=CONNECT_TIMEOUT,
     )
 
 

@@ -14,6 +14,8 @@ from adapters.mapper import CATALOGUE
 from cli import render
 from cli.context import Settings, db_option, pass_settings
 from domain.base import ref_id
+from domain.errors import InvalidValue
+from presentation.text import count, moment, number
 from projections import runner
 from service_layer.log_check import require_readable
 from transparency.signing import recorded_by
@@ -41,6 +43,8 @@ def register(ledger: click.Group) -> None:
         """Recorded events with position, recorded and effective time, actor, signing writer, aggregate, type and summary."""
         first = render.parse_moment("since", since) if since else None
         last = render.parse_moment("until", until) if until else None
+        if first and last and last < first:
+            raise InvalidValue("until", until, f"is before since ({since}); nothing could be listed")
         wanted = CATALOGUE.type_names(kind) if kind else None
         app = settings.reader()
         entries: list[dict[str, Any]] = []
@@ -71,23 +75,31 @@ def register(ledger: click.Group) -> None:
                     entries.append({
                         "position": n.id, "recorded_at": event.timestamp.isoformat(), "occurred_at": event.occurred_at.isoformat(),
                         "actor": event.actor, "recorded_by": recorded_by(n.state), "aggregate": refs.get(key, key), "type": name,
-                        "summary": render.summary(event),
+                        "summary": render.summary(event), "recorded": event.timestamp, "occurred": event.occurred_at,
                     })
                 if more:
                     break
         finally:
             app.close()
         if fmt == "json":
-            click.echo(json.dumps(entries, indent=2))
+            click.echo(json.dumps([{k: v for k, v in e.items() if k not in ("recorded", "occurred")} for e in entries], indent=2))
             return
         click.echo(render.table(
             ("position", "recorded", "effective", "actor", "recorded by", "aggregate", "type", "summary"),
-            [(e["position"], e["recorded_at"][:19], e["occurred_at"][:19], e["actor"], e["recorded_by"] or "-", e["aggregate"], e["type"], e["summary"][:80])
-             for e in entries],
+            [(e["position"], moment(e["recorded"]), moment(e["occurred"]), e["actor"], e["recorded_by"] or "-", e["aggregate"], e["type"],
+              _cut(e["summary"])) for e in entries],
         ))
-        click.echo(f"{len(entries)} events")
+        click.echo(count(len(entries), "event"))
         if more:
-            click.echo(f"more follow: only the first {limit} are listed (--limit)")
+            click.echo(f"more follow: only the first {number(limit)} are listed (--limit)")
+
+
+SUMMARY_WIDTH = 80
+"""The widest summary the table shows; a longer one ends in an ellipsis, so a cut value is never read as a whole one."""
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= SUMMARY_WIDTH else text[: SUMMARY_WIDTH - 1] + "…"
 
 
 def _is_id(given: str) -> bool:

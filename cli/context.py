@@ -35,6 +35,7 @@ class Settings:
     """The configuration file this invocation runs with, and the environment variables it set."""
 
     def ledger(self) -> Ledger:
+        bootstrap.reach(self.db, notice)
         return bootstrap.build_ledger(self.db, signing_key=self.signing_key)
 
     def writing_ledger(self) -> Ledger:
@@ -56,10 +57,15 @@ class Settings:
 
 def readable(db: str | None) -> str:
     """The URL a command that only reads uses: the ledger's, or a temporary copy's (said in one line); NoLedger if none."""
-    target = bootstrap.require_ledger(db)
+    target = bootstrap.require_ledger(db, notice)
     if target.note:
         click.echo(target.note, err=True)
     return target.url
+
+
+def notice(line: str) -> None:
+    """A line on stderr about what is being done, while the user waits."""
+    click.echo(line, err=True)
 
 
 pass_settings = click.make_pass_decorator(Settings, ensure=True)

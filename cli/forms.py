@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Callable
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import click
 from pydantic import BaseModel
@@ -87,12 +87,15 @@ def _flatten(ctx: click.Context, param: click.Parameter, value: tuple[tuple[Any,
 
 
 def _unwrap(annotation: Any) -> tuple[Any, bool]:
-    """The annotation without `| None`, and whether None was allowed."""
-    origin = get_origin(annotation)
-    if origin in (Union, types.UnionType):
+    """The annotation without `| None` and its constraints, and whether None was allowed."""
+    allowed = False
+    if get_origin(annotation) in (Union, types.UnionType):
         args = [a for a in get_args(annotation) if a is not type(None)]
-        return args[0], len(args) < len(get_args(annotation))
-    return annotation, False
+        annotation, allowed = args[0], len(args) < len(get_args(annotation))
+    # An optional list keeps its constraints inside the union (`Annotated[tuple[...], Field(...)] | None`).
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    return annotation, allowed
 
 
 def _option(name: str, annotation: Any, required: bool) -> click.Option:
@@ -150,6 +153,12 @@ def to_payload(model: type[BaseModel], params: dict[str, Any]) -> dict[str, Any]
     if members:
         payload["members"] = members
     return payload
+
+
+def option_names(model: type[BaseModel]) -> dict[str, str]:
+    """Each field of `model` as its option is spelled (without the dashes), for messages: `year-established`, `at`."""
+    names = {name: name.replace("_", "-") for name in model.model_fields}
+    return names | {"occurred_at": "at", "members": "", "other": "other-members"}
 
 
 def make_command(name: str, model: type[c.Command], run: Callable[[type[c.Command], dict[str, Any]], None]) -> click.Command:

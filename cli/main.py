@@ -20,10 +20,11 @@ from cli import configuration, render, written
 from cli.files import read_text
 from cli.context import Settings, actor_option, db_option, output_option, pass_settings, signing_key_option
 from cli.errors import describe
-from cli.forms import make_command
+from cli.forms import make_command, option_names
 from cli.lazy import LazyGroup
 from domain.errors import ConcurrentChange, LedgerError
 from domain.model import participation_ref
+from presentation.text import count, number
 from service_layer import commands as c
 from service_layer import importing
 
@@ -58,9 +59,9 @@ class LedgerGroup(LazyGroup):
         except _loaded("service_layer.ledger", "BatchFailed") as error:
             raise click.ClickException("\n".join(str(f.error) for f in error.failures)) from None
         except bootstrap.BadSetting as error:
-            raise UsageMistake(str(error)) from None
+            raise UsageMistake(_named_setting(ctx, str(error))) from None
         except LedgerError as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(_named_setting(ctx, str(error))) from None
         except ValidationError as error:
             raise click.ClickException("\n".join(describe(error))) from None
         except (*_loaded("eventsourcing.persistence", "PersistenceError"), *_loaded("psycopg", "Error"), sqlite3.Error) as error:
@@ -69,12 +70,26 @@ class LedgerGroup(LazyGroup):
                 settings = ctx.find_object(Settings) or Settings()
                 seconds = bootstrap.persistence_env(bootstrap.database_url(settings.db))["SQLITE_LOCK_TIMEOUT"]
                 raise click.ClickException(f"db: another write held the ledger for more than {seconds} s; nothing was written, run the command again") from None
-            if "connection" in detail:  # the pool says only that it waited: say where and why
+            if "connection" in detail and not detail.startswith("cannot connect"):  # the pool says only that it waited: say where and why
                 settings = ctx.find_object(Settings) or Settings()
                 detail = bootstrap.diagnose(settings.db) or detail
             # Every write is one transaction, rolled back on any error (a forget that committed says so itself).
             written = "" if "nothing was written" in detail else "; nothing was written"
             raise click.ClickException(f"db: {bootstrap.describe(detail)}{written}") from None
+
+
+def _named_setting(ctx: click.Context, message: str) -> str:
+    """A message about the database URL names where the URL came from when no --db was given: `$LEDGER_DB`, or the
+    configuration file's `db`."""
+    settings = ctx.find_object(Settings) or Settings()
+    if not message.startswith("db: ") or settings.db is not None:
+        return message
+    loaded = settings.configuration
+    if loaded is not None and loaded.path is not None and "LEDGER_DB" in loaded.added:
+        return f"{loaded.path}: db: " + message.removeprefix("db: ")
+    if os.environ.get("LEDGER_DB"):
+        return "$LEDGER_DB: " + message.removeprefix("db: ")
+    return message
 
 
 @click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -98,7 +113,7 @@ def _run(model: type[c.Command], payload: dict[str, Any]) -> None:
     try:
         command = model.model_validate(payload)
     except ValidationError as error:
-        raise click.ClickException("\n".join(describe(error, names={"occurred_at": "at"}))) from None
+        raise click.ClickException("\n".join(describe(error, names=option_names(model)))) from None
     if defaulted and not command.key:
         # Without --at the time is "now" on every run; the key must not change with it.
         command = command.model_copy(update={"key": f"now-{command.content_digest()}"})
@@ -112,7 +127,7 @@ def _run(model: type[c.Command], payload: dict[str, Any]) -> None:
         app.close()
     _first_writer(outcome)
     if outcome.events:
-        click.echo(f"recorded {outcome.events} event at position {outcome.positions[0]}")
+        click.echo(f"recorded {count(outcome.events, 'event')} at position {outcome.positions[0]}")
     else:
         click.echo("already recorded; nothing written")
 
@@ -193,9 +208,9 @@ def import_(settings: Settings, file: str) -> None:
     report: dict[str, Any] = {}
 
     def counted(actions: Iterator[tuple[int, c.Command]]) -> Iterator[tuple[int, c.Command]]:
-        for number, command in actions:
+        for line, command in actions:
             by_action[command.action] += 1  # type: ignore[attr-defined]  # every command model names its action
-            yield number, command
+            yield line, command
 
     def attempt() -> tuple[Outcome, importing.Problems]:
         # The file is read again on each attempt, line by line.
@@ -226,12 +241,13 @@ def import_(settings: Settings, file: str) -> None:
     if problems:
         for problem in problems.report():
             click.echo(f"error: {render.printable(problem)}", err=True)
-        raise click.ClickException(f"{file}: {problems.lines} bad line(s); nothing was written")
+        raise click.ClickException(f"{file}: {count(problems.lines, 'bad line')}; nothing was written")
     if report:
         click.echo(json.dumps(report, indent=2))
         return
     _first_writer(outcome)
-    click.echo(f"imported {outcome.events + outcome.repeated} actions from {file}: {outcome.events} events written, {outcome.repeated} already recorded")
+    click.echo(f"imported {count(outcome.events + outcome.repeated, 'action')} from {file}: {count(outcome.events, 'event')} written, "
+               f"{number(outcome.repeated)} already recorded")
 
 
 @ledger.command()
@@ -421,16 +437,16 @@ def db_check(settings: Settings, fmt: str) -> None:
         app.close()
     click.echo(render.stored_types(found, fmt))
     for problem in problems:
-        click.echo(f"cannot replay ({problem.kind}): {problem.count} event(s); first: {render.printable(problem.message)}", err=True)
+        click.echo(f"cannot replay ({problem.kind}): {count(problem.count, 'event')}; first: {render.printable(problem.message)}", err=True)
     unreadable = [t for t in found if not t.readable]
     if unreadable:
         first = unreadable[0]
         raise click.ClickException(
-            f"{len(unreadable)} stored type(s) cannot be read by this code; first: {first.topic} version {first.version} "
+            f"{count(len(unreadable), 'stored type')} cannot be read by this code; first: {first.topic} version {first.version} "
             f"at position {first.first_position}: {first.problem}"
         )
     if problems:
-        raise click.ClickException(f"{sum(p.count for p in problems)} stored event(s) cannot be replayed; first: {render.printable(problems[0].message)}")
+        raise click.ClickException(f"{count(sum(p.count for p in problems), 'stored event')} cannot be replayed; first: {render.printable(problems[0].message)}")
 
 
 @ledger.command()
@@ -444,7 +460,7 @@ def history(settings: Settings, ref: str, activity: str | None, as_of: str | Non
     """Every event of one record (organisation, activity, meeting, case...), oldest first."""
     if activity:
         ref = participation_ref(activity, ref)
-    until = render.parse_moment("as-of", as_of) if as_of else None
+    until = render.parse_moment("as-of", as_of, past=True) if as_of else None
     app = settings.reader()
     try:
         events = app.aggregate_events(ref, until=until)

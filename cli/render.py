@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from presentation.text import count, event_details, event_type, parse_moment, printable, summary
+from presentation.text import count, event_details, event_type, moment, number, parse_moment, printable, summary
 
 __all__ = ["event_details", "event_type", "parse_moment", "printable", "summary", "progress", "catching_up", "table", "history"]
 
@@ -99,7 +99,7 @@ def history(events: Sequence[Any], fmt: str, recorded_by: Mapping[int, str] | No
             indent=2,
         )
     rows = [
-        (e.originator_version, event_type(e), e.occurred_at.isoformat(), e.timestamp.isoformat(timespec="seconds"), e.actor,
+        (e.originator_version, event_type(e), moment(e.occurred_at), moment(e.timestamp), e.actor,
          by.get(e.originator_version) or "-", summary(e))
         for e in events
     ]
@@ -108,8 +108,8 @@ def history(events: Sequence[Any], fmt: str, recorded_by: Mapping[int, str] | No
 
 def demo_summary(counts: dict[str, int], url: str) -> str:
     """What the demo wrote."""
-    lines = [f"wrote a demo history of {counts['events']:,} events to {url}"]
-    lines += [f"  {name.replace('_', ' ')}: {value:,}" for name, value in counts.items() if name != "events"]
+    lines = [f"wrote a demo history of {number(counts['events'])} events to {url}"]
+    lines += [f"  {name.replace('_', ' ')}: {number(value)}" for name, value in counts.items() if name != "events"]
     return "\n".join(lines)
 
 

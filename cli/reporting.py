@@ -19,8 +19,11 @@ from cli import render
 from cli.context import Settings, db_option, output_option, pass_settings, readable
 from cli.files import write_whole, read_text
 from domain.errors import InvalidValue
+from presentation.text import count, number
 from projections import reports, runner
-from projections.figures import EvidencePage, RowSource, Settings as Period, evidence_listing, evidence_page, published_figures
+from projections.figures import (
+    SHOWN_AS, SHOWN_AS_NOTE, EvidencePage, RowSource, Settings as Period, compared_with_published, evidence_listing, evidence_page, published_figures,
+)
 from projections.platform import FOLD_VERSION
 from projections.reports import Sources
 from service_layer.log_check import require_readable
@@ -88,7 +91,7 @@ def _rows(sources: Sources, as_of: datetime | None) -> tuple[RowSource, reports.
 
 def run_report(db: str | None, start: str | None, end: str | None, as_of: str | None, window_days: int, country: str | None, charts: bool = False) -> tuple[dict[str, Any], Any]:
     first, last = _period(start, end)
-    moment = render.parse_moment("as-of", as_of) if as_of else None
+    moment = render.parse_moment("as-of", as_of, past=True) if as_of else None
     with open_sources(db) as sources:
         rows, included = _rows(sources, moment)
         report, figures = reports.impact(rows, Period(first, last, window_days, country=country), moment, charts=charts, included=included)
@@ -109,13 +112,21 @@ def render_report(report: dict[str, Any], fmt: str) -> str:
     published = {f["key"]: f for f in published_figures()["figures"]}
     country = report.get("country")
     headers = ("figure", "value") if country else ("figure", "value", "published")
+    # A table for people writes numbers as every output does (62,527); a CSV file keeps them as data (62527).
+    shown = _value if fmt == "csv" else _text
+    named = (lambda key: key) if fmt == "csv" else (lambda key: SHOWN_AS.get(key, key))
     rows = [
-        (key, _value(value)) if country else (key, _value(value), f"{published[key]['qualifier']} {_value(published[key]['value'])}")
+        (named(key), shown(value)) if country else (named(key), shown(value), f"{published[key]['qualifier']} {shown(published[key]['value'])}")
         for key, value in report["figures"].items()
     ]
     partners = ", ".join(f"{c} ({n})" for c, n in (report.get("cross_border_partners") or {}).items()) or "none"
     regions = report.get("regions") or {}
-    by_region = f"profiles by region ({regions.get('classification')}): " + (", ".join(f"{r} ({n})" for r, n in regions.get("profiles", {}).items()) or "none")
+    by_region = f"profiles by region ({regions.get('classification')}): " + (
+        ", ".join(f"{'no region given' if r == 'none' else r} ({n})" for r, n in regions.get("profiles", {}).items()) or "no profile")
+    # The published values cover their own period: a report of another period is not set against them.
+    other_period = "" if country or compared_with_published(report["period"]["from"], report["period"]["to"]) else (
+        f"published values cover {published_figures()['period']['from']} to {published_figures()['period']['to']}, not this period; "
+        "they are shown, not compared")
     period = f"{report['period']['from']} to {report['period']['to']}"
     title = f"Impact {period}" + (f" for {country}" if country else "") + (f", as of {report['as_of']}" if report["as_of"] else "")
     if fmt == "csv":
@@ -129,14 +140,23 @@ def render_report(report: dict[str, Any], fmt: str) -> str:
         lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
         if country:
             lines += ["", f"Cross-border partners: {partners}.", "", by_region[0].upper() + by_region[1:] + "."]
-        lines += ["", f"Counting rules version {report['assumptions']['rules_version']}; regularly updated = updated within {report['assumptions']['regularly_updated_window_days']} days."]
+        lines += ["", f"Counting rules version {report['assumptions']['rules_version']}; regularly updated = updated within {report['assumptions']['regularly_updated_window_days']} days; "
+                  f"{SHOWN_AS_NOTE}."]
+        lines += ["", other_period[0].upper() + other_period[1:] + "."] if other_period else []
         return "\n".join(lines)
     body = render.table(headers, rows)
-    return f"{title}\n{body}" + (f"\ncross-border partners: {partners}\n{by_region}" if country else "")
+    notes = [f"cross-border partners: {partners}", by_region] if country else []
+    return "\n".join([title, body, *notes, *([other_period] if other_period else []), f"{SHOWN_AS_NOTE}"])
 
 
 def _value(value: Any) -> Any:
     return f"{value:.4f}" if isinstance(value, float) else value
+
+
+def _text(value: Any) -> Any:
+    if value is None:  # no profile to count from (an empty ledger, a period before any)
+        return "none"
+    return number(value) if isinstance(value, int) and not isinstance(value, bool) else _value(value)
 
 
 SIGNED_FORMATS = ("json", "html")
@@ -195,7 +215,7 @@ def register(ledger: click.Group) -> None:
             click.echo(json.dumps({"outcome": "rebuilt" if rebuild else "caught up", "applied": applied, "seconds": round(seconds, 3)}, indent=2))
             return
         rate = f", {applied / seconds:,.0f} events/s" if applied and seconds > 0 else ""
-        click.echo(f"{'rebuilt' if rebuild else 'caught up'}: applied {applied:,} events in {seconds:.1f} s{rate}")
+        click.echo(f"{'rebuilt' if rebuild else 'caught up'}: applied {count(applied, 'event')} in {seconds:.1f} s{rate}")
 
     @ledger.group()
     def report() -> None:
@@ -244,14 +264,12 @@ def register(ledger: click.Group) -> None:
     def country(settings: Settings, country: str, start: str | None, end: str | None, as_of: str | None, window_days: int, fmt: str, out: Path | None,
                 key: Path | None) -> None:
         """A country fact sheet: the figures for one country and its cross-border partners."""
-        from pydantic import TypeAdapter, ValidationError
-
-        from domain.values import CountryCode
+        from domain.values import country_code
 
         try:
-            code = TypeAdapter(CountryCode).validate_python(country)
-        except ValidationError:
-            raise InvalidValue("country", country, "not an ISO 3166 alpha-2 country code") from None
+            code = country_code(country)
+        except ValueError as error:
+            raise InvalidValue("country", country, str(error)) from None
         signer = signer_of(key, fmt)
         report_, _ = run_report(settings.db, start, end, as_of, window_days, code, charts=fmt == "html")
         issue(settings, report_, fmt, out, signer)
@@ -306,11 +324,11 @@ def register(ledger: click.Group) -> None:
             for line in findings:
                 click.echo(line)
         if findings:
-            raise click.ClickException(f"the report does not hold: {len(findings)} finding(s), {len(found)} of them in what it reports")
+            raise click.ClickException(f"the report does not hold: {count(len(findings), 'finding')}, {number(len(found))} of them in what it reports")
         if settings.output == "json":
             return
-        click.echo(f"verified: report signed by {verifier.name}; its checkpoint matches this ledger's tree of {size} events up to "
-                   f"position {position}; all {len(claimed['figures'])} figures, derived again there, are equal")
+        click.echo(f"verified: report signed by {verifier.name}; its checkpoint matches this ledger's tree of {count(size, 'event')} up to "
+                   f"position {position}; all {count(len(claimed['figures']), 'figure')}, derived again there, are equal")
 
     @ledger.command()
     @click.argument("key")
@@ -324,7 +342,7 @@ def register(ledger: click.Group) -> None:
         if key not in keys:
             raise InvalidValue("key", key, f"not a figure; one of: {', '.join(keys)}")
         first, last = _period(start, end)
-        moment = render.parse_moment("as-of", as_of) if as_of else None
+        moment = render.parse_moment("as-of", as_of, past=True) if as_of else None
         with open_sources(settings.db) as sources:
             rows, _ = _rows(sources, moment)
             pages = _evidence_pages(rows, Period(first, last, window_days), key)
@@ -349,7 +367,7 @@ def register(ledger: click.Group) -> None:
                 for e in page.events:
                     click.echo("  ".join(render.printable(str(v)).ljust(w) for v, w in zip(_traced(e), widths)).rstrip())
                 listed += len(page.events)
-        click.echo(f"{key} = {_value(page.value)} ({listed} events listed)")
+        click.echo(f"{key} = {_text(page.value)} ({count(listed, 'event')} listed)")
 
 
 def _report_checkpoint(note: str, verifier: Verifier, policy: Policy | None, findings: list[str]) -> Checkpoint | None:

@@ -17,6 +17,7 @@ import click
 import bootstrap
 from cli.context import Settings, db_option, pass_settings
 from domain.errors import InvalidValue
+from presentation.text import count, moment, number
 
 log = logging.getLogger("ledger")
 
@@ -71,7 +72,9 @@ class _OneLine(logging.Filter):
 
 def _logging() -> None:
     logging.basicConfig(level=os.environ.get("LEDGER_LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    # The relay and the consumers log a broker's absence once per attempt themselves; kafka-python's own lines (about 20 a
+    # minute for one unreachable broker) are kept for debugging.
+    logging.getLogger("kafka").setLevel(logging.DEBUG if os.environ.get("LEDGER_LOG_LEVEL") == "DEBUG" else logging.CRITICAL)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_OneLine())
 
@@ -86,10 +89,13 @@ def register(ledger: click.Group) -> None:
                   help="partitions of the topic: the relay creates it so, and refuses an existing topic with another count")
     @click.option("--replication-factor", type=click.IntRange(min=1), default=1, show_default=True, help="replicas of each partition when the relay creates the topic")
     @click.option("--until-caught-up", is_flag=True, help="stop once every recorded event is published")
+    @click.option("--give-up-after", type=click.FloatRange(min=1), default=60, show_default=True,
+                  help="with --until-caught-up: seconds without an answer from a broker before the relay stops with exit status 1")
     @click.option("--page-size", type=click.IntRange(min=1), default=5000, show_default=True, help="events published (and acknowledged) per page")
     @db_option
     @pass_settings
-    def relay(settings: Settings, topic: str, server: str, partitions: int, replication_factor: int, until_caught_up: bool, page_size: int) -> None:
+    def relay(settings: Settings, topic: str, server: str, partitions: int, replication_factor: int, until_caught_up: bool, give_up_after: float,
+              page_size: int) -> None:
         """Create the topic if needed and publish ledger events to it (keyed by aggregate id); runs until stopped."""
         from consumers.relay import RelaySettings, StreamError, relay as run_relay
 
@@ -101,14 +107,14 @@ def register(ledger: click.Group) -> None:
         try:
             with _until_signalled() as stop:
                 published = run_relay(app.recorder, store, RelaySettings(server, topic, partitions, page_size, replication_factor), stop=stop,
-                                      until_caught_up=until_caught_up, on_page=lambda n, _: rate.add(n))
+                                      until_caught_up=until_caught_up, give_up_after=give_up_after, on_page=lambda n, _: rate.add(n))
         except StreamError as error:
             raise click.ClickException(str(error)) from None
         finally:
             store.close()
             app.close()
         seconds = time.perf_counter() - started
-        click.echo(f"published {published} events to {topic} in {seconds:.1f} s ({published / max(seconds, 1e-6):,.0f} events/s)")
+        click.echo(f"published {count(published, 'event')} to {topic} in {seconds:.1f} s ({published / max(seconds, 1e-6):,.0f} events/s)")
 
     @ledger.command()
     @click.argument("projection", type=click.Choice(["platform"]))
@@ -178,8 +184,8 @@ def register(ledger: click.Group) -> None:
         with _until_signalled() as stop:
             applied = run_consumer(open_read_model, options, stop=stop, idle_exit=until_idle, on_batch=on_batch)
         seconds = time.perf_counter() - started
-        click.echo(f"applied {applied} events in {seconds:.1f} s ({applied / max(seconds, 1e-6):,.0f} events/s); "
-                   f"dropped {counts['duplicates']} duplicates; parked {counts['parked']} messages; held {counts['held']}")
+        click.echo(f"applied {count(applied, 'event')} in {seconds:.1f} s ({applied / max(seconds, 1e-6):,.0f} events/s); "
+                   f"dropped {count(counts['duplicates'], 'duplicate')}; parked {count(counts['parked'], 'message')}; held {number(counts['held'])}")
 
 
 
@@ -187,5 +193,5 @@ def render_dead_letters(parked: list[tuple[str, str, int, int, str, Any]]) -> st
     """One line per parked message under a header."""
     lines = [f"{'group':20} {'topic':24} {'partition':>9} {'offset':>8}  {'parked at':25}  reason"]
     for group, topic, partition, offset, reason, parked_at in parked:
-        lines.append(f"{group:20} {topic:24} {partition:>9} {offset:>8}  {parked_at.isoformat(timespec='seconds'):25}  {reason}")
+        lines.append(f"{group:20} {topic:24} {partition:>9} {offset:>8}  {moment(parked_at):25}  {reason}")
     return "\n".join(lines)

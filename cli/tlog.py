@@ -16,6 +16,7 @@ import click
 import bootstrap
 from cli import render
 from cli.context import Settings, db_option, output_option, pass_settings
+from presentation.text import count, number
 from transparency import mirror as mirroring
 from transparency import tiles
 from transparency.errors import TransparencyError
@@ -82,8 +83,8 @@ def register(ledger: click.Group) -> None:
             if not latest:
                 raise click.ClickException("checkpoint: this ledger has published no checkpoint; run `ledger checkpoint --sign KEY` first")
             size = read_checkpoint(latest[0].note).size
-            count = sum(1 for _ in tiles.tiles_for(size))
-            with render.progress(length=count, label="writing tiles", threshold=2_000) as bar:
+            tiles_total = sum(1 for _ in tiles.tiles_for(size))
+            with render.progress(length=tiles_total, label="writing tiles", threshold=2_000) as bar:
                 done = tiles.export(store, latest[0].note, size, folder, progress=bar.update)
         finally:
             store.close()
@@ -92,7 +93,7 @@ def register(ledger: click.Group) -> None:
                                    "checkpoint_written": done.checkpoint_written}, indent=2))
             return
         checkpoint = "checkpoint written" if done.checkpoint_written else "checkpoint unchanged"
-        click.echo(f"exported the log at tree size {size} to {folder}: {done.written} file(s) written, {done.kept} already there, {checkpoint}")
+        click.echo(f"exported the log at tree size {size} to {folder}: {count(done.written, 'file')} written, {number(done.kept)} already there, {checkpoint}")
 
     @ledger.command("mirror")
     @click.argument("prefix")
@@ -129,7 +130,7 @@ def register(ledger: click.Group) -> None:
         if settings.output == "json":
             click.echo(json.dumps({"source": prefix, "fetched": done.fetched, "tree_size": cp.size, "root": root, "signed_by": verifier.name}, indent=2))
             return
-        what = f"mirrored {done.fetched} new event(s) from" if done.fetched else "up to date with"
-        click.echo(f"{what} {prefix}: {cp.size} events, root {root}, checkpoint signed by {verifier.name}")
+        what = f"mirrored {count(done.fetched, 'new event')} from" if done.fetched else "up to date with"
+        click.echo(f"{what} {prefix}: {count(cp.size, 'event')}, root {root}, checkpoint signed by {verifier.name}")
 
 

@@ -13,6 +13,7 @@ import bootstrap
 from cli import publishing, render
 from cli.context import Settings, db_option, output_option, pass_settings, readable, wants_json
 from cli.files import write_whole, read_text
+from presentation.text import count
 from transparency import audit, log
 from transparency.errors import TransparencyError
 from transparency.leaf import parse_leaf
@@ -277,7 +278,7 @@ def register(ledger: click.Group) -> None:
                 click.echo(json.dumps({"verified": True, "proof": "consistency", "old_size": proof.old_size, "new_size": proof.new_size,
                                        "signatures_checked": verifier is not None or policy is not None}, indent=2))
             else:
-                click.echo(f"verified: the tree of {proof.old_size} events is a prefix of the tree of {proof.new_size} events")
+                click.echo(f"verified: the tree of {count(proof.old_size, 'event')} is a prefix of the tree of {count(proof.new_size, 'event')}")
         else:
             check_inclusion(proof, cp)
             leaf = parse_leaf(base64.b64decode(proof.leaf))
@@ -287,7 +288,7 @@ def register(ledger: click.Group) -> None:
                                        "version": leaf.version, "recorded_at": leaf.recorded_at or None, "payload_bytes": len(leaf.payload),
                                        "signatures_checked": verifier is not None or policy is not None}, indent=2))
             else:
-                click.echo(f"verified: the event at position {proof.position} is leaf {proof.leaf_index} of the tree of {proof.tree_size} events")
+                click.echo(f"verified: the event at position {proof.position} is leaf {proof.leaf_index} of the tree of {count(proof.tree_size, 'event')}")
                 click.echo(f"  {leaf.topic} of {leaf.aggregate_id} version {leaf.version}, recorded {leaf.recorded_at or '?'}, "
                            f"{len(leaf.payload)} payload bytes")
         if verifier is None and policy is None:
@@ -352,14 +353,14 @@ def register(ledger: click.Group) -> None:
             for line in findings:
                 click.echo(line)
             _predating(report)
-            raise click.ClickException(f"history diverges: {len(findings)} finding(s) over {report.events} stored events")
+            raise click.ClickException(f"history diverges: {count(len(findings), 'finding')} over {count(report.events, 'stored event')}")
         against = f"; matches checkpoint {cp.origin} at tree size {cp.size}" if cp else ""
         signed = " (signature valid)" if cp and verifier and not policy else " (signatures and quorum valid)" if cp and policy else ""
-        click.echo(f"verified: {report.events} stored events match the tree of {report.tree_size} leaves{against}{signed}")
+        click.echo(f"verified: {count(report.events, 'stored event')} match the tree of {count(report.tree_size, 'leaf', 'leaves')}{against}{signed}")
         _predating(report)
 
 
 def _predating(report: audit.Report) -> None:
     """The events stored before signed writes began: told once, as a fact of the ledger's history, not as a finding."""
     if report.predating:
-        click.echo(f"positions 1\u2013{report.predating_upto} predate signed writes ({report.predating} events)")
+        click.echo(f"positions 1\u2013{report.predating_upto} predate signed writes ({count(report.predating, 'event')})")

@@ -42,13 +42,14 @@ class RelaySettings:
     replication_factor: int = 1
 
 
-def topic_partitions(bootstrap: str, topic: str) -> int | None:
-    """How many partitions `topic` has, or None if it does not exist; asking never creates it."""
+def topic_partitions(bootstrap: str, topic: str, timeout_ms: int = 30_000) -> int | None:
+    """How many partitions `topic` has, or None if it does not exist; asking never creates it. A broker that does not
+    answer within `timeout_ms` raises KafkaTimeoutError."""
     from kafka import KafkaAdminClient
     from kafka.errors import UnknownTopicOrPartitionError
 
     # The admin client's metadata requests never ask for auto-creation (a consumer's or producer's do, in kafka-python 3.0).
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ledger-topic-check")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ledger-topic-check", bootstrap_timeout_ms=timeout_ms)
     try:
         found = admin.describe_topics([topic])
     except UnknownTopicOrPartitionError:
@@ -60,14 +61,14 @@ def topic_partitions(bootstrap: str, topic: str) -> int | None:
     return len(found[0]["partitions"])
 
 
-def ensure_topic(settings: RelaySettings) -> None:
+def ensure_topic(settings: RelaySettings, timeout_ms: int = 30_000) -> None:
     """Create the topic with its partitions and replication factor; refuse one that exists with other partitions."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    if topic_partitions(settings.bootstrap, settings.topic) is None:
-        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="ledger-relay-admin")
+    if topic_partitions(settings.bootstrap, settings.topic, timeout_ms) is None:
+        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="ledger-relay-admin", bootstrap_timeout_ms=timeout_ms)
         try:
             admin.create_topics([NewTopic(settings.topic, num_partitions=settings.partitions, replication_factor=settings.replication_factor)])
             admin.wait_for_topics([settings.topic], timeout_ms=30_000)
@@ -76,7 +77,7 @@ def ensure_topic(settings: RelaySettings) -> None:
             pass
         finally:
             admin.close()
-    existing = topic_partitions(settings.bootstrap, settings.topic)
+    existing = topic_partitions(settings.bootstrap, settings.topic, timeout_ms)
     if existing != settings.partitions:
         raise TopicMismatch(f"topic {settings.topic!r} has {existing} partitions, not the {settings.partitions} asked for "
                             f"(--partitions {existing} publishes to it as it is)")
@@ -119,14 +120,16 @@ def relay(
     from kafka.errors import KafkaError
 
     name = f"relay:{settings.topic}"
+    answered_at = time.monotonic()  # the start, or the broker's last answer
     published = 0
     kafka: Any = None
-    unreachable_since: float | None = None
     while not stop.is_set():
         position = store.position(name, RELAY_VERSION)
         try:
             if kafka is None:
-                ensure_topic(settings)
+                # Run until caught up, the relay gives up after give_up_after seconds without a broker: no wait may outlast it.
+                left = give_up_after - (time.monotonic() - answered_at)
+                ensure_topic(settings, int(1000 * max(1.0, min(30.0, left))) if until_caught_up else 30_000)
                 kafka = producer(settings)
                 log.info("relay publishes to %s after position %d", settings.topic, position)
             moved = False
@@ -142,16 +145,16 @@ def relay(
                 on_page(len(page), len(page) / max(time.perf_counter() - started, 1e-6))
                 if stop.is_set():
                     break
-            unreachable_since = None
+            answered_at = time.monotonic()
             if until_caught_up and not moved:
                 break
             if not moved:
                 stop.wait(idle_wait)
         except KafkaError as error:
-            unreachable_since = unreachable_since or time.monotonic()
-            if until_caught_up and time.monotonic() - unreachable_since > give_up_after:
+            if until_caught_up and time.monotonic() - answered_at + retry_wait >= give_up_after:
                 _close(kafka)
-                raise BrokerUnavailable(f"bootstrap: {settings.bootstrap!r}: no broker answered for {give_up_after:.0f} s") from error
+                raise BrokerUnavailable(f"bootstrap: {settings.bootstrap!r}: no broker answered in {time.monotonic() - answered_at:.0f} s; "
+                                        f"gave up with {published:,} events published") from error
             log.warning("broker unavailable (%s); publishing again from position %d in %.0f s", type(error).__name__, position, retry_wait)
             _close(kafka)
             kafka = None

@@ -9,6 +9,7 @@ from datetime import date, datetime, timezone
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from domain.errors import InvalidValue
 
@@ -96,6 +97,23 @@ def clean_text_in_full(value: str, limit: int, *, optional: bool = False) -> str
     return text
 
 
+def _email(value: str) -> str:
+    if len(value) > LIMITS["email"]:
+        raise ValueError(f"is {len(value):,} characters long; at most {LIMITS['email']:,} are accepted")
+    if not _ADDRESS.fullmatch(value):
+        raise ValueError("not an e-mail address (expected name@domain.tld)")
+    return value
+
+
+_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def fields_rule(text: str, *fields: str) -> PydanticCustomError:
+    """A rule across fields, raised by a command model: `text` names them as {0}, {1}..., which each entry point spells in
+    its user's words (a command line's option, an import line's key)."""
+    return PydanticCustomError("fields_rule", text.format(*fields), {"fields": fields, "text": text})
+
+
 def checked_actor(value: str, field: str = "actor") -> str:
     """An actor given outside a command (option, environment, system user), held to the rules a command's `actor` gets."""
     try:
@@ -127,6 +145,7 @@ RequiredReason = Annotated[str, _text("reason")]
 Note = Annotated[str, _text("note", optional=True)]
 Actor = Annotated[str, _text("actor")]
 Key = Annotated[str, _text("key")]
+Email = Annotated[str, AfterValidator(_email)]
 Day = Annotated[date, AfterValidator(_day)]
 Count = Annotated[int, Field(ge=0, le=MAX_MEMBERS)]
 

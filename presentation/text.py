@@ -8,18 +8,23 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from domain.errors import InvalidValue
-from domain.values import Moment
+from domain.values import MOMENT_FORMS, TypedMoment
 
-_MOMENT: TypeAdapter[datetime] = TypeAdapter(Moment, config=ConfigDict(defer_build=True))  # built when first used
+_MOMENT: TypeAdapter[datetime] = TypeAdapter(TypedMoment, config=ConfigDict(defer_build=True))  # built when first used
 _COMMON = {"originator_id", "originator_version", "timestamp", "occurred_at", "actor", "action_key", "action_digest", "originator_topic"}
 
 
-def parse_moment(field: str, text: str) -> datetime:
-    """A UTC timestamp from a user's ISO date or timestamp."""
+def parse_moment(field: str, text: str, *, past: bool = False) -> datetime:
+    """A UTC timestamp from a user's date or ISO timestamp in a documented form; with `past`, a moment after now is
+    refused (what the ledger held then is not known yet)."""
     try:
-        return _MOMENT.validate_python(text)
+        parsed = _MOMENT.validate_python(text)
     except ValidationError:
-        raise InvalidValue(field, text, "expected YYYY-MM-DD or an ISO timestamp") from None
+        raise InvalidValue(field, text, MOMENT_FORMS) from None
+    now = datetime.now(timezone.utc)
+    if past and parsed > now:
+        raise InvalidValue(field, text, f"is in the future (now: {moment(now)}); leave it out for the ledger as it is now")
+    return parsed
 
 
 def printable(text: str) -> str:

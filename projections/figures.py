@@ -55,6 +55,18 @@ def published_figures() -> dict[str, Any]:
     return json.loads(resources.files("projections").joinpath("published_figures.json").read_text())
 
 
+SHOWN_AS = {"most_represented_sector": "most_represented_ecosystem"}
+"""How a report for people names a figure whose published key says less than it counts; JSON, CSV and signed reports keep the key."""
+SHOWN_AS_NOTE = ("most_represented_ecosystem is the published figure most_represented_sector, counted from the profiles' industrial "
+                 "ecosystems, not from their free-text sectors")
+
+
+def compared_with_published(start: str, end: str) -> bool:
+    """Whether a report's period is the published figures' own, the only one their values can be set against."""
+    period = published_figures()["period"]
+    return (start, end) == (period["from"], period["to"])
+
+
 def assumptions(settings: Settings) -> dict[str, Any]:
     """The counting rules, printed with every report."""
     return {

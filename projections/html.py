@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from importlib import metadata
 from datetime import datetime, timezone
 from html import escape
 from typing import Any
 
-from projections.figures import meets, published_figures
+from projections.figures import SHOWN_AS, SHOWN_AS_NOTE, compared_with_published, meets, published_figures
 from transparency.signed_report import CHECKPOINT, embed
 
 KIND_COLOURS = {
@@ -28,6 +29,8 @@ small,.caption{color:#555}.caption{margin:.2rem 0 .6rem}code{font-size:.9em}
 
 
 def _number(value: Any) -> str:
+    if value is None:  # no profile to count from
+        return "none"
     if isinstance(value, float):
         return f"{value:.1%}"
     if isinstance(value, int):
@@ -63,7 +66,7 @@ def _against(value: Any, published: Any, qualifier: str) -> str:
     tolerance = {"about": "±10%", "close to": "±5%"}.get(qualifier)
     rule = f"within {tolerance}" if tolerance else "equal" if qualifier == "exactly" else "greater"
     if value is None:
-        return '<span class="miss">no value</span>'
+        return '<span class="miss">nothing to compare</span>'
     if meets(value, published, qualifier):
         return f'<span class="ok">meets</span> <small>({rule})</small>'
     if not isinstance(value, (int, float)) or not isinstance(published, (int, float)):
@@ -77,17 +80,28 @@ def _figures_table(report: dict[str, Any]) -> str:
     published = {f["key"]: f for f in published_figures()["figures"]}
     traced = report.get("evidence", {})
     platform = not report.get("country")
+    # The published values cover their own period: a report of another period shows them, but is not set against them.
+    compared = platform and compared_with_published(report["period"]["from"], report["period"]["to"])
     rows = []
     for key, value in report["figures"].items():
         ref = published[key]
-        name = escape(key.replace("_", " "))
+        name = escape(SHOWN_AS.get(key, key).replace("_", " "))
         label = f'<a href="#evidence-{key}">{name}</a>' if key in traced else name
-        cells = f'<tr data-key="{key}"><td>{label}</td><td class="num" data-value="{escape(str(value))}">{_number(value)}</td>'
+        cells = f'<tr data-key="{key}"><td>{label}</td><td class="num" data-value="{"" if value is None else escape(str(value))}">{_number(value)}</td>'
         if platform:
-            cells += f"<td>{escape(ref['qualifier'])} {_number(ref['value'])}</td><td>{_against(value, ref['value'], ref['qualifier'])}</td>"
+            cells += f"<td>{escape(ref['qualifier'])} {_number(ref['value'])}</td>"
+        if compared:
+            cells += f"<td>{_against(value, ref['value'], ref['qualifier'])}</td>"
         rows.append(cells + "</tr>")
-    headers = '<th>figure</th><th class="num">value</th>' + ("<th>published</th><th>against published</th>" if platform else "")
-    note = "" if platform else "<p class=\"caption\">The published values are platform-wide, so a country's figures are not set against them.</p>"
+    headers = '<th>figure</th><th class="num">value</th>' + ("<th>published</th>" if platform else "") + ("<th>against published</th>" if compared else "")
+    period = published_figures()["period"]
+    if not platform:
+        note = "<p class=\"caption\">The published values are platform-wide, so a country's figures are not set against them.</p>"
+    elif not compared:
+        note = (f'<p class="caption" id="not-compared">The published values cover {period["from"]} to {period["to"]}; this report covers '
+                f'{report["period"]["from"]} to {report["period"]["to"]}, so its figures are not set against them.</p>')
+    else:
+        note = ""
     return f'{note}<table id="figures"><thead><tr>{headers}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
@@ -169,6 +183,9 @@ def _evidence(report: dict[str, Any]) -> str:
     traced = report.get("evidence")
     if not traced:
         return ""
+    listed = max(len(f["events"]) for f in traced.values())
+    if not listed:
+        return '<div id="evidence"><h2>Appendix: the events behind each count</h2><p class="caption">No event is counted in this report.</p></div>'
     period = report["period"]
     options = f"--from {period['from']} --to {period['to']}" + (f" --as-of {report['as_of']}" if report.get("as_of") else "")
     sections = []
@@ -184,9 +201,10 @@ def _evidence(report: dict[str, Any]) -> str:
             more = f"<p>and {rest:,} more; <code>ledger trace {key} {escape(options)}</code> lists all {found['total']:,}.</p>" if rest else ""
         heading = f'<h3 id="evidence-{key}">{escape(key.replace("_", " "))}: {found["total"]:,} event{"" if found["total"] == 1 else "s"}</h3>'
         sections.append(f'<section data-key="{key}" data-total="{found["total"]}">{heading}{table}{more}</section>')
-    intro = ("<p class=\"caption\">For each count, the events it counts, by position in the ledger (the first "
-             f"{max(len(f['events']) for f in traced.values()):,} of each).</p>")
-    return f'<div id="evidence"><h2>Appendix: the events behind each count</h2>{intro}{"".join(sections)}</div>'
+    intro = f'<p class="caption">For each count, the events it counts, by position in the ledger (the first {listed:,} of each).</p>'
+    # Folded away, so the figures stay the page's subject; a figure's link opens it at its section.
+    return (f'<details id="evidence"><summary><h2>Appendix: the events behind each count</h2></summary>{intro}{"".join(sections)}'
+            "</details>")
 
 
 def _signed(signed: dict[str, Any] | None, report_name: str, key_name: str) -> str:
@@ -206,6 +224,16 @@ def _signed(signed: dict[str, Any] | None, report_name: str, key_name: str) -> s
     )
 
 
+def _generated() -> str:
+    """When the page was made, and by which version of the ledger's code."""
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    try:
+        version = metadata.version("cluster-ledger")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    return f'<p id="generated"><small>Generated {_moment(now)} by cluster-ledger {escape(version)}.</small></p>'
+
+
 def impact_page(report: dict[str, Any], signed: dict[str, Any] | None = None, *, report_name: str = "REPORT", key_name: str = "") -> str:
     """The whole page as one string; a signed report also shows its checkpoint and how to verify it."""
     charts = report.get("charts", {})
@@ -223,7 +251,8 @@ def impact_page(report: dict[str, Any], signed: dict[str, Any] | None = None, *,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
         f"<h1>{escape(title)}</h1>{_as_of(report)}<p><small>Counting rules version {escape(report['assumptions']['rules_version'])}; "
-        f"regularly updated = updated within {report['assumptions']['regularly_updated_window_days']} days.</small></p>"
+        f"regularly updated = updated within {report['assumptions']['regularly_updated_window_days']} days; {escape(SHOWN_AS_NOTE)}.</small></p>"
+        f"{_generated()}"
         f"<h2>Figures</h2>{_figures_table(report)}"
         f"<h2>Activities held per month{everywhere}</h2>{_monthly_chart(charts.get('activity_by_month', {}))}"
         f"<h2>Cooperation funnel{everywhere}</h2>{_bars(charts.get('funnel', {}), 'funnel-chart', '#1f77b4')}"

@@ -8,10 +8,10 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from domain.inputs import (
-    LIMITS,
     MAX_ITEMS,
     Actor,
     Day,
+    Email,
     Key,
     MemberChanges,
     MemberCounts,
@@ -24,6 +24,7 @@ from domain.inputs import (
     RequiredReason,
     Sector,
     Title,
+    fields_rule,
     within_bounds,
 )
 from domain.nuts import NutsVersion
@@ -35,12 +36,13 @@ from domain.values import (
     Ecosystem,
     LabelLevel,
     MeetingEnd,
-    Moment,
     PublicationKind,
+    TypedMoment,
 )
 
-Effective = Annotated[Moment, AfterValidator(within_bounds)]
-RegionCode = Annotated[str, Field(max_length=10)]
+Effective = Annotated[TypedMoment, AfterValidator(within_bounds)]
+RegionCode = Annotated[str, AfterValidator(lambda code: code.strip().upper()), Field(max_length=10)]
+"""A NUTS region code, stored in capitals as NUTS writes them (itc4 is ITC4), as country codes are."""
 
 
 class Command(BaseModel):
@@ -160,6 +162,14 @@ class ScheduleActivity(Command):
     online: bool = False
     target_countries: Annotated[tuple[CountryCode, ...], Field(max_length=MAX_ITEMS["target_countries"])] = ()
 
+    @model_validator(mode="after")
+    def _place_or_online(self) -> ScheduleActivity:
+        if self.online and self.place is not None:
+            raise fields_rule("an online activity has no {0}: give {0} or {1}, not both", "place", "online")
+        if not self.online and self.place is None:
+            raise fields_rule("missing: an activity that is not online needs a {0} (or give {1})", "place", "online")
+        return self
+
 
 class HoldActivity(Command):
     """Record that a scheduled activity was held."""
@@ -182,7 +192,7 @@ class RegisterPerson(Command):
     action: Literal["person.register"] = "person.register"
     person: PersonRef
     name: Name
-    email: Annotated[str, Field(max_length=LIMITS["email"], pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+    email: Email
 
     def idempotency_key(self) -> str:
         # Personal data never enters a stored event, not even hashed.
@@ -208,7 +218,7 @@ class _ParticipantCommand(Command):
     @model_validator(mode="after")
     def _one_participant(self) -> _ParticipantCommand:
         if (self.org is None) == (self.person is None):
-            raise ValueError("give exactly one of org or person")
+            raise fields_rule("give exactly one of {0} or {1}" + (", not both" if self.org else ""), "org", "person")
         return self
 
     @property
@@ -274,7 +284,7 @@ class CancelMeeting(Command):
 
     action: Literal["meeting.cancel"] = "meeting.cancel"
     meeting: Ref
-    outcome: MeetingEnd = "cancelled"
+    outcome: MeetingEnd
 
 
 class DeliverPitch(Command):
@@ -333,6 +343,13 @@ class UpdatePublication(Command):
     title: Title | None = None
     note: Note = ""
 
+    @model_validator(mode="after")
+    def _changes_something(self) -> UpdatePublication:
+        # As an org update that changes nothing is refused: an update says what changed.
+        if self.title is None and not self.note:
+            raise fields_rule("give {0} or {1} (or both): an update says what changed", "title", "note")
+        return self
+
 
 class AuthorizeWriter(Command):
     """Authorize a writer: its key's signatures are then accepted on the ledger's writes."""
@@ -380,8 +397,10 @@ AnyCommand = Annotated[
 COMMAND: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand, config=ConfigDict(defer_build=True))
 """Parses one command from a dict or a JSON line."""
 
-TAGS: tuple[str, ...] = tuple(
-    cls.model_fields["action"].default for cls in Command.__subclasses__() + _ParticipantCommand.__subclasses__()
+MODELS: dict[str, type[Command]] = {
+    cls.model_fields["action"].default: cls for cls in Command.__subclasses__() + _ParticipantCommand.__subclasses__()
     if "action" in cls.model_fields
-)
+}
+"""The command model of each action tag the import format accepts."""
+TAGS: tuple[str, ...] = tuple(MODELS)
 """Every action tag the import format accepts."""

@@ -157,8 +157,8 @@ def parse_line(line: str) -> dict[str, Any]:
     if line.count("[") + line.count("{") > MAX_DEPTH and _depth(line) > MAX_DEPTH:
         raise _LineError(f"nested deeper than {MAX_DEPTH} levels")
     try:
-        if line.startswith("\ufeff"):  # as json.loads says it, which _DECODER alone does not check
-            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", line, 0)
+        if line.startswith("\ufeff"):  # which _DECODER alone does not check; only a file's first line may start with one
+            raise _LineError("starts with a byte order mark (U+FEFF), which only the first line of a file may; save the file as UTF-8 without one")
         value = _DECODER.decode(line)
     except json.JSONDecodeError as error:
         raise _LineError(f"malformed JSON at column {error.colno}: {error.msg}") from None

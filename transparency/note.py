@@ -102,6 +102,8 @@ def _key_parts(text: str, what: str) -> tuple[str, int, bytes]:
 
 def parse_verifier(text: str) -> Verifier:
     """A verifier key from its text form; raises BadKey if malformed or if its hash does not match."""
+    if text.strip().startswith("PRIVATE+KEY+"):
+        raise BadKey("verifier key: this is a signer key (PRIVATE+KEY+...), which stays secret; give its verifier key, NAME.pub from `ledger keygen`")
     name, declared, public = _key_parts(text, "verifier key")
     verifier = Verifier(name, public)
     if verifier.hash != declared:
@@ -112,7 +114,8 @@ def parse_verifier(text: str) -> Verifier:
 def parse_signer(text: str) -> Signer:
     """A signer key from its text form; raises BadKey if malformed or if its hash does not match."""
     if not text.startswith("PRIVATE+KEY+"):
-        raise BadKey("signer key: expected PRIVATE+KEY+name+hash+key")
+        hint = "; this is a verifier key (NAME.pub), give its signer key, NAME.key" if text.count("+") == 2 else ""
+        raise BadKey(f"signer key: expected PRIVATE+KEY+name+hash+key{hint}")
     name, declared, seed = _key_parts(text.strip().removeprefix("PRIVATE+KEY+"), "signer key")
     signer = Signer(name, seed)
     if signer.verifier.hash != declared:

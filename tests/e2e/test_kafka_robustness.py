@@ -182,7 +182,7 @@ def test_consumers_started_before_the_relay_leave_the_topic_to_the_relay(small: 
     wait_until(lambda: all(holds_two_partitions(m) for m in members), timeout=60, what="both members to hold two partitions")
     finish(small.relay("--until-caught-up"))
     outputs = [finish(m, timeout=120) for m in members]
-    applied = [int(o.rsplit("applied ", 1)[1].split()[0]) for o in outputs]
+    applied = [int(o.rsplit("applied ", 1)[1].split()[0].replace(",", "")) for o in outputs]
     assert all(n > 0 for n in applied), outputs
     assert rows(shared) == small.rebuilt_rows()
 

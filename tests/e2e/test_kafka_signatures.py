@@ -147,7 +147,7 @@ def test_a_message_that_conflicts_with_an_applied_version_is_parked_with_its_pos
     stream.publish(*stream.events[5:], stream.events[0])
     url = stream.read_model_url()
     output = stream.consume(url)
-    assert "applied 7 events" in output and "dropped 1 duplicates" in output and "parked 1 messages" in output, output
+    assert "applied 7 events" in output and "dropped 1 duplicate;" in output and "parked 1 message" in output, output
     assert parked(url) == [f"conflicts with the event applied at position {10**12}: version 2 of {org_a.hex} arrived with other content"]
     assert rows(url) != rebuilt(stream.store_url)
 
@@ -172,7 +172,7 @@ def test_a_message_signed_by_a_key_not_yet_authorized_is_held_until_its_authoriz
     stream.publish(anchor, *signed(first, second))
     url = stream.read_model_url()
     output = stream.consume(url, "--root-key", str(tmp_path / "root.pub"))
-    assert "applied 1 events" in output and "parked 0 messages; held 5" in output, output
+    assert "applied 1 event" in output and "parked 0 messages; held 5" in output, output
     assert [r for (r,) in query(url, "SELECT reason FROM {schema}.held_messages")] == ["key not yet authorized: signed by 'second.example'"] * 5
     assert rows(url) == []
     listed = CliRunner().invoke(ledger, ["consume", "platform", "--dead-letters", "--db", url])
@@ -181,7 +181,7 @@ def test_a_message_signed_by_a_key_not_yet_authorized_is_held_until_its_authoriz
 
     stream.publish(*authorized, *revoked, *signed([rename_a], second), *signed([rename_b], root))
     output = stream.consume(url, "--root-key", str(tmp_path / "root.pub"))
-    assert "applied 8 events" in output and "parked 1 messages; held 0" in output, output
+    assert "applied 8 events" in output and "parked 1 message; held 0" in output, output
     assert "writer 'second.example' authorized: applying the 5 messages held for it" in output
     assert query(url, "SELECT count(*) FROM {schema}.held_messages") == [(0,)]
     assert parked(url) == ["signed by 'second.example' at position 17, after its revocation at position 16"]
@@ -200,7 +200,7 @@ def test_on_first_use_a_consumer_trusts_the_first_self_signed_authorization_and_
     send(stream.topic, (b"copy", envelope(stream.events[6].originator_id, 3, stream.events[6].topic, json.loads(stream.events[6].state))))
     url = stream.read_model_url()
     output = stream.consume(url, "--trust-first-writer")
-    assert "applied 8 events" in output and "parked 1 messages; held 0" in output, output
+    assert "applied 8 events" in output and "parked 1 message; held 0" in output, output
     assert "writer 'root.example' authorized: applying the 6 messages held for it" in output
     assert f"trusting writer 'root.example' on first use: the first authorization to arrive, at position 10, with key {root.verifier.encode()}" in output
     assert parked(url) == ["unsigned: the envelope carries no stored state to check"]
@@ -220,7 +220,7 @@ def test_on_first_use_a_consumer_trusts_the_first_self_signed_authorization_and_
                      (stream.topic, wrap(late).model_dump_json().encode(), late.originator_id.hex))
     stream.publish(events[0])
     output = stream.consume(url)
-    assert "applied 1 events" in output and "dropped 1 duplicates" in output, output
+    assert "applied 1 event" in output and "dropped 1 duplicate;" in output, output
     assert query(url, "SELECT count(*) FROM {schema}.held_messages") == [(0,)]
 
 

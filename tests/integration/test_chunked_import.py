@@ -69,7 +69,7 @@ def test_a_bad_last_line_after_several_chunks_leaves_the_store_unchanged(db_url:
     result = run("import", str(write(tmp_path / "bad-end.jsonl", [*ORGS, last])), db=db_url)
     assert result.exit_code == 1
     assert f"error: {expected}" in result.output
-    assert "1 bad line(s); nothing was written" in result.output
+    assert "1 bad line; nothing was written" in result.output
     assert "Traceback" not in result.output
     assert event_count(db_url) == rows_before
     assert snapshot(db_url) == before

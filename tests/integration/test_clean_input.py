@@ -92,10 +92,10 @@ def test_an_idempotency_key_is_stored_as_a_digest_only(db_url: str) -> None:
 def test_counts_and_dates_have_bounds(db_url: str) -> None:
     seeded(db_url)
     output = refused(db_url, "org", "update", "--org", "ORG-SEED", "--smes", str(10**30), "--at", "2024-01-03")
-    assert "members.smes" in output and "less than or equal to 1000000" in output
+    assert f"Error: smes: {10**30}: must be at most 1,000,000" in output
     output = refused(db_url, "activity", "schedule", "--activity", "A-1", "--kind", "matchmaking", "--title", "T", "--starts-on", "2400-01-01",
                      "--ends-on", "2400-01-02", "--place", "Rome", "--at", "2024-01-03")
-    assert "starts_on: '2400-01-01': must lie between 1900-01-01 and 2100-12-31" in output
+    assert "starts-on: '2400-01-01': must lie between 1900-01-01 and 2100-12-31" in output
 
 
 def test_a_member_update_changes_only_the_counts_it_names(db_url: str, tmp_path: Path) -> None:
@@ -141,7 +141,7 @@ def test_an_import_reports_every_bad_line_in_one_run(db_url: str, tmp_path: Path
         "error: line 9: not UTF-8 text (byte 1: invalid start byte)",
         "error: line 10: malformed JSON at column 5: Expecting property name enclosed in double quotes",
     ]
-    assert lines[-1].endswith("8 bad line(s); nothing was written")
+    assert lines[-1].endswith("8 bad lines; nothing was written")
 
 
 def test_a_file_of_many_bad_lines_lists_the_first_ones_and_counts_the_rest(db_url: str, tmp_path: Path) -> None:

@@ -135,7 +135,7 @@ def test_import_of_the_example_file_then_again(db_url: str) -> None:
         ("unknown-action.jsonl", "line 2: action: 'org.teleport': unknown action"),
         ("bad-country.jsonl", "line 1: country: 'XX': not an ISO 3166 alpha-2 country code"),
         ("region-of-another-country.jsonl", "line 1: region: 'ITC4' is in IT, not in country 'DE'"),
-        ("negative-members.jsonl", "line 1: members.smes: -3: Input should be greater than or equal to 0"),
+        ("negative-members.jsonl", "line 1: members.smes: -3: must be at least 0"),
         ("meeting-between-unregistered.jsonl", "line 7: participant: 'ORG-LV-0007' is not registered for activity 'MM-2024-MILAN'"),
         ("malformed-line-3.jsonl", "line 3: malformed JSON"),
     ],

@@ -80,7 +80,7 @@ def test_a_write_takes_its_database_actor_and_key_from_the_file(folder: Path, si
     entries = json.loads(run("audit", "log", "--format", "json").output)
     assert [e["actor"] for e in entries][-1] == "admin.file"
     elsewhere = run("audit", "log", env={"LEDGER_DB": "sqlite:///elsewhere.db"})  # the environment stands above the file
-    assert (elsewhere.exit_code, elsewhere.output.split(": ")[:2]) == (1, ["Error", "db"]) and "'sqlite:///elsewhere.db'" in elsewhere.output
+    assert (elsewhere.exit_code, elsewhere.output.split(": ")[:2]) == (1, ["Error", "$LEDGER_DB"]) and "'sqlite:///elsewhere.db'" in elsewhere.output
 
 
 @pytest.mark.parametrize(("text", "line"), [
@@ -102,3 +102,13 @@ def test_an_actor_from_the_file_that_breaks_a_rule_is_named_as_the_file_s(folder
     assert result.exit_code == 1
     assert result.output.startswith("Error: ledger.toml: actor: 'admin\\x07rita': contains U+0007")
     assert not (folder / "ledger.db").exists()
+
+
+def test_a_malformed_database_from_the_file_is_named_as_the_file_s_and_from_the_environment_as_ledger_db(folder: Path) -> None:
+    (folder / "ledger.toml").write_text('db = "garbage"\n')
+    from_file = run("audit", "log")
+    assert (from_file.exit_code, from_file.output.splitlines()[-1].split(": ")[:3]) == (1, ["Error", "ledger.toml", "db"])
+    assert "'garbage'" in from_file.output
+    from_env = run("audit", "log", env={"LEDGER_DB": "rubbish"})
+    assert (from_env.exit_code, from_env.output.splitlines()[-1].split(": ")[:2]) == (1, ["Error", "$LEDGER_DB"])
+    assert "'rubbish'" in from_env.output

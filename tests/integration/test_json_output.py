@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from psycopg.sql import SQL, Identifier
 
+from cli.lazy import LazyGroup
 from cli.main import ledger
 from tests.conftest import postgres_url
 from tests.integration.test_postgres_roles import admin, guarded, owner_url  # noqa: F401  (guarded is a fixture)
@@ -27,6 +28,8 @@ POSTGRES_ONLY = {("db", "grant-auditor"): "tested on PostgreSQL below"}
 
 
 def commands(group: click.Group, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    if isinstance(group, LazyGroup):
+        group.load_all()  # commands added when named are walked too
     for name, command in group.commands.items():
         if isinstance(command, click.Group):
             yield from commands(command, (*path, name))

@@ -75,6 +75,6 @@ def test_an_import_line_of_20_mb_is_refused_in_one_line_quickly_in_little_memory
     lines = result["stderr"].splitlines()
     assert lines[1] == f"error: line 2: longer than {importing.MAX_LINE:,} bytes, the most a line may have; not read further"
     assert lines[0].startswith("error: line 1: ") and lines[2].startswith("error: line 3: ")  # the lines around it are checked
-    assert lines[-1] == f"Error: {path}: 3 bad line(s); nothing was written"
+    assert lines[-1] == f"Error: {path}: 3 bad lines; nothing was written"
     assert result["seconds"] < 2 and result["peak_mib"] < 100, result
     assert snapshot(url) == before

@@ -105,9 +105,9 @@ KNOWN_HISTORY: list[c.Command] = [
     c.PublishPublication(publication="CS1", kind="case_study", title="new", occurred_at="2024-06-01"),
     c.PublishPublication(publication="G1", kind="green_transition_guide", title="g", occurred_at="2025-01-01"),
     c.PublishPublication(publication="FS-IT", kind="country_fact_sheet", title="it", country="IT", occurred_at="2023-01-01"),
-    c.UpdatePublication(publication="FS-IT", occurred_at="2024-02-01"),
+    c.UpdatePublication(publication="FS-IT", note="figures refreshed", occurred_at="2024-02-01"),
     c.PublishPublication(publication="FS-DE", kind="country_fact_sheet", title="de", country="DE", occurred_at="2024-07-01"),
-    c.UpdatePublication(publication="FS-DE", occurred_at="2024-08-01"),
+    c.UpdatePublication(publication="FS-DE", note="figures refreshed", occurred_at="2024-08-01"),
     c.PublishPublication(publication="FS-FR", kind="country_fact_sheet", title="fr", country="FR", occurred_at="2022-01-01"),
 ]
 
@@ -209,7 +209,7 @@ def test_trace_of_a_sum_adds_up_to_the_figure(known: tuple[Ledger, Sources], db_
 def test_trace_names_the_meeting_that_was_held(known: tuple[Ledger, Sources], db_url: str) -> None:
     result = CliRunner().invoke(ledger_cli, ["trace", "bilateral_meetings", "--db", db_url])
     assert "M1" in result.output and "M2" not in result.output
-    assert result.output.strip().endswith("bilateral_meetings = 1 (1 events listed)")
+    assert result.output.strip().endswith("bilateral_meetings = 1 (1 event listed)")
 
 
 def test_an_unknown_figure_key_is_named(db_url: str) -> None:
@@ -249,7 +249,7 @@ def test_catching_up_twice_applies_nothing_twice(known: tuple[Ledger, Sources]) 
     assert first == len(KNOWN_HISTORY) + 1  # and the test writer's authorization
     assert runner.catch_up(sources.recorder, sources.mapper, sources.store) == 0
     assert sources.store.raw_rows(runner.PROJECTION) == rows
-    ledger.execute([c.UpdatePublication(publication="G1", occurred_at="2025-02-01")])
+    ledger.execute([c.UpdatePublication(publication="G1", note="figures refreshed", occurred_at="2025-02-01")])
     assert runner.catch_up(sources.recorder, sources.mapper, sources.store) == 1
 
 

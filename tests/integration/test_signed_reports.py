@@ -71,7 +71,7 @@ def test_a_tampered_mirror_names_the_figure_with_both_values(db_url: str, target
     assert f"figures.member_organisations_represented: the report says {members}, the ledger gives {members + 5}\n" in output
     # The event no longer hashes to the tree the mirror holds, nor the events to the report's signed checkpoint.
     assert ": payload altered: " in output and "\ncheckpoint: checkpoint root differs: the first " in output
-    assert output.endswith("Error: the report does not hold: 3 finding(s), 1 of them in what it reports\n"), output
+    assert output.endswith("Error: the report does not hold: 3 findings, 1 of them in what it reports\n"), output
 
 
 def test_a_hand_edited_report_fails_on_its_signature_and_names_the_figure(keys: tuple[Path, Path], tmp_path: Path) -> None:  # noqa: F811

@@ -61,7 +61,7 @@ def test_db_check_names_what_cannot_be_read_and_every_reading_command_says_one_l
     assert f"{topic} version {fields['class_version']} at position {position}: {problem}" in output
     assert "domain.model:ClusterOrganisation.Registered" in output  # the readable types are listed too
 
-    for command in (["report", "impact"], ["report", "impact", "--as-of", "2099-01-01"], ["project", "--rebuild"], ["audit", "log"], ["trace", "bilateral_meetings"], ["history", "ORG-IT-0001"]):
+    for command in (["report", "impact"], ["report", "impact", "--as-of", datetime.now(timezone.utc).isoformat()], ["project", "--rebuild"], ["audit", "log"], ["trace", "bilateral_meetings"], ["history", "ORG-IT-0001"]):
         code, output = invoke(*command, "--db", db_url)
         lines = output.strip().splitlines()
         assert code == 1, (command, output)

@@ -119,7 +119,7 @@ def test_a_meeting_needs_registered_organisations_to_be_requested(ledger_app: Le
 def test_a_cancelled_meeting_cannot_be_held(ledger_app: Ledger) -> None:
     meeting, *_ = held_meeting(ledger_app)
     ledger_app.execute([c.AcceptMeeting(meeting=meeting, occurred_at="2024-02-11")])
-    ledger_app.execute([c.CancelMeeting(meeting=meeting, occurred_at="2024-02-12")])
+    ledger_app.execute([c.CancelMeeting(meeting=meeting, outcome="cancelled", occurred_at="2024-02-12")])
     refused(ledger_app, [c.HoldMeeting(meeting=meeting, occurred_at="2024-03-01")], errors.MeetingClosed)
 
 

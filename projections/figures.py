@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from importlib import resources
 from typing import Any, Protocol
 
+from domain.errors import InvalidValue
 from domain.nuts import CURRENT, NUTS_PREFIX, to_current
 from projections.platform import Row
 
@@ -38,6 +39,13 @@ class Settings:
     update_window_days: int = 365
     established_within_years: int = 15
     country: str | None = None
+
+    def __post_init__(self) -> None:
+        # The update window is counted back from the period's start: it must fit in the calendar.
+        if self.update_window_days < 1:
+            raise InvalidValue("window_days", str(self.update_window_days), "must be at least 1")
+        if self.update_window_days > (self.start - date.min).days:
+            raise InvalidValue("window_days", str(self.update_window_days), f"reaches back before the year 1 from {self.start.isoformat()}")
 
 
 @dataclass

@@ -87,10 +87,6 @@ class Query:
         last = parse_moment("to", self.end).date() if self.end else default_end
         if last < first:
             raise InvalidValue("to", last.isoformat(), f"is before from ({first.isoformat()})")
-        if self.window_days < 1:
-            raise InvalidValue("window_days", str(self.window_days), "must be at least 1")
-        if self.window_days > (first - date.min).days:  # the window is counted back from the period's start
-            raise InvalidValue("window_days", str(self.window_days), f"reaches back before the year 1 from {first.isoformat()}")
         return Period(first, last, self.window_days, country=country_code(self.country) if self.country else None)
 
     def moment(self) -> datetime | None:

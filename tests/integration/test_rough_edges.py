@@ -339,3 +339,11 @@ def test_the_readme_says_the_class_version_the_code_has_and_what_its_examples_ne
     assert f"(they are at {ClusterOrganisation.Registered.class_version}\n   now:" in readme
     using = readme[readme.index("## Using the ledger"):readme.index("```text", readme.index("## Using the ledger"))]
     assert all(f"`{folder}/`" in using for folder in ("examples", "tests/golden", "interop"))
+
+
+@pytest.mark.parametrize("command", [("report", "impact"), ("report", "country", "IT"), ("trace", "cluster_organisations")])
+def test_a_period_whose_update_window_reaches_before_the_year_1_is_refused_in_one_line(tmp_path: Path, command: tuple[str, ...]) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    assert run("import", str(EXAMPLE), db=url).exit_code == 0
+    refused(run(*command, "--from", "0001-01-01", db=url), "window_days: '365': reaches back before the year 1 from 0001-01-01")
+    assert run(*command, "--from", "0002-01-01", db=url).exit_code == 0

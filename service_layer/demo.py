@@ -302,10 +302,15 @@ def _plan_person_activities(plan: _Plan, history: DemoHistory, persons: list[str
     for i, (day, count) in enumerate(zip(_activity_days(rng, n_cmr), _split(size("cmr_participants", 2), n_cmr))):
         ref = f"CMR-{i:03d}"
         _schedule(plan, ref, "clusters_meet_regions", f"Clusters meet Regions {cities[i % len(cities)]}", day, day + timedelta(days=1), cities[i % len(cities)])
-        for person in rng.sample(persons, min(len(persons), count)):
-            _register(plan, ref, day, {"person": person})
+        people = rng.sample(persons, min(len(persons), count))
         pool = _known_by(orgs, day)
-        for k, org in enumerate(rng.sample(pool, min(len(pool), pitches[i]))):
+        pitching = rng.sample(pool, min(len(pool), pitches[i]))
+        # A pitch is delivered by a participant: the pitching organisations are registered, in the places of as many people.
+        for person in people[: max(0, len(people) - len(pitching))]:
+            _register(plan, ref, day, {"person": person})
+        for org in pitching:
+            _register(plan, ref, day, {"org": org["ref"]})
+        for k, org in enumerate(pitching):
             plan.add(c.DeliverPitch(pitch=f"{ref}-PITCH-{k:03d}", activity=ref, org=org["ref"], title=f"Pitch {k} at {ref}",
                                     occurred_at=_at(day, 11, k % 60), actor=ACTOR))
         plan.add(c.HoldActivity(activity=ref, occurred_at=_at(day + timedelta(days=1), 18), actor=ACTOR))

@@ -681,8 +681,10 @@ def _hold_meeting(b: _Batch, cmd: c.HoldMeeting, action: Action) -> None:
 
 def _deliver_pitch(b: _Batch, cmd: c.DeliverPitch, action: Action) -> None:
     if b.is_new(cmd.pitch, Pitch, action):
-        org = b.get(cmd.org, ClusterOrganisation)
-        b.add(Pitch.deliver(cmd.pitch, action, b.get(cmd.activity, Activity), org, cmd.title))
+        activity, org = b.get(cmd.activity, Activity), b.get(cmd.org, ClusterOrganisation)
+        if b.find(participation_ref(cmd.activity, cmd.org), Participation) is None:  # a pitch is delivered by a participant
+            raise NotRegistered(f"org: {cmd.org!r} is not registered for activity {cmd.activity!r}; register it first (participant register)")
+        b.add(Pitch.deliver(cmd.pitch, action, activity, org, cmd.title))
 
 
 def _identify_case(b: _Batch, cmd: c.IdentifyCase, action: Action) -> None:

@@ -89,7 +89,7 @@ KNOWN_HISTORY: list[c.Command] = [
     schedule("R1", "clusters_meet_regions", "2025-05-02", "2025-03-01"), join("R1", "2025-04-01", person="P-0001"),
     join("R1", "2025-04-01", person="P-0002"), join("R1", "2025-04-01", org_ref="A"),
     c.DeliverPitch(pitch="R1-P1", activity="R1", org="A", title="x", occurred_at="2025-05-02"),
-    c.DeliverPitch(pitch="R1-P2", activity="R1", org="B", title="y", occurred_at="2025-05-02"),
+    c.DeliverPitch(pitch="R1-P2", activity="R1", org="A", title="y", occurred_at="2025-05-02"),
     c.HoldActivity(activity="R1", occurred_at="2025-05-02"),
     schedule("L1", "c2lab", "2025-02-01", "2024-12-01"), join("L1", "2025-01-10", org_ref="A"), join("L1", "2025-01-10", org_ref="B"),
     c.HoldActivity(activity="L1", occurred_at="2025-02-01"),

@@ -106,6 +106,20 @@ def test_a_meeting_cancellation_names_its_outcome(tmp_path: Path) -> None:
     assert "error: line 1: outcome: missing (one of: cancelled, no_show)\n" in result.output
 
 
+def test_a_pitch_is_delivered_by_an_organisation_registered_for_the_activity(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    for args in (REGISTER, (*SCHEDULE, "--place", "Rome")):
+        assert run(*args, db=url).exit_code == 0, run(*args, db=url).output
+    pitch = ("pitch", "deliver", "--pitch", "P-1", "--activity", "MM-T1", "--org", "ORG-T1", "--title", "Ours", "--at", "2024-05-01T15:00:00")
+    refused(run(*pitch, db=url), "org: 'ORG-T1' is not registered for activity 'MM-T1'; register it first (participant register)")
+    assert [e["type"] for e in json.loads(run("audit", "log", "--format", "json", db=url).output)][-1] == "Activity.Scheduled"
+    assert run("participant", "register", "--activity", "MM-T1", "--org", "ORG-T1", "--at", "2024-04-01", db=url).exit_code == 0
+    assert run(*pitch, db=url).exit_code == 0
+    result = imported(tmp_path, {"action": "pitch.deliver", "pitch": "P-2", "activity": "MM-T1", "org": "ORG-T9", "title": "Theirs",
+                                 "occurred_at": "2024-05-01T16:00:00Z"})
+    assert result.exit_code == 1 and "error: line 1: " in result.output
+
+
 @pytest.mark.parametrize(("args", "line"), [
     (("participant", "register", "--activity", "A-1"), "org: give exactly one of org or person"),
     (("participant", "register", "--activity", "A-1", "--org", "ORG-1", "--person", "P-abcd"), "org: give exactly one of org or person, not both"),

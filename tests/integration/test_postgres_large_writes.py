@@ -86,7 +86,7 @@ def test_an_import_of_100000_lines_completes(pg_url: str, tmp_path: Path) -> Non
     # Most of its minute goes to checking each reference is new (one SELECT per line), not to the write.
     done, elapsed = ledger_cli("import", str(write_lines(tmp_path / "orgs.jsonl", lines)), "--db", pg_url, timeout=3 * IMPORT_DEADLINE)
     assert done.returncode == 0, done.stderr
-    assert "100000 events written" in done.stdout
+    assert "100,000 events written" in done.stdout
     assert count_rows(pg_url, "ledger_events") == 100_001  # and the test writer's authorization
     print(f"100,000-line import: {elapsed:.1f} s")
 
@@ -97,7 +97,7 @@ def test_an_import_of_2000_lines_as_large_as_the_limits_allow_completes(pg_url: 
     assert all(len(line) > 2_000 for line in lines)
     done, elapsed = ledger_cli("import", str(write_lines(tmp_path / "wide.jsonl", lines)), "--db", pg_url, timeout=IMPORT_DEADLINE)
     assert done.returncode == 0, done.stderr
-    assert "2000 events written" in done.stdout
+    assert "2,000 events written" in done.stdout
     assert count_rows(pg_url, "ledger_events") == 2_001  # and the test writer's authorization
     print(f"2,000 widest-line import: {elapsed:.1f} s")
 
@@ -264,5 +264,5 @@ def test_a_second_writer_during_a_large_import_is_refused_within_the_lock_timeou
     ]
     assert 2 <= elapsed < 20
     assert importer.returncode == 0, err
-    assert "2000 events written" in out
+    assert "2,000 events written" in out
     assert count_rows(pg_url, "ledger_events") == 2_001  # and the test writer's authorization

@@ -112,6 +112,7 @@ def test_a_case_follows_its_sources_and_its_stages(app: Ledger) -> None:
 def test_pitches_and_publication_updates_follow_what_they_name(app: Ledger) -> None:
     event, a, pub = new_ref("CMR"), new_ref("ORG"), new_ref("PUB")
     app.execute([activity(event, kind="clusters_meet_regions"), org(a, occurred_at="2024-02-01"),
+                 c.RegisterParticipant(activity=event, org=a, occurred_at="2024-02-05"),
                  c.PublishPublication(publication=pub, kind="case_study", title="A case", occurred_at="2024-03-01")])
     message = out_of_timeline(app, c.DeliverPitch(pitch=new_ref("PITCH"), activity=event, org=a, title="Ours", occurred_at="2024-01-31"))
     assert f"before the registration of {a} on 2024-02-01" in message

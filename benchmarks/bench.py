@@ -606,6 +606,7 @@ def web_pages(url: str) -> dict[str, Any]:
             measure(f"figure: {key}, page 2", f"/figures/{key}?after={figure['next_after']}")
         measure(f"figure: {key}, last page", f"/figures/{key}?page={max(1, -(-figure['total'] // 50))}")
         measure(f"figure: {key}, CSV of every event", f"/export/figures/{key}.csv")
+        measure(f"figure: {key}, month by month", f"/figures/{key}/months")
         first_ref = figure["events"][0]["ref"] if figure["events"] else json.loads(get("/api/events/1")[1])["ref"]
         ref = urllib.parse.quote(first_ref, safe="")
         measure("record", f"/records/{ref}")

@@ -23,8 +23,11 @@ IMPORT_CACHE_KIB = 64 << 10
 """SQLite's page cache during a long write: random UUID keys spread over the primary-key index, far past the default 2 MiB."""
 ACTOR = "CASE WHEN json_valid(CAST(state AS TEXT)) THEN json_extract(CAST(state AS TEXT), '$.actor') END"
 """A stored event's actor as the audit log's index holds it (NULL for a state that is not JSON); queries repeat it exactly."""
-AUDIT_INDEXES = ("actor", "topic")
-"""The audit log's indexes, `{events table}_{name}`: an actor's or a type's events are found without reading the others."""
+RESPELLED = "typeof(originator_id) <> 'text' OR length(originator_id) <> 32 OR originator_id GLOB '*[^0-9a-f]*'"
+"""A stored id not written as 32 lowercase hex digits: the condition of the partial index and of the query that uses it."""
+AUDIT_INDEXES = ("actor", "topic", "respelled")
+"""The events table's indexes, `{events table}_{name}`: an actor's or a type's events, and respelled ids, are found
+without reading the others."""
 
 
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
@@ -54,6 +57,9 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             # Every index of SQLite ends with the rowid, so each holds its events in log order.
             f"CREATE INDEX IF NOT EXISTS {table}_actor ON {table} ({ACTOR})",
             f"CREATE INDEX IF NOT EXISTS {table}_topic ON {table} (topic)",
+            # Ids not spelled as this recorder writes them (none, unless stored rows were edited): a record's history is
+            # checked for them through this index, not by reading the log. Dropped, the same query reads the log.
+            f"CREATE INDEX IF NOT EXISTS {table}_respelled ON {table} (originator_id) WHERE {RESPELLED}",
         ]
 
     def _insert_events(
@@ -196,12 +202,17 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     def altered_ids(self, after: int = 0, originator_id: UUID | None = None) -> list[tuple[int, str]]:
         """(position, stored id) of each event after `after` whose aggregate id is not 32 lowercase hex digits, as this
         recorder writes ids; with `originator_id`, only the other spellings of that id."""
-        statement = (
-            f"SELECT rowid, originator_id FROM {self.events_table_name} WHERE rowid > ? AND (typeof(originator_id) <> 'text' "
-            "OR length(originator_id) <> 32 OR originator_id GLOB '*[^0-9a-f]*') ORDER BY rowid"
-        )
+        table = self.events_table_name
+        statement = "SELECT rowid, originator_id FROM {} WHERE rowid > ? AND ({}) ORDER BY rowid"
         with self.datastore.transaction(commit=False) as c:
-            c.execute(statement, (after,))
+            # The planner prefers the rowid range; the partial index holds only respelled ids (none, unless rows were edited).
+            c.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (f"{table}_respelled",))
+            try:
+                if c.fetchone() is None:
+                    raise sqlite3.OperationalError("no index of respelled ids")
+                c.execute(statement.format(f"{table} INDEXED BY {table}_respelled", RESPELLED), (after,))
+            except sqlite3.OperationalError:  # dropped, or not the index it should be: the same question, by reading the log
+                c.execute(statement.format(table, RESPELLED), (after,))
             found = [(int(row[0]), str(row[1])) for row in c.fetchall()]
         return [(p, i) for p, i in found if originator_id is None or _spells(i, originator_id)]
 

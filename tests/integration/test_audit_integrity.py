@@ -275,6 +275,31 @@ def test_an_aggregate_id_respelled_is_named_even_where_it_names_the_same_uuid(tm
     assert verify(url, cp, key)[1][0].startswith("position 7: id altered (2 positions)")
 
 
+@pytest.mark.parametrize("index", ["kept", "dropped"])
+def test_a_history_with_a_respelled_id_is_refused_through_the_index_of_respelled_ids_or_without_it(tmp_path: Path, index: str) -> None:
+    import json
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    history(url)
+    entries = json.loads(run("audit", "log", "--format", "json", "--db", url)[1])
+    meeting = next(e["aggregate"] for e in entries if e["type"] == "BilateralMeeting.Requested")
+    with sqlite3.connect(tmp_path / "ledger.db") as conn:
+        plan = " ".join(str(row[-1]) for row in conn.execute(
+            "EXPLAIN QUERY PLAN SELECT rowid FROM stored_events INDEXED BY stored_events_respelled WHERE rowid > 0 AND "
+            "(typeof(originator_id) <> 'text' OR length(originator_id) <> 32 OR originator_id GLOB '*[^0-9a-f]*')"))
+        assert "stored_events_respelled" in plan  # the index a history read uses: it holds no row of an untouched log
+        assert conn.execute("SELECT count(*) FROM stored_events INDEXED BY stored_events_respelled WHERE "
+                            "typeof(originator_id) <> 'text' OR length(originator_id) <> 32 OR originator_id GLOB '*[^0-9a-f]*'").fetchone() == (0,)
+    assert run("history", meeting, "--db", url)[0] == 0
+    statements = ["UPDATE {events} SET originator_id = upper(originator_id) WHERE topic LIKE '%Meeting.Requested'"]
+    if index == "dropped":
+        statements.insert(0, "DROP INDEX stored_events_respelled")
+    tamper(url, *statements)
+    code, output = run("history", meeting, "--db", url)
+    assert code == 1 and output.startswith("Error: position 7: an event of ") and "not as the ledger writes ids" in output, output
+
+
 def test_an_aggregate_id_respelled_in_a_column_turned_to_text_is_named_on_postgres(tmp_path: Path) -> None:
     from tests.conftest import drop_schema, fresh_postgres_url
 

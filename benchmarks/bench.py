@@ -591,7 +591,9 @@ def web_pages(url: str) -> dict[str, Any]:
             first, body = get(path)
             warm = [get(path)[0] for _ in range(PAGE_REPEATS)]
             pages.append({"page": label, "path": path, "first_ms": round(first * 1000, 1),
-                          "warm_ms": round(statistics.median(warm) * 1000, 1), "bytes": len(body)})
+                          "warm_ms": round(statistics.median(warm) * 1000, 1), "bytes": len(body),
+                          # a file to save, whose time grows with what it holds: timed, not held to a page's targets
+                          "download": path.startswith("/export/")})
             return body
 
         quoted = urllib.parse.quote(as_of)
@@ -776,24 +778,37 @@ RATIOS = {
 def targets(r: dict[str, Any], by_name: dict[tuple[str, str], dict[str, Any]]) -> str:
     """Whether a row meets the issue's targets (the ones that depend on size say at which size they apply)."""
     notes = []
+
+    def share(base_name: str, at_least: float) -> None:
+        base = by_name.get((base_name, r["store"]))
+        if base and base["events_per_s"]:
+            notes.append(f"≥{at_least:g} of {base_name} {'met' if r['events_per_s'] >= at_least * base['events_per_s'] else 'MISSED'}")
+
     if r["name"] == "rebuild":
-        scan = by_name.get(("raw-scan-json", r["store"]))
         notes.append(f"≥150k/s {'met' if r['events_per_s'] >= 150_000 else 'MISSED'}")
-        if scan and scan["events_per_s"]:
-            notes.append(f"≥0.5 of scan+json {'met' if r['events_per_s'] >= 0.5 * scan['events_per_s'] else 'MISSED'}")
+        share("raw-scan-json", 0.5)
     if r["name"] == "import":
         notes.append(f"≥30k/s {'met' if r['events_per_s'] >= 30_000 else 'MISSED'}")
+    if r["name"] == "ledger-write":
+        notes.append(f"≥20k/s {'met' if r['events_per_s'] >= 20_000 else 'MISSED'}")
+    if r["name"] == "tlog-verify":
+        share("baseline-sha256", 0.25)
+    if r["name"] == "kafka-consume":
+        notes.append(f"≥15k/s {'met' if r['events_per_s'] >= 15_000 else 'MISSED'}")
+        share("kafka-raw-consume", 0.3)
+    if r["name"] == "kafka-lag" and "lag_p99_ms" in r:
+        notes.append(f"p99 <500 ms {'met' if r['lag_p99_ms'] < 500 else 'MISSED'}")
     if r["name"] in ("rebuild", "import", "report-impact", "report-as-of", "tlog-verify", "mirror"):
         notes.append(f"<250 MiB {'met' if r['peak_mib'] < 250 else 'MISSED'}")
     if r["name"] == "report-impact":
         notes.append(f"<5 s {'met' if r['seconds'] < 5 else 'MISSED'}")
     if r["name"] == "report-as-of":
-        notes.append(f"<15 s {'met' if r['seconds'] < 15 else 'MISSED'}")
+        notes.append(f"<10 s {'met' if r['seconds'] < 10 else 'MISSED'}")
     if r["name"] == "web-pages":
-        first = sum(1 for page in r["pages"] if page["first_ms"] >= 200)
-        warm = sum(1 for page in r["pages"] if page["warm_ms"] >= 200)
-        notes.append(f"every page <200 ms: {'met' if not first and not warm else 'MISSED'} "
-                     f"({first} of {len(r['pages'])} over on first request, {warm} warm)")
+        first = sum(1 for page in r["pages"] if page["first_ms"] >= 1000 and not page.get("download"))
+        warm = sum(1 for page in r["pages"] if page["warm_ms"] >= 200 and not page.get("download"))
+        notes.append(f"every page <1 s first, <200 ms warm: {'met' if not first and not warm else 'MISSED'} "
+                     f"({first} of {len(r['pages'])} over 1 s on first request, {warm} over 200 ms warm; downloads apart)")
     return ", ".join(notes)
 
 

@@ -12,7 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 from cli import render
 from cli.context import Settings, db_option, pass_settings
 from domain.errors import InvalidValue
-from domain.model import participation_ref
+from domain.values import participation_ref
 from domain.values import CountryCode
 from presentation.text import count, moment
 from projections import lookup

@@ -23,7 +23,7 @@ from cli.errors import describe
 from cli.forms import make_command, option_names
 from cli.lazy import LazyGroup
 from domain.errors import ConcurrentChange, LedgerError
-from domain.model import participation_ref
+from domain.values import participation_ref
 from presentation.text import count, number
 from service_layer import commands as c
 from service_layer import importing

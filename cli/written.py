@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from presentation.text import event_type
-from service_layer.ledger import Ledger, Outcome
+
+if TYPE_CHECKING:  # the write path loads with the command that writes, not with every command
+    from service_layer.ledger import Ledger, Outcome
 
 
 def document(app: Ledger, outcome: Outcome) -> dict[str, Any]:

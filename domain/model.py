@@ -30,6 +30,7 @@ from domain.values import (
     MeetingEnd,
     Members,
     PublicationKind,
+    participation_ref,
 )
 from domain.nuts import NutsVersion, classify
 
@@ -261,11 +262,6 @@ class Person(Aggregate):
         if self.forgotten:
             raise AlreadyForgotten(f"person: {self.ref!r} was already forgotten")
         self.emit(self.Forgotten, action, reason=reason)
-
-
-def participation_ref(activity: str, participant: str) -> str:
-    """The reference of one participant's participation in one activity."""
-    return f"{activity}/{participant}"
 
 
 class Participation(Aggregate):

@@ -51,6 +51,11 @@ EU_SPELLINGS = {"EL": "GR", "UK": "GB"}
 """Country codes as the EU (and NUTS) spells them, with the ISO 3166 code stored for each: Greece is EL, the United Kingdom was UK."""
 
 
+def participation_ref(activity: str, participant: str) -> str:
+    """The reference of one participant's participation in one activity."""
+    return f"{activity}/{participant}"
+
+
 def country_code(value: str) -> str:
     """The ISO 3166 alpha-2 code of a country as a user types it (any case, or the EU's spelling); ValueError if none."""
     import pycountry  # its import reads package metadata: loaded by the first country checked, not by every command

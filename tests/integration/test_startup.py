@@ -36,6 +36,8 @@ def test_help_loads_no_heavy_library() -> None:
     output, loaded = started("--help")
     assert "history" in output and "serve" in output
     assert not loaded & HEAVY, sorted(loaded & HEAVY)
+    # Nor the write path: the event sourcing library and the domain's event classes load with a command that reads or writes.
+    assert not loaded & {"eventsourcing", "adapters", "transparency"}, sorted(loaded & {"eventsourcing", "adapters", "transparency"})
 
 
 def test_a_history_on_sqlite_loads_no_heavy_library(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bootstrap
-from domain.model import participation_ref
+from domain.values import participation_ref
 from projections.figures import Settings, compute
 from projections.platform import Row, fold
 from service_layer import commands as c

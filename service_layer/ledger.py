@@ -495,7 +495,7 @@ class Ledger(Application[UUID]):
                 actor=command.actor or fallback_actor,
                 occurred_at=command.occurred_at,
                 recorded_at=recorded_at,
-                key=key_digest(key),
+                key=key if command.key is None else key_digest(key),  # a key made from the content already is a digest
                 given_key=command.key,
                 digest=digest,
             )

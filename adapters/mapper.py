@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from domain.catalogue import VERSION_KEY, EventCatalogue, ledger_catalogue, version_of
 from domain.errors import EventTooLarge, UnreadableEvent
-from transparency.leaf import MAX_LEAF, leaf_size
+from transparency.leaf import MAX_LEAF, leaf_size, leaf_size_bound
 from transparency.signing import SIGNED_KEY
 
 CATALOGUE = ledger_catalogue()
@@ -41,8 +41,8 @@ class PydanticMapper(Mapper[UUID]):
         topic, start = head
         fields = cast(BaseModel, domain_event).model_dump_json(exclude=_COLUMNS)
         state = (start + fields[1:]).encode()
-        size = leaf_size(topic, state)
-        if size > MAX_LEAF:
+        # Read exactly only near the limit: the JSON of the payload is parsed for its recorded time.
+        if leaf_size_bound(topic, state) > MAX_LEAF and (size := leaf_size(topic, state)) > MAX_LEAF:
             raise EventTooLarge(topic.rpartition(":")[2], size, MAX_LEAF)
         return StoredEvent(
             originator_id=domain_event.originator_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Annotated, ClassVar, Literal
 
@@ -70,23 +71,46 @@ class Command(BaseModel):
     def key_and_digest(self) -> tuple[str, str]:
         """`idempotency_key()` and `content_digest()` from one serialisation: the content is the keyed form without its
         leading `occurred_at` (the first field; an ISO time, so its string holds no `",`)."""
-        cls = type(self)
-        own_rules = cls.idempotency_key is not Command.idempotency_key or cls.content_digest is not Command.content_digest
-        keyed = "" if self.key or own_rules else self._canonical({"actor", "key"})
-        if not keyed.startswith(_OCCURRED_AT):
+        if self.key or _own_rules(type(self)):
             return self.idempotency_key(), self.content_digest()
-        content = "{" + keyed[keyed.index('",', len(_OCCURRED_AT)) + 2 :]
-        return _sha(keyed), _sha(content)
+        unset = _KEYED_UNSET[type(self)] if self.__pydantic_fields_set__.isdisjoint(self.added_fields) else None
+        # The JSON as bytes, hashed as they come: the string `_canonical` returns is these bytes decoded.
+        keyed = self.__pydantic_serializer__.to_json(self, exclude=unset or self._unset({"actor", "key"}), round_trip=True)
+        if not keyed.startswith(_OCCURRED_AT_BYTES):
+            return self.idempotency_key(), self.content_digest()
+        content = b"{" + keyed[keyed.index(b'",', len(_OCCURRED_AT_BYTES)) + 2 :]
+        return hashlib.sha256(keyed).hexdigest()[:32], hashlib.sha256(content).hexdigest()[:32]
+
+    def _unset(self, exclude: set[str]) -> set[str]:
+        """`exclude` and the added fields left unset, which stay out of keys and digests."""
+        return exclude | {name for name in self.added_fields if getattr(self, name) is None}
 
     def _digest(self, exclude: set[str]) -> str:
         return _sha(self._canonical(exclude))
 
     def _canonical(self, exclude: set[str]) -> str:
-        unset: set[str] = {name for name in self.added_fields if getattr(self, name) is None}
-        return self.model_dump_json(exclude=exclude | unset, round_trip=True)
+        return self.model_dump_json(exclude=self._unset(exclude), round_trip=True)
 
 
-_OCCURRED_AT = '{"occurred_at":"'
+_OCCURRED_AT_BYTES = b'{"occurred_at":"'
+
+
+@functools.cache
+def _own_rules(cls: type[Command]) -> bool:
+    """Whether a command type keys or digests itself in its own way (key_and_digest then asks it)."""
+    return cls.idempotency_key is not Command.idempotency_key or cls.content_digest is not Command.content_digest
+
+
+class _KeyedUnset(dict[type, set[str]]):
+    """Per command type: what its keyed form leaves out when none of its added fields was given (each then holds its default)."""
+
+    def __missing__(self, cls: type) -> set[str]:
+        fields = cls.model_fields  # type: ignore[attr-defined]
+        self[cls] = {"actor", "key"} | {name for name in cls.added_fields if fields[name].default is None}  # type: ignore[attr-defined]
+        return self[cls]
+
+
+_KEYED_UNSET = _KeyedUnset()
 
 
 def _sha(canonical: str) -> str:

@@ -235,6 +235,21 @@ class Ledger(Application[UUID]):
     def construct_mapper(self) -> Mapper[UUID]:
         return PydanticMapper(transcoder=self.construct_transcoder())
 
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """`Application.save`, the pending events of a batch's aggregates collected without the library's runtime protocol
+        checks (about 0.1 ms an aggregate); anything but the ledger's aggregates is saved the library's way."""
+        if not all(isinstance(obj, Aggregate) for obj in objs):
+            return super().save(*objs, **kwargs)
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        for aggregate in objs:
+            processing_event.events += aggregate.collect_events()
+            processing_event.aggregates[aggregate.id] = aggregate
+        processing_event.saved_kwargs.update(kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        return recordings
+
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
         """Store the events of one save as one batch signed by the signer (or unsigned, for the root writer only)."""
         events = processing_event.events
@@ -495,7 +510,7 @@ class Ledger(Application[UUID]):
                 actor=command.actor or fallback_actor,
                 occurred_at=command.occurred_at,
                 recorded_at=recorded_at,
-                key=key_digest(key),
+                key=key if command.key is None else key_digest(key),  # a key made from the content already is a digest
                 given_key=command.key,
                 digest=digest,
             )

@@ -55,6 +55,11 @@ def leaf_size(topic: str, payload: bytes) -> int:
     return _FIXED + len(topic.encode("utf-8", "surrogatepass")) + len(recorded_time(payload).encode("utf-8", "surrogatepass")) + len(payload)
 
 
+def leaf_size_bound(topic: str, payload: bytes) -> int:
+    """At least `leaf_size`, without reading the payload: its recorded time is a string of it, never longer decoded than stored."""
+    return _FIXED + len(topic.encode("utf-8", "surrogatepass")) + 2 * len(payload)
+
+
 def leaf_bytes(position: int, aggregate_id: str, version: int, topic: str, payload: bytes, recorded: str | None = None) -> bytes:
     """u8 format=1, u64 position, u16-length aggregate id, u64 version, u16-length topic, u16-length recorded time, u32-length payload.
 

@@ -20,6 +20,9 @@ def test_key_and_digest_with_a_given_key_or_an_added_field() -> None:
     org = c.RegisterOrg(org="ORG-1", name='A "quoted", name', country="IT", region="ITC4", nuts_version="2021", ecosystems=("digital",),
                         year_established=2000, occurred_at="2024-01-02", actor="x")  # type: ignore[arg-type]
     assert org.key_and_digest() == (org.idempotency_key(), org.content_digest())
+    for given in ({"nuts_version": None}, {}, {"nuts_version": "2024"}):
+        update = c.UpdateOrg.model_validate({"org": "ORG-1", "name": "Zürich „Cluster“ ✓", "occurred_at": "2024-01-02", **given})
+        assert update.key_and_digest() == (update.idempotency_key(), update.content_digest()), given
 
 
 def test_the_ascii_path_of_clean_text_equals_the_full_one() -> None:

@@ -10,7 +10,7 @@ from adapters.mapper import PydanticMapper
 from domain.errors import EventTooLarge
 from domain.model import CooperationCase
 from eventsourcing.persistence import JSONTranscoder
-from transparency.leaf import MAX_LEAF, StoredRecord, leaf_size, record_leaf
+from transparency.leaf import MAX_LEAF, StoredRecord, leaf_size, leaf_size_bound, record_leaf
 
 
 def test_the_size_written_is_the_size_of_the_leaf() -> None:
@@ -26,3 +26,29 @@ def test_an_event_too_large_for_an_entry_bundle_is_refused() -> None:
     event = CooperationCase.Identified.model_construct(**fields | {"originator_id": uuid4(), "originator_version": 1, "title": "n" * MAX_LEAF})
     with pytest.raises(EventTooLarge, match=r"^event too large: a CooperationCase.Identified event would be 6[0-9,]+ bytes in the log, more than the 65,535"):
         mapper.to_stored_event(event)
+
+
+@pytest.mark.parametrize("payload", [
+    b'{"class_version":1,"timestamp":"2024-01-01T00:00:00Z","x":"y"}',
+    b'{"timestamp":"2024-01-01T00:00:00\\u00e9\\ud800\\u0000Z"}',
+    '{"timestamp":"2024-01-01T00:00:00 éé€𝄞"}'.encode(),
+    b'{"x":1}',
+    b"not JSON",
+])
+def test_the_bound_read_without_parsing_is_never_below_the_size(payload: bytes) -> None:
+    assert leaf_size_bound("domain.model:Thing.Happened", payload) >= leaf_size("domain.model:Thing.Happened", payload)
+
+
+def test_an_event_of_exactly_the_largest_leaf_is_written_and_one_byte_more_is_refused() -> None:
+    mapper = PydanticMapper(transcoder=JSONTranscoder())
+    fields = {name: None for name in CooperationCase.Identified.model_fields} | {"originator_id": uuid4(), "originator_version": 1}
+
+    def stored(title_length: int) -> bytes:
+        return mapper.to_stored_event(CooperationCase.Identified.model_construct(**fields | {"title": "n" * title_length})).state
+
+    below = stored(MAX_LEAF - 1_000)
+    topic = mapper.catalogue.topic_for(CooperationCase.Identified)
+    largest = MAX_LEAF - 1_000 + MAX_LEAF - leaf_size(topic, below)
+    assert leaf_size(topic, stored(largest)) == MAX_LEAF
+    with pytest.raises(EventTooLarge):
+        stored(largest + 1)

@@ -17,7 +17,7 @@ from transparency.errors import BadSignature
 from transparency.note import Signer
 from transparency import merkle
 from transparency.signing import (
-    Block, SignatureChecker, SignedEvent, batch_blocks, batch_tree, event_entry, recorded_by, sign_batch, split_signed,
+    Block, SignatureChecker, SignedEvent, batch_blocks, batch_tree, event_entry, recorded_by, sign_batch, sign_batch_by_paths, split_signed,
 )
 
 SEED = bytes(range(32))
@@ -126,12 +126,19 @@ def test_the_blocks_of_a_batch_are_the_ones_its_signer_stores() -> None:
     signer = Signer("writer.example", SEED)
     for n in (*range(1, 20), 64, 100, 257):
         stored = [_stored(v, b'{"class_version":2,"note":"n%d"}' % v) for v in range(1, n + 1)]
-        signed = sign_batch(stored, signer)
+        signed = sign_batch_by_paths(stored, signer)
         blocks = [s.state[s.state.rfind(b',"signed":{') + 10 : -1] for s in signed]
         sig = Block.model_validate_json(blocks[0]).sig
         root, expected = batch_blocks(signer.name, sig, [merkle.leaf_hash(_entry(s.originator_version, s.state)) for s in stored])
         assert expected == blocks, n
         assert root == batch_tree([merkle.leaf_hash(_entry(s.originator_version, s.state)) for s in stored])[0]
+
+
+def test_a_batch_signs_to_the_bytes_of_the_clear_signing() -> None:
+    signer = Signer("writer.example", SEED)
+    for n in (*range(1, 20), 31, 32, 33, 100, 257, 2000):
+        stored = [_stored(v, b'{"class_version":2,"note":"n%d \\u00e9"}' % v) for v in range(1, n + 1)]
+        assert sign_batch(stored, signer) == sign_batch_by_paths(stored, signer), n
 
 
 def test_the_block_encoding_is_compact_json_in_key_order() -> None:

@@ -932,6 +932,8 @@ def main() -> None:
     run.add_argument("--results", default="bench/results", help="folder for the <date>-<size>.json and .md results")
     run.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     run.add_argument("--no-pages", action="store_true", help="skip the browser view's page times")
+    run.add_argument("--no-write-baselines", action="store_true", help="skip the bare insert baselines (baseline-insert, raw-insert, "
+                     "raw-copy, raw-executemany): with --written, to measure the reads of a large ledger whose writing is quoted")
     run.add_argument("--compare", metavar="OLD.json", type=Path, help="print each row's change against an earlier result file, and write it "
                      "into the markdown result too")
     run.add_argument("--written", metavar="URL[=RESULT]", help="measure the ledger already written at URL (e.g. by `python -m benchmarks.bench "
@@ -990,13 +992,14 @@ def main() -> None:
         if options.kafka_only:
             continue
         events = results[-1]["events"]
-        base_url = f"sqlite:///{folder / 'baseline.db'}" if store == "sqlite" else schema_url()
-        results.append(_measure("baseline-insert", url, base_url))
-        if store == "sqlite":
-            results.append(_measure("raw-sqlite-insert", url, str(folder / "raw.db")))
-        else:
-            results.append(_measure("raw-postgres-insert", url, schema_url(), "copy"))
-            results.append(_measure("raw-postgres-insert", url, schema_url(), "executemany"))
+        if not options.no_write_baselines:
+            base_url = f"sqlite:///{folder / 'baseline.db'}" if store == "sqlite" else schema_url()
+            results.append(_measure("baseline-insert", url, base_url))
+            if store == "sqlite":
+                results.append(_measure("raw-sqlite-insert", url, str(folder / "raw.db")))
+            else:
+                results.append(_measure("raw-postgres-insert", url, schema_url(), "copy"))
+                results.append(_measure("raw-postgres-insert", url, schema_url(), "executemany"))
         import_url = f"sqlite:///{folder / 'import.db'}" if store == "sqlite" else schema_url()
         if written.get(url, {}).get("name") != "import":  # a ledger written by an import has measured it already
             results.append(_measure("import", import_url, str(events), str(options.seed)))

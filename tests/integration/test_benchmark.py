@@ -60,3 +60,16 @@ def test_the_benchmark_reports_every_measure_with_its_ratios(tmp_path: Path) -> 
     page_lines = sum(len(r["pages"]) + 1 for r in pages)
     assert markdown.count("\n| ") == len(rows) + 1 + page_lines and "scripts/benchmark --size 400" in markdown
     assert markdown.count("| figures | `/` |") == 2
+
+
+def test_a_run_without_the_write_baselines_measures_the_reads_only(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench", "run", "--size", "200", "--no-postgres", "--no-kafka", "--no-pages",
+         "--no-write-baselines", "--results", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    [written] = list(tmp_path.glob("*-200.json"))
+    names = {r["name"] for r in json.loads(written.read_text())["results"]}
+    assert not names & {"baseline-insert", "raw-insert"}, names
+    assert {"ledger-write", "import", "rebuild", "tlog-verify", "report-impact"} <= names, names

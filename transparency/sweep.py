@@ -172,7 +172,9 @@ def _recorded(state: bytes, at: int) -> bytes:
     return recorded_time(state).encode("utf-8", "surrogatepass")[:0xFFFF]
 
 
-_HEX_ID = re.compile(rb"[0-9a-f]{32}")
+_HEX_DIGITS = b"0123456789abcdef"
+_UUID_PARTS = struct.Struct("8s4s4s4s12s").unpack
+"""The five groups of a UUID's 32 hex digits, as it prints them hyphenated."""
 IDS_KEPT = 65_536
 """How many hyphenated ids are remembered (an aggregate's events come close together); then the memory starts again."""
 
@@ -181,11 +183,11 @@ def _hyphenated(ids: dict[bytes, bytes], aid: bytes) -> bytes:
     """The id as the leaf holds it: 32 lower-case hex digits hyphenated as a UUID prints them (ValueError otherwise); 36 are checked already."""
     if len(aid) == 36:
         return aid
-    if not _HEX_ID.fullmatch(aid):
+    if len(aid) != 32 or aid.translate(None, _HEX_DIGITS):
         raise ValueError("the id is not as the store writes it")
     if len(ids) >= IDS_KEPT:
         ids.clear()
-    ids[aid] = done = b"-".join((aid[:8], aid[8:12], aid[12:16], aid[16:20], aid[20:]))
+    ids[aid] = done = b"-".join(_UUID_PARTS(aid))
     return done
 
 
@@ -226,7 +228,7 @@ def _segment(store: TreeStore, changes: Sequence[tuple[int, str, bytes]], page: 
         if [sha256(b"".join((leaf_head(0, FORMAT, p, 36, a, v), k[0], u16(len(t)), t, u32(len(state)), state))).digest()
                 for p, a, v, k, t, state in zip(positions, aids, versions, kinds, times, states)] != list(leaves):
             return failed
-        entries = [sha256(b"".join((_ENTRY_START, entry_head(36, a, v), k[1], u32(at + 1), memoryview(state)[:at], b"}"))).digest()
+        entries = [sha256(b"".join((_ENTRY_START, entry_head(36, a, v), k[1], u32(at + 1), state[:at], b"}"))).digest()
                    if at >= 0 else b"" for a, v, k, at, state in zip(aids, versions, kinds, ats, states)]
         # A signed event's block, if it is the payload's last field; None (which no block matches) otherwise.
         stored = [state[at + 10 : -1] if at >= 0 and state[-1] == 0x7D else None for at, state in zip(ats, states)]

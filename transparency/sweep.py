@@ -217,13 +217,23 @@ def _segment(store: TreeStore, changes: Sequence[tuple[int, str, bytes]], page: 
         if any(None in column for column in columns):
             return failed
         positions, aids, versions, names, states, indices, leaves = columns
-        # The whole page at once, in tight loops: rows another segment reads are checked here as well, which a history that holds passes.
+        # The page at once, in tight loops over its rows: those read past the segment's end are checked as well, as a history that holds passes.
         if (started and indices[0] != expect) or positions[0] <= previous or indices != tuple(range(indices[0], indices[0] + len(rows))):
             return failed
         previous = positions[-1]
+        ats = [state.rfind(_OPENS) for state in states]
+        if skipping:  # events that continue a batch opened before the segment: the previous segment reads them
+            i = 0
+            while i < len(rows) and ats[i] >= 0 and not _BATCH_START.match(states[i], ats[i] + 10):
+                i += 1
+            seg.skipped += i
+            if i == len(rows):
+                continue
+            skipping = False
+            positions, aids, versions, names, states = positions[i:], aids[i:], versions[i:], names[i:], states[i:]
+            indices, leaves, ats = indices[i:], leaves[i:], ats[i:]
         aids = [ids.get(aid) or _hyphenated(ids, aid) for aid in aids]
         kinds = [topics.get(topic) or _topic(topics, topic) for topic in names]
-        ats = [state.rfind(_OPENS) for state in states]
         times = [recorded_of(state, at if at >= 0 else len(state)) for state, at in zip(states, ats)]
         if [sha256(b"".join((leaf_head(0, FORMAT, p, 36, a, v), k[0], u16(len(t)), t, u32(len(state)), state))).digest()
                 for p, a, v, k, t, state in zip(positions, aids, versions, kinds, times, states)] != list(leaves):
@@ -232,15 +242,7 @@ def _segment(store: TreeStore, changes: Sequence[tuple[int, str, bytes]], page: 
                    if at >= 0 else b"" for a, v, k, at, state in zip(aids, versions, kinds, ats, states)]
         # A signed event's block, if it is the payload's last field; None (which no block matches) otherwise.
         stored = [state[at + 10 : -1] if at >= 0 and state[-1] == 0x7D else None for at, state in zip(ats, states)]
-        i, n = 0, len(rows)
-        if skipping:
-            while i < n and ats[i] >= 0 and not _BATCH_START.match(states[i], ats[i] + 10):
-                i += 1
-            seg.skipped += i
-            if i == n:
-                continue
-            skipping = False
-        own, ended = i, False
+        i, n, ended = 0, len(positions), False
         while i < n:
             if not hashes:  # between batches: the segment may end here, or an unsigned event come
                 if positions[i] > upto:
@@ -275,7 +277,7 @@ def _segment(store: TreeStore, changes: Sequence[tuple[int, str, bytes]], page: 
                 if expected != blocks or not writers.holds(checker, start, by, sig, root, size, authorizes):
                     return failed
                 hashes, blocks = [], []
-        for recorded, _ in groupby(times[own:i]):  # recorded times in order: one moment for each run of events recorded at once
+        for recorded, _ in groupby(times[:i]):  # recorded times in order: one moment for each run of events recorded at once
             if recorded != last_recorded:
                 last_recorded = recorded
                 when = moment(recorded.decode("utf-8"))

@@ -14,10 +14,10 @@ import os
 import re
 import signal
 import struct
-from itertools import groupby
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -37,9 +37,9 @@ SEGMENT_PAGES = 4
 PROCESSES = 2
 """At most this many processes read segments at once (never more than the cores this process may use)."""
 TAIL = 256
-ROWS = 500
-"""Rows read at a time: each is hashed and compared in tight loops over the rows, which stay in the processor's cache."""
 """Rows read at a time past a segment's end, to finish the batch open there."""
+ROWS = 500
+"""Rows read at a time within a segment: each check runs in a tight loop over them, while their payloads stay in the processor's cache."""
 
 _OPENS = b',"signed":{'
 _LEAF_HEAD = struct.Struct(">BBQH36sQ")
@@ -159,8 +159,8 @@ def _topic(topics: dict[bytes, tuple[bytes, bytes, str]], topic: bytes) -> tuple
 
 
 def _recorded(state: bytes, at: int) -> bytes:
-    """The recorded time's UTF-8 bytes of a payload signed at `at`, read from where the store's encoder puts it when that is
-    certain; else as `recorded_time` reads it.
+    """The recorded time's UTF-8 bytes of a payload whose signature block starts at `at` (its length if unsigned), read from
+    where the store's encoder puts it when that is certain; else as `recorded_time` reads it.
 
     After it and before `at` there must be no escape and no other "timestamp": the block after it, once found canonical, holds
     neither. (A signed body is JSON as its writer's encoder wrote it: were it not, its leaf, made by `recorded_time` when the
@@ -210,8 +210,8 @@ def _segment(store: TreeStore, changes: Sequence[tuple[int, str, bytes]], page: 
     hashes: list[bytes] = []
     blocks: list[bytes | None] = []
     size, start, by, sig, authorizes = 0, 0, "", "", None
-    cursor = after
-    while rows := store.sweep_rows(cursor, min(ROWS, upto - cursor) if cursor < upto else TAIL):
+    cursor, step = after, min(page, ROWS)
+    while rows := store.sweep_rows(cursor, min(step, upto - cursor) if cursor < upto else TAIL):
         cursor = rows[-1][0]
         columns = tuple(zip(*rows))
         if any(None in column for column in columns):

@@ -17,6 +17,7 @@ import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -37,6 +38,8 @@ PROCESSES = 2
 """At most this many processes read segments at once (never more than the cores this process may use)."""
 TAIL = 256
 """Rows read at a time past a segment's end, to finish the batch open there."""
+ROWS = 500
+"""Rows read at a time within a segment: each check runs in a tight loop over them, while their payloads stay in the processor's cache."""
 
 _OPENS = b',"signed":{'
 _LEAF_HEAD = struct.Struct(">BBQH36sQ")
@@ -48,8 +51,8 @@ _U16, _U32 = struct.Struct(">H").pack, struct.Struct(">I").pack
 _BATCH_START = re.compile(rb'\{"by":"(?:[^"\\]|\\.)*","n":[0-9]+,"i":0,')
 _FIRST_BLOCK = re.compile(rb'\{"by":("[^"\\]*"),"n":([1-9][0-9]*),"i":0,"path":\[[^\]]*\],"sig":"([^"\\]*)"\}')
 """The block of a batch's first event, with a name that needs no escaping: the others are compared with what the signer writes."""
-_RECORDED = b',"timestamp":"'
-_CLASS_VERSION = b'{"class_version":'
+_HEAD = re.compile(rb'\{"class_version":[0-9]+,"timestamp":"([^"\\]{0,65535})"')
+"""The start of a payload as the store's encoder writes it: its class version, then its recorded time, unescaped."""
 
 
 @dataclass
@@ -156,23 +159,22 @@ def _topic(topics: dict[bytes, tuple[bytes, bytes, str]], topic: bytes) -> tuple
 
 
 def _recorded(state: bytes, at: int) -> bytes:
-    """The recorded time's UTF-8 bytes of a payload signed at `at`, read from where the store's encoder puts it when that is
-    certain; else as `recorded_time` reads it.
+    """The recorded time's UTF-8 bytes of a payload whose signature block starts at `at` (its length if unsigned), read from
+    where the store's encoder puts it when that is certain; else as `recorded_time` reads it.
 
-    Before `at` there must be no escape and no other "timestamp": the block after it, once found canonical, holds neither.
-    (A signed body is JSON as its writer's encoder wrote it: were it not, its leaf, made by `recorded_time` when the tree grew,
-    would not match this reading.)
+    After it and before `at` there must be no escape and no other "timestamp": the block after it, once found canonical, holds
+    neither. (A signed body is JSON as its writer's encoder wrote it: were it not, its leaf, made by `recorded_time` when the
+    tree grew, would not match this reading.)
     """
-    if state.startswith(_CLASS_VERSION):
-        start = state.find(_RECORDED, 17, 40)
-        if start > 17 and state[17:start].isdigit():
-            end = state.find(b'"', start + 14, at)
-            if end > 0 and state.find(b"\\", 0, at) < 0 and state.find(b"timestamp", end, at) < 0 and end - start <= 0xFFFF:
-                return state[start + 14 : end]
+    head = _HEAD.match(state)
+    if head is not None and (end := head.end()) <= at and state.find(b"\\", end, at) < 0 and state.find(b"timestamp", end, at) < 0:
+        return head.group(1)
     return recorded_time(state).encode("utf-8", "surrogatepass")[:0xFFFF]
 
 
-_HEX_ID = re.compile(rb"[0-9a-f]{32}")
+_HEX_DIGITS = b"0123456789abcdef"
+_UUID_PARTS = struct.Struct("8s4s4s4s12s").unpack
+"""The five groups of a UUID's 32 hex digits, as it prints them hyphenated."""
 IDS_KEPT = 65_536
 """How many hyphenated ids are remembered (an aggregate's events come close together); then the memory starts again."""
 
@@ -181,11 +183,11 @@ def _hyphenated(ids: dict[bytes, bytes], aid: bytes) -> bytes:
     """The id as the leaf holds it: 32 lower-case hex digits hyphenated as a UUID prints them (ValueError otherwise); 36 are checked already."""
     if len(aid) == 36:
         return aid
-    if not _HEX_ID.fullmatch(aid):
+    if len(aid) != 32 or aid.translate(None, _HEX_DIGITS):
         raise ValueError("the id is not as the store writes it")
     if len(ids) >= IDS_KEPT:
         ids.clear()
-    ids[aid] = done = b"-".join((aid[:8], aid[8:12], aid[12:16], aid[16:20], aid[20:]))
+    ids[aid] = done = b"-".join(_UUID_PARTS(aid))
     return done
 
 
@@ -202,39 +204,80 @@ def _segment(store: TreeStore, changes: Sequence[tuple[int, str, bytes]], page: 
     writers, checker = _Writers(changes), SignatureChecker(remember=16)
     topics: dict[bytes, tuple[bytes, bytes, str]] = {}
     ids: dict[bytes, bytes] = {}
-    sha256, leaf_head, entry_head, u16, u32 = hashlib.sha256, _LEAF_HEAD.pack, _ENTRY_HEAD.pack, _U16, _U32
+    sha256, leaf_head, entry_head, u16, u32, recorded_of = hashlib.sha256, _LEAF_HEAD.pack, _ENTRY_HEAD.pack, _U16, _U32, _recorded
     skipping, started, expect, previous, began = not first, False, 0, LOWEST, None
     last_recorded: bytes | None = None
     hashes: list[bytes] = []
-    blocks: list[bytes] = []
+    blocks: list[bytes | None] = []
     size, start, by, sig, authorizes = 0, 0, "", "", None
-    cursor = after
-    while rows := store.sweep_rows(cursor, min(page, upto - cursor) if cursor < upto else TAIL):
+    cursor, step = after, min(page, ROWS)
+    while rows := store.sweep_rows(cursor, min(step, upto - cursor) if cursor < upto else TAIL):
         cursor = rows[-1][0]
-        for row in rows:
-            if None in row:
-                return failed
-            position, aid, version, topic, state, index, leaf = row
-            at = state.rfind(_OPENS)
-            if skipping:
-                if at >= 0 and not _BATCH_START.match(state, at + 10):
-                    seg.skipped += 1
+        columns = tuple(zip(*rows))
+        if any(None in column for column in columns):
+            return failed
+        positions, aids, versions, names, states, indices, leaves = columns
+        # The page at once, in tight loops over its rows: those read past the segment's end are checked as well, as a history that holds passes.
+        if (started and indices[0] != expect) or positions[0] <= previous or indices != tuple(range(indices[0], indices[0] + len(rows))):
+            return failed
+        previous = positions[-1]
+        ats = [state.rfind(_OPENS) for state in states]
+        if skipping:  # events that continue a batch opened before the segment: the previous segment reads them
+            i = 0
+            while i < len(rows) and ats[i] >= 0 and not _BATCH_START.match(states[i], ats[i] + 10):
+                i += 1
+            seg.skipped += i
+            if i == len(rows):
+                continue
+            skipping = False
+            positions, aids, versions, names, states = positions[i:], aids[i:], versions[i:], names[i:], states[i:]
+            indices, leaves, ats = indices[i:], leaves[i:], ats[i:]
+        aids = [ids.get(aid) or _hyphenated(ids, aid) for aid in aids]
+        kinds = [topics.get(topic) or _topic(topics, topic) for topic in names]
+        times = [recorded_of(state, at if at >= 0 else len(state)) for state, at in zip(states, ats)]
+        if [sha256(b"".join((leaf_head(0, FORMAT, p, 36, a, v), k[0], u16(len(t)), t, u32(len(state)), state))).digest()
+                for p, a, v, k, t, state in zip(positions, aids, versions, kinds, times, states)] != list(leaves):
+            return failed
+        entries = [sha256(b"".join((_ENTRY_START, entry_head(36, a, v), k[1], u32(at + 1), state[:at], b"}"))).digest()
+                   if at >= 0 else b"" for a, v, k, at, state in zip(aids, versions, kinds, ats, states)]
+        # A signed event's block, if it is the payload's last field; None (which no block matches) otherwise.
+        stored = [state[at + 10 : -1] if at >= 0 and state[-1] == 0x7D else None for at, state in zip(ats, states)]
+        i, n, ended = 0, len(positions), False
+        while i < n:
+            if not hashes:  # between batches: the segment may end here, or an unsigned event come
+                if positions[i] > upto:
+                    seg.next, ended = positions[i], True
+                    break
+                if not started:
+                    started, seg.first, seg.first_index = True, positions[i], indices[i]
+                at = ats[i]
+                if at < 0:
+                    if began is not None:
+                        return failed  # unsigned after signed writes began
+                    if kinds[i][2] == AUTHORIZED:
+                        began, seg.root = positions[i], True
+                    else:
+                        seg.unsigned, seg.unsigned_upto = seg.unsigned + 1, positions[i]
+                    i += 1
                     continue
-                skipping = False
-            if position > upto and not hashes:
-                seg.next = position
-                return _ended(seg, expect, began)
-            if not started:
-                started, seg.first, seg.first_index, expect = True, position, index, index
-            if index != expect or position <= previous:
-                return failed
-            expect, previous = index + 1, position
-            aid = ids.get(aid) or _hyphenated(ids, aid)
-            kinds = topics.get(topic) or _topic(topics, topic)
-            recorded = _recorded(state, at) if at >= 0 else recorded_time(state).encode("utf-8", "surrogatepass")[:0xFFFF]
-            if sha256(b"".join((leaf_head(0, FORMAT, position, 36, aid, version), kinds[0], u16(len(recorded)), recorded,
-                                u32(len(state)), state))).digest() != leaf:
-                return failed
+                opening = _FIRST_BLOCK.fullmatch(states[i], at + 10, len(states[i]) - 1)
+                if opening is None:
+                    return failed
+                by, size, sig = json.loads(opening.group(1)), int(opening.group(2)), opening.group(3).decode("ascii")
+                start, authorizes = positions[i], states[i][:at] + b"}" if kinds[i][2] == AUTHORIZED else None
+                if began is None:
+                    began = positions[i]
+            # The batch's events in this page at once: an unsigned one among them has no block, so the blocks do not match.
+            take = min(size - len(hashes), n - i)
+            hashes += entries[i : i + take]
+            blocks += stored[i : i + take]
+            i += take
+            if len(hashes) == size:
+                root, expected = batch_blocks(by, sig, hashes)
+                if expected != blocks or not writers.holds(checker, start, by, sig, root, size, authorizes):
+                    return failed
+                hashes, blocks = [], []
+        for recorded, _ in groupby(times[:i]):  # recorded times in order: one moment for each run of events recorded at once
             if recorded != last_recorded:
                 last_recorded = recorded
                 when = moment(recorded.decode("utf-8"))
@@ -245,31 +288,9 @@ def _segment(store: TreeStore, changes: Sequence[tuple[int, str, bytes]], page: 
                         seg.latest = when
                     if seg.earliest is None:
                         seg.earliest = when
-            if at < 0:
-                if hashes or began is not None:
-                    return failed  # a batch cut short, or unsigned after signed writes began
-                if kinds[2] == AUTHORIZED:
-                    began, seg.root = position, True
-                else:
-                    seg.unsigned, seg.unsigned_upto = seg.unsigned + 1, position
-                continue
-            if state[-1] != 0x7D:
-                return failed  # the block is not the payload's last field
-            if not hashes:
-                opening = _FIRST_BLOCK.fullmatch(state, at + 10, len(state) - 1)
-                if opening is None:
-                    return failed
-                by, size, sig = json.loads(opening.group(1)), int(opening.group(2)), opening.group(3).decode("ascii")
-                start, authorizes = position, state[:at] + b"}" if kinds[2] == AUTHORIZED else None
-                if began is None:
-                    began = position
-            hashes.append(sha256(b"".join((_ENTRY_START, entry_head(36, aid, version), kinds[1], u32(at + 1), memoryview(state)[:at], b"}"))).digest())
-            blocks.append(state[at + 10 : -1])
-            if len(hashes) == size:
-                root, expected = batch_blocks(by, sig, hashes)
-                if expected != blocks or not writers.holds(checker, start, by, sig, root, size, authorizes):
-                    return failed
-                hashes, blocks = [], []
+        expect = indices[i - 1] + 1 if i else indices[0]
+        if ended:
+            return _ended(seg, expect, began)
     return failed if hashes else _ended(seg, expect, began)
 
 
@@ -282,18 +303,18 @@ def _ended(seg: _Segment, expect: int, began: int | None) -> _Segment:
 
 def _tree_chunk(store: TreeStore, first: int, count: int, width: int, page: int) -> tuple[bool, bytes | None]:
     """Whether every stored node over leaves `first` to `first + count` is the hash of its stored children; the chunk's root if complete."""
-    below = store.nodes_at(0, first, count)
-    level_hashes = [below.get(first + k) for k in range(count)]
-    if any(h is None for h in level_hashes):
+    sha256 = hashlib.sha256
+    current = list(map(store.nodes_at(0, first, count).get, range(first, first + count)))
+    if None in current:
         return False, None
-    current: list[bytes] = level_hashes  # type: ignore[assignment]
     level = 1
     while len(current) >= 2:
-        made = [merkle.node_hash(current[2 * k], current[2 * k + 1]) for k in range(len(current) // 2)]
+        made = [sha256(b"\x01" + left + right).digest() for left, right in zip(current[0::2], current[1::2])]
         base = first >> level
         for offset in range(0, len(made), page):
-            stored = store.nodes_at(level, base + offset, min(page, len(made) - offset))
-            if any(stored.get(base + offset + k) != h for k, h in enumerate(made[offset : offset + page])):
+            limit = min(page, len(made) - offset)
+            stored = store.nodes_at(level, base + offset, limit)
+            if list(map(stored.get, range(base + offset, base + offset + limit))) != made[offset : offset + limit]:
                 return False, None
         current, level = made, level + 1
     return True, current[0] if count == width else None

@@ -116,7 +116,9 @@ def rebuild(recorder: ApplicationRecorder, mapper: Mapper[Any], store: Projectio
     """Drop the projection and build it again from position 0: in bulk where the events can be scanned, else page by page."""
     if not scan.can_scan(recorder):
         return rebuild_by_pages(recorder, mapper, store, **options)
-    return rebuild_in_bulk(recorder, store, catalogue=getattr(mapper, "catalogue", CATALOGUE), **options)
+    from projections import parallel  # it folds with rebuild_in_bulk, in worker processes
+
+    return parallel.rebuild(recorder, store, catalogue=getattr(mapper, "catalogue", CATALOGUE), **options)
 
 
 def rebuild_by_pages(recorder: ApplicationRecorder, mapper: Mapper[Any], store: ProjectionStore, **options: Any) -> int:
@@ -135,6 +137,7 @@ def rebuild_in_bulk(
     projection: str = PROJECTION,
     chunk: int = REBUILD_CHUNK,
     snapshot_every: int = SNAPSHOT_EVERY,
+    keys: scan.KeyRange = (None, None),
     **_: Any,
 ) -> int:
     """`rebuild_by_pages`, fast: the same rows and snapshots (tests/integration/test_fast_rebuild.py,
@@ -146,6 +149,7 @@ def rebuild_in_bulk(
     A row is also kept, as it stood there, at each multiple of `snapshot_every` (up to the last position read) that
     ends a stretch of positions holding one of its aggregate's events: the snapshot rows, written in chunks too.
     Memory holds one aggregate and one chunk, whatever the length of the log.
+    With `keys`, only the aggregates in that range are folded (projections/parallel.py folds the ranges side by side).
     """
     store.reset(projection)
     upto = recorder.max_notification_id() or 0
@@ -161,7 +165,7 @@ def rebuild_in_bulk(
     key: str | None = None
     row: Row | None = None
     at = 0  # the snapshot boundary of the row's last event; 0 if beyond the last one
-    with closing(scan.by_aggregate(recorder, upto)) as stored:
+    with closing(scan.by_aggregate(recorder, upto, keys)) as stored:
         for event_key, position, topic, state in stored:
             boundary = -(-position // snapshot_every) * snapshot_every if last_boundary else 0
             if event_key != key or boundary != at:

@@ -227,22 +227,41 @@ def _stored_fold(catalogue: EventCatalogue, *, trust_stamps: bool = True) -> Cal
     # Stored at the current version: read with no upcast (the catalogue's upcast would change nothing).
     trusted = {topic: (version_of(cls), platform.field_fold(cls)) for topic, cls in catalogue.topics().items()
                if trust_stamps and cls.__qualname__ in platform.STAMP_ONLY}
+    current = {topic: (version_of(cls), cls) for topic, cls in catalogue.topics().items()}
     loads = orjson.loads
     moment = datetime.fromisoformat
 
     def fold(row: Row | None, topic: str, state: bytes, position: int) -> Row | None:
+        if topic in trusted:  # tested first: a raised KeyError costs more than a lookup, for half of a log's events
+            try:
+                version, field_fold = trusted[topic]
+                fields = loads(state)
+                stored_version = fields.pop(VERSION_KEY)
+                fields.pop(SIGNED_KEY, None)
+                if stored_version == version and type(stored_version) is int and type(fields["occurred_at"]) is str:
+                    moment(fields["occurred_at"])
+                    return field_fold(row, fields, position)
+            except (ValueError, RecursionError, LookupError, TypeError, AttributeError):
+                pass
+        event = validated(topic, state)
+        if event is None:
+            event = catalogue.decode(topic, stored_fields(topic, state, position, loads), _NO_ID, 0, position)
+        return platform.fold(row, event, position)
+
+    def validated(topic: str, state: bytes) -> Any:
+        """The event of a state stored at its class's current version, validated as `catalogue.decode` validates it, with
+        nothing to upcast; None for any other state, left to `catalogue.decode` (which names what it cannot read)."""
         try:
-            version, field_fold = trusted[topic]
+            version, cls = current[topic]
             fields = loads(state)
             stored_version = fields.pop(VERSION_KEY)
+            if stored_version != version or type(stored_version) is not int:
+                return None
             fields.pop(SIGNED_KEY, None)
-            if stored_version == version and type(stored_version) is int and type(fields["occurred_at"]) is str:
-                moment(fields["occurred_at"])
-                return field_fold(row, fields, position)
-        except (ValueError, RecursionError, LookupError, TypeError, AttributeError):
-            pass
-        event = catalogue.decode(topic, stored_fields(topic, state, position, loads), _NO_ID, 0, position)
-        return platform.fold(row, event, position)
+            fields["originator_id"], fields["originator_version"] = _NO_ID, 0
+            return cls.model_validate(fields)
+        except Exception:  # whatever it is, decode meets it again and says what it is
+            return None
 
     return fold
 

@@ -55,6 +55,14 @@ def by_aggregate(recorder: ApplicationRecorder, upto: int, keys: KeyRange = (Non
         raise TypeError(f"cannot scan the events of a {type(recorder).__name__}")
 
 
+def has_unkeyed_events(recorder: ApplicationRecorder) -> bool:
+    """Whether an event is stored with no aggregate id (SQLite's column can be edited to NULL): no range of `keys` holds it."""
+    if _kind(recorder) != "sqlite":
+        return False  # PostgreSQL's primary key refuses a NULL id
+    statement = f"SELECT 1 FROM {recorder.events_table_name} WHERE originator_id IS NULL LIMIT 1"  # type: ignore[attr-defined]
+    return any(True for _ in _sqlite_rows(recorder, statement, ()))
+
+
 def by_aggregate_after(recorder: ApplicationRecorder, after: int, upto: int) -> Iterator[StoredRow]:
     """`by_aggregate` of the events at positions in (`after`, `upto`] only: the database sorts that range, never the whole log."""
     if after <= 0:

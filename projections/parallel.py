@@ -13,6 +13,7 @@ from typing import Any
 
 from eventsourcing.persistence import ApplicationRecorder
 
+from adapters import scan
 from adapters.scan import KeyRange
 from domain.errors import LedgerError
 from projections import runner
@@ -30,7 +31,7 @@ def rebuild(recorder: ApplicationRecorder, store: ProjectionStore, *, workers: i
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         if (recorder.max_notification_id() or 0) < PARALLEL_FROM:
             workers = 1
-    if workers < 2 or _reader_settings(recorder) is None:
+    if workers < 2 or _reader_settings(recorder) is None or scan.has_unkeyed_events(recorder):
         return runner.rebuild_in_bulk(recorder, store, **options)
     return rebuild_in_parallel(recorder, store, workers=workers, **options)
 

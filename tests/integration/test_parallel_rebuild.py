@@ -15,6 +15,7 @@ from projections import parallel, runner
 from service_layer.demo import DemoHistory, write_demo
 from tests.conftest import drop_schema
 from tests.integration.test_golden_ledgers import LEDGERS, replay_into_postgres
+from tests.integration.tampering import tamper
 from tests.integration.test_replay_survives import CASES, imported
 
 EVERY = 37
@@ -130,3 +131,21 @@ def test_a_small_ledger_folds_in_one_process_and_a_long_one_on_every_core(tmp_pa
     finally:
         store.close()
         app.close()
+
+
+def test_an_event_edited_to_no_id_at_all_is_met_as_the_one_process_rebuild_meets_it(tmp_path: Path) -> None:
+    # No range of ids holds a NULL id (only SQLite's column can be edited to one): such a ledger folds in one process.
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    imported(url)
+    tamper(url, "UPDATE {events} SET originator_id = NULL WHERE {id} = 5")
+    app = bootstrap.build_ledger(url)
+    store = bootstrap.build_projection_store(url)
+    try:
+        with pytest.raises(Exception) as alone:
+            runner.rebuild_in_bulk(app.recorder, store, projection="alone")
+        with pytest.raises(Exception) as side_by_side:
+            parallel.rebuild(app.recorder, store, projection="side_by_side", workers=2)
+    finally:
+        store.close()
+        app.close()
+    assert type(side_by_side.value) is type(alone.value) and str(side_by_side.value) == str(alone.value)

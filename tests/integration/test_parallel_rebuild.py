@@ -149,3 +149,40 @@ def test_an_event_edited_to_no_id_at_all_is_met_as_the_one_process_rebuild_meets
         store.close()
         app.close()
     assert type(side_by_side.value) is type(alone.value) and str(side_by_side.value) == str(alone.value)
+
+
+def test_a_failing_write_or_worker_stops_every_worker_and_reaches_the_caller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    demo = DemoHistory(seed=2, scale=0.008)
+    app = bootstrap.build_ledger(url, clock=demo.clock)
+    write_demo(app, demo)
+    store = bootstrap.build_projection_store(url)
+    full = sqlite3.OperationalError("database or disk is full")
+
+    def no_room(projection: str, rows: Any) -> None:
+        raise full
+
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(store, "put_rows", no_room)
+            with pytest.raises(sqlite3.OperationalError) as failed:
+                parallel.rebuild(app.recorder, store, projection="full", workers=2, chunk=10)
+            assert failed.value is full
+        on_cores = runner.rebuild_in_bulk
+
+        def broken(*args: Any, keys: Any = (None, None), **options: Any) -> int:
+            if keys[0] is not None:  # the second range's worker
+                raise ValueError("a fault of the fold")
+            return on_cores(*args, keys=keys, **options)
+
+        monkeypatch.setattr(runner, "rebuild_in_bulk", broken)
+        with pytest.raises(RuntimeError, match="a rebuild worker failed:(.|\n)*ValueError: a fault of the fold"):
+            parallel.rebuild(app.recorder, store, projection="broken", workers=2)
+        assert multiprocessing.active_children() == []
+        assert store.position("broken", runner.platform.FOLD_VERSION) == 0
+    finally:
+        store.close()
+        app.close()

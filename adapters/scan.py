@@ -20,28 +20,47 @@ def can_scan(recorder: ApplicationRecorder) -> bool:
     return _kind(recorder) is not None
 
 
-def by_aggregate(recorder: ApplicationRecorder, upto: int) -> Iterator[StoredRow]:
-    """Every event at a position up to `upto`, aggregate by aggregate, each aggregate's events in order.
+KeyRange = tuple[str | None, str | None]
+"""Stored aggregate ids from the first (included) to the second (left out), as 32 hex digits; None: no bound on that side."""
+
+
+def by_aggregate(recorder: ApplicationRecorder, upto: int, keys: KeyRange = (None, None)) -> Iterator[StoredRow]:
+    """Every event at a position up to `upto` (of the aggregates in `keys`), aggregate by aggregate, each aggregate's
+    events in order.
 
     One read transaction (a consistent snapshot), fetched page by page.
     """
+    low, high = keys
     kind = _kind(recorder)
     if kind == "sqlite":
+        # Text ids compare as text; a respelled id of another type falls in the first range or the last, as it sorts.
+        bounds = "".join((" AND originator_id >= ?" if low is not None else "", " AND originator_id < ?" if high is not None else ""))
         statement = (
             f"SELECT originator_id, rowid, topic, state FROM {recorder.events_table_name} "  # type: ignore[attr-defined]
-            "WHERE rowid <= ? ORDER BY originator_id, originator_version"
+            f"WHERE rowid <= ?{bounds} ORDER BY originator_id, originator_version"
         )
-        yield from _sqlite_rows(recorder, statement, (upto,))
+        yield from _sqlite_rows(recorder, statement, (upto, *(key for key in keys if key is not None)))
     elif kind == "postgres":
         from psycopg.sql import SQL, Identifier
 
+        bounds = SQL("").join((SQL(" AND originator_id >= %s") if low is not None else SQL(""),
+                               SQL(" AND originator_id < %s") if high is not None else SQL("")))
         statement = SQL(
-            "SELECT originator_id, notification_id, topic, state FROM {}.{} WHERE notification_id <= %s ORDER BY originator_id, originator_version"
-        ).format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))  # type: ignore[attr-defined]
-        for originator_id, position, topic, state in _postgres_rows(recorder, statement, (upto,)):
+            "SELECT originator_id, notification_id, topic, state FROM {}.{} WHERE notification_id <= %s{} ORDER BY originator_id, originator_version"
+        ).format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name), bounds)  # type: ignore[attr-defined]
+        params = (upto, *(UUID(key) for key in keys if key is not None))
+        for originator_id, position, topic, state in _postgres_rows(recorder, statement, params):
             yield originator_id.hex, position, topic, state
     else:
         raise TypeError(f"cannot scan the events of a {type(recorder).__name__}")
+
+
+def has_unkeyed_events(recorder: ApplicationRecorder) -> bool:
+    """Whether an event is stored with no aggregate id (SQLite's column can be edited to NULL): no range of `keys` holds it."""
+    if _kind(recorder) != "sqlite":
+        return False  # PostgreSQL's primary key refuses a NULL id
+    statement = f"SELECT 1 FROM {recorder.events_table_name} WHERE originator_id IS NULL LIMIT 1"  # type: ignore[attr-defined]
+    return any(True for _ in _sqlite_rows(recorder, statement, ()))
 
 
 def by_aggregate_after(recorder: ApplicationRecorder, after: int, upto: int) -> Iterator[StoredRow]:

@@ -116,7 +116,9 @@ def rebuild(recorder: ApplicationRecorder, mapper: Mapper[Any], store: Projectio
     """Drop the projection and build it again from position 0: in bulk where the events can be scanned, else page by page."""
     if not scan.can_scan(recorder):
         return rebuild_by_pages(recorder, mapper, store, **options)
-    return rebuild_in_bulk(recorder, store, catalogue=getattr(mapper, "catalogue", CATALOGUE), **options)
+    from projections import parallel  # it folds with rebuild_in_bulk, in worker processes
+
+    return parallel.rebuild(recorder, store, catalogue=getattr(mapper, "catalogue", CATALOGUE), **options)
 
 
 def rebuild_by_pages(recorder: ApplicationRecorder, mapper: Mapper[Any], store: ProjectionStore, **options: Any) -> int:
@@ -135,6 +137,7 @@ def rebuild_in_bulk(
     projection: str = PROJECTION,
     chunk: int = REBUILD_CHUNK,
     snapshot_every: int = SNAPSHOT_EVERY,
+    keys: scan.KeyRange = (None, None),
     **_: Any,
 ) -> int:
     """`rebuild_by_pages`, fast: the same rows and snapshots (tests/integration/test_fast_rebuild.py,
@@ -146,6 +149,7 @@ def rebuild_in_bulk(
     A row is also kept, as it stood there, at each multiple of `snapshot_every` (up to the last position read) that
     ends a stretch of positions holding one of its aggregate's events: the snapshot rows, written in chunks too.
     Memory holds one aggregate and one chunk, whatever the length of the log.
+    With `keys`, only the aggregates in that range are folded (projections/parallel.py folds the ranges side by side).
     """
     store.reset(projection)
     upto = recorder.max_notification_id() or 0
@@ -161,7 +165,7 @@ def rebuild_in_bulk(
     key: str | None = None
     row: Row | None = None
     at = 0  # the snapshot boundary of the row's last event; 0 if beyond the last one
-    with closing(scan.by_aggregate(recorder, upto)) as stored:
+    with closing(scan.by_aggregate(recorder, upto, keys)) as stored:
         for event_key, position, topic, state in stored:
             boundary = -(-position // snapshot_every) * snapshot_every if last_boundary else 0
             if event_key != key or boundary != at:
@@ -223,22 +227,41 @@ def _stored_fold(catalogue: EventCatalogue, *, trust_stamps: bool = True) -> Cal
     # Stored at the current version: read with no upcast (the catalogue's upcast would change nothing).
     trusted = {topic: (version_of(cls), platform.field_fold(cls)) for topic, cls in catalogue.topics().items()
                if trust_stamps and cls.__qualname__ in platform.STAMP_ONLY}
+    current = {topic: (version_of(cls), cls) for topic, cls in catalogue.topics().items()}
     loads = orjson.loads
     moment = datetime.fromisoformat
 
     def fold(row: Row | None, topic: str, state: bytes, position: int) -> Row | None:
+        if topic in trusted:  # tested first: a raised KeyError costs more than a lookup, for half of a log's events
+            try:
+                version, field_fold = trusted[topic]
+                fields = loads(state)
+                stored_version = fields.pop(VERSION_KEY)
+                fields.pop(SIGNED_KEY, None)
+                if stored_version == version and type(stored_version) is int and type(fields["occurred_at"]) is str:
+                    moment(fields["occurred_at"])
+                    return field_fold(row, fields, position)
+            except (ValueError, RecursionError, LookupError, TypeError, AttributeError):
+                pass
+        event = validated(topic, state)
+        if event is None:
+            event = catalogue.decode(topic, stored_fields(topic, state, position, loads), _NO_ID, 0, position)
+        return platform.fold(row, event, position)
+
+    def validated(topic: str, state: bytes) -> Any:
+        """The event of a state stored at its class's current version, validated as `catalogue.decode` validates it, with
+        nothing to upcast; None for any other state, left to `catalogue.decode` (which names what it cannot read)."""
         try:
-            version, field_fold = trusted[topic]
+            version, cls = current[topic]
             fields = loads(state)
             stored_version = fields.pop(VERSION_KEY)
+            if stored_version != version or type(stored_version) is not int:
+                return None
             fields.pop(SIGNED_KEY, None)
-            if stored_version == version and type(stored_version) is int and type(fields["occurred_at"]) is str:
-                moment(fields["occurred_at"])
-                return field_fold(row, fields, position)
-        except (ValueError, RecursionError, LookupError, TypeError, AttributeError):
-            pass
-        event = catalogue.decode(topic, stored_fields(topic, state, position, loads), _NO_ID, 0, position)
-        return platform.fold(row, event, position)
+            fields["originator_id"], fields["originator_version"] = _NO_ID, 0
+            return cls.model_validate(fields)
+        except Exception:  # whatever it is, decode meets it again and says what it is
+            return None
 
     return fold
 

@@ -151,7 +151,7 @@ class ReadModel:
     def _versions(self, keys: list[str]) -> dict[str, int]:
         # One primary-key probe per key, so the cost follows the batch, not the read model (`= ANY(...)` may scan it all).
         rows = self.conn.execute(
-            SQL("SELECT v.aggregate_id, v.version FROM unnest(%s::text[]) AS k(id) JOIN {} AS v ON v.projection = %s AND v.aggregate_id = k.id"
+            SQL("SELECT v.aggregate_id, v.version FROM unnest(%b::text[]) AS k(id) JOIN {} AS v ON v.projection = %s AND v.aggregate_id = k.id"
                 ).format(self.versions_table),
             (keys, self.settings.projection),
         )
@@ -262,7 +262,7 @@ class ReadModel:
             self.store.upsert_rows(cursor, projection, changed)
             written = [key for key in sorted(loaded) if key in versions]
             cursor.execute(
-                SQL("INSERT INTO {} AS v (projection, aggregate_id, version) SELECT %s, id, version FROM unnest(%s::text[], %s::bigint[]) AS u(id, version) "
+                SQL("INSERT INTO {} AS v (projection, aggregate_id, version) SELECT %s, id, version FROM unnest(%b::text[], %b::bigint[]) AS u(id, version) "
                     "ON CONFLICT (projection, aggregate_id) DO UPDATE SET version = GREATEST(excluded.version, v.version)"
                     ).format(self.versions_table),
                 (projection, written, [versions[key] for key in written]),

@@ -21,6 +21,7 @@ from projections import platform
 from projections.reports import StaleReadModel
 from projections.store import PostgresProjectionStore
 from transparency.note import Verifier
+from transparency.streamed import StreamChecker
 
 log = logging.getLogger("ledger.consumer")
 BIGINT = 2**63 - 1
@@ -74,6 +75,7 @@ class ReadModel:
         self.entries_table = SQL("{}.{}").format(Identifier(schema), Identifier("consumer_entries"))
         self.writers_table = SQL("{}.{}").format(Identifier(schema), Identifier("consumer_writers"))
         self.held_table = SQL("{}.{}").format(Identifier(schema), Identifier("held_messages"))
+        self.checker = StreamChecker()
         with self.conn.transaction():
             self.conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"cluster-ledger-ddl:{schema}",))
             self.conn.execute(SQL(
@@ -122,7 +124,7 @@ class ReadModel:
         rows = cursor.execute(SQL("SELECT name, verifier, counts_after, revoked_at FROM {} WHERE projection = %s").format(self.writers_table),
                               (self.settings.projection,)).fetchall()
         keys = {name: TrustedKey(parse_verifier(verifier), after, revoked) for name, verifier, after, revoked in rows}
-        return Writers(keys, self.settings.trust_first_writer)
+        return Writers(keys, self.settings.trust_first_writer, self.checker)
 
     def held(self) -> list[tuple[str, str, int, int, str, Any]]:
         """Every held message, oldest first: group, topic, partition, offset, why it waits and since when."""

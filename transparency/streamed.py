@@ -23,13 +23,13 @@ class StreamChecker(SignatureChecker):
 
     def __init__(self, remember: int = 4096, trees: int = 16) -> None:
         super().__init__(remember)
-        self._trees: dict[tuple[str, int, str], dict[Node, tuple[bytes, tuple[str, ...]]]] = {}
+        self._trees: dict[tuple[str, bytes, int, str], dict[Node, tuple[bytes, tuple[str, ...]]]] = {}
         self._keep = trees
         """How many batch trees are kept (the oldest go first): at most two nodes per leaf of each."""
 
     def check_event(self, event: SignedEvent, verifier: Verifier) -> str | None:
         block = event.block
-        tree = (verifier.encode(), block.n, block.sig)
+        tree = (verifier.name, verifier.public, block.n, block.sig)  # the key as its parts: encoding it costs a hash per event
         canonical = not event.stored_block or event.stored_block == block.encode()
         if canonical and block.by == verifier.name and 0 <= block.i < block.n:
             nodes = self._trees.get(tree)
@@ -42,7 +42,7 @@ class StreamChecker(SignatureChecker):
             return why
         return super().check_event(event, verifier)
 
-    def _prove(self, tree: tuple[str, int, str], leaf: bytes, index: int, size: int, path: tuple[str, ...]) -> None:
+    def _prove(self, tree: tuple[str, bytes, int, str], leaf: bytes, index: int, size: int, path: tuple[str, ...]) -> None:
         """Keep every node of a path that led to a signed root, with the siblings that lead from it to the root."""
         nodes = self._trees.get(tree)
         if nodes is None:

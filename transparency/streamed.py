@@ -16,9 +16,10 @@ Node = tuple[int, int]
 class StreamChecker(SignatureChecker):
     """`SignatureChecker.check_event` with the same answers, each event's audit path walked only until it meets a proven node.
 
-    A node is proven when a whole path through it led to a root whose signature held: its hash and the sibling the
-    path joined there are kept. An event whose walk reaches a proven node with the same hash, and whose remaining
-    path is the same siblings, leads to that root; any other event is checked by the clear path, which gives the answer.
+    A node is proven when a path through it led to a root whose signature held: its hash and the siblings from it to
+    the root are kept. An event whose walk reaches a proven node with the same hash, and whose remaining path is the
+    same siblings, leads to that root; any other event is checked by the clear path, which gives the answer.
+    What it proves says which key signed which root, not whether that key is trusted: the caller decides that.
     """
 
     def __init__(self, remember: int = 4096, trees: int = 16) -> None:

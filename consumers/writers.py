@@ -80,11 +80,12 @@ class Verdict:
 class Writers:
     """The keys one read model trusts, by writer name: a root (given, or trusted on first use), then those the stream authorizes."""
 
-    def __init__(self, keys: dict[str, TrustedKey], trust_first: bool) -> None:
+    def __init__(self, keys: dict[str, TrustedKey], trust_first: bool, checker: SignatureChecker | None = None) -> None:
         self.keys = keys
         self.trust_first = trust_first
         self.changed: set[str] = set()
-        self.checker = SignatureChecker()
+        self.checker = checker if checker is not None else SignatureChecker()
+        """A consumer passes the one it keeps: what it proved of a batch's signature serves the batch's later events."""
 
     @property
     def checking(self) -> bool:

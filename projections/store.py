@@ -329,7 +329,7 @@ class PostgresProjectionStore:
     def rows(self, projection: str, keys: Iterable[str]) -> dict[str, Row]:
         # A join on the keys probes the primary key once per key; `key = ANY(...)` may be planned as a scan of the whole table.
         cursor = self.connection.execute(
-            self._sql("SELECT r.key, r.data FROM unnest(%s::text[]) AS k(key) JOIN {} AS r ON r.projection = %s AND r.key = k.key"
+            self._sql("SELECT r.key, r.data FROM unnest(%b::text[]) AS k(key) JOIN {} AS r ON r.projection = %s AND r.key = k.key"
                       ).format(self.rows_table), (list(keys), projection)
         )
         return {key: json.loads(data) for key, data in cursor}
@@ -369,7 +369,8 @@ class PostgresProjectionStore:
         if not rows:
             return
         cursor.execute(
-            self._sql("INSERT INTO {} (projection, key, data) SELECT %s, key, data FROM unnest(%s::text[], %s::text[]) AS u(key, data) "
+            # Arrays in binary (%b): psycopg's text form escapes every element through a regular expression.
+            self._sql("INSERT INTO {} (projection, key, data) SELECT %s, key, data FROM unnest(%b::text[], %b::text[]) AS u(key, data) "
                       "ON CONFLICT (projection, key) DO UPDATE SET data = excluded.data").format(self.rows_table),
             (projection, list(rows), [encode(row) for row in rows.values()]),
         )

@@ -240,6 +240,56 @@ def evidence_page(source: RowSource, settings: Settings, key: str, after: int = 
 
 
 def _figures(source: RowSource, settings: Settings, kept: _Kept) -> tuple[Figures, _Kept]:
+    return _figures_of(source, [(settings, kept)])[0]
+
+
+_NEEDS: dict[str, frozenset[str]] = {
+    **{key: frozenset({"org"}) for key in (
+        "cluster_organisations", "member_organisations_represented", "share_established_within_15_years", _SECTOR,
+        "new_profiles_published", "share_regularly_updated_profiles_start", "share_regularly_updated_profiles_end")},
+    **{key: frozenset({"activity", "participation"}) for key in (*_PARTICIPANTS.values(), "booster_academy_professionals")},
+    "bilateral_meetings": frozenset({"activity", "meeting"}),
+    "cooperation_cases_identified": frozenset({"case"}),
+    **{key: frozenset({"activity"}) for key in _HELD.values()},
+    "clusters_meet_regions_pitches": frozenset({"activity", "pitch"}),
+    **{key: frozenset({"publication"}) for key, _ in _PUBLICATIONS.values()},
+}
+"""The kinds of rows each figure reads (with a country, organisations too: they place the other rows in it)."""
+
+
+def values_by_period(source: RowSource, periods: list[Settings], key: str) -> list[Any]:
+    """The value of figure `key` for each of `periods` (all of one country), as `compute` gives it: one pass over the rows
+    of the kinds the figure reads, whatever the number of periods."""
+    if len({p.country for p in periods}) > 1:
+        raise ValueError("periods of different countries are counted in passes of their own")
+    kinds = _NEEDS[key] | ({"org"} if periods and periods[0].country is not None else set())
+    return [figures.values[key] for figures, _ in _figures_of(source, [(p, _Kept(0, only=key)) for p in periods], kinds)]
+
+
+def _figures_of(source: RowSource, counted: list[tuple[Settings, _Kept]], kinds: Collection[str] | None = None) -> list[tuple[Figures, _Kept]]:
+    """`_figures` of several settings of one country in one pass over the rows (of `kinds` only, if given)."""
+    countings = [_counting(settings, kept) for settings, kept in counted]
+    # First the lookups other rows need (activities; organisations when a country filters them), then the rest: most rows,
+    # so that pass reads them all rather than have the store pick them by kind.
+    first = {"activity", "org"} if any(settings.country is not None for settings, _ in counted) else {"activity"}
+    wanted = set(kinds) if kinds is not None else None
+    handlers: dict[str, list[Callable[[Row], None]]] = {}
+    for handled, _ in countings:
+        for kind, handler in handled.items():
+            handlers.setdefault(kind, []).append(handler)
+    for row in _rows_of(source, first if wanted is None else first & wanted) if wanted is None or first & wanted else ():
+        for handler in handlers[row["kind"]]:
+            handler(row)
+    for row in _rows_of(source, None if wanted is None else wanted - first) if wanted is None or wanted - first else ():
+        if row["kind"] not in first:
+            for handler in handlers[row["kind"]]:
+                handler(row)
+    return [finish() for _, finish in countings]
+
+
+def _counting(settings: Settings, kept: _Kept) -> tuple[dict[str, Callable[[Row], None]], Callable[[], tuple[Figures, _Kept]]]:
+    """The handler of each kind of row for the figures of `settings`, and what makes the figures once every row is handled
+    (activities before participations, meetings and pitches; organisations before them too when a country is set)."""
     start, end, country = settings.start.isoformat(), settings.end.isoformat(), settings.country
     cutoff = settings.end.year - settings.established_within_years
     moments = [(key, moment.isoformat(), (moment - timedelta(days=settings.update_window_days)).isoformat())
@@ -334,14 +384,12 @@ def _figures(source: RowSource, settings: Settings, kept: _Kept) -> tuple[Figure
 
     handlers: dict[str, Callable[[Row], None]] = {"org": org, "activity": activity, "participation": participation, "meeting": meeting,
                                                   "case": case, "pitch": pitch, "publication": publication}
-    # First the lookups other rows need (activities; organisations when a country filters them), then the rest: most rows,
-    # so that pass reads them all rather than have the store pick them by kind.
-    first = {"activity", "org"} if country is not None else {"activity"}
-    for row in _rows_of(source, first):
-        handlers[row["kind"]](row)
-    for row in _rows_of(source, None):
-        if row["kind"] not in first:
-            handlers[row["kind"]](row)
+    return handlers, lambda: _made(kept, on_platform, members, young, base, sectors, people, moments)
+
+
+def _made(kept: _Kept, on_platform: int, members: int, young: int, base: Counter[str], sectors: Counter[str],
+          people: dict[str, tuple[int, str]], moments: list[tuple[str, str, str]]) -> tuple[Figures, _Kept]:
+    """The figures once every row is counted."""
     for participant, (position, ref) in people.items():
         kept.add("booster_academy_professionals", position, ref, "Participation.Registered", participant)
 

@@ -140,8 +140,15 @@ class RowsByKind(Protocol):
     def iter_rows(self, projection: str, kinds: Collection[str] | None = None) -> Iterator[Row]: ...
 
 
+class RowsPickedByKind:
+    """A `RowSource` that, asked for some kinds, reads only the rows of those kinds (and perhaps a few others)."""
+
+    def __call__(self, kinds: Collection[str] | None = None) -> Iterator[Row]:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class StoredRows:
+class StoredRows(RowsPickedByKind):
     """A `RowSource` over a projection store: each call streams the stored rows; a pass that needs some kinds only asks for those."""
 
     store: RowsByKind
@@ -155,7 +162,7 @@ def _rows_of(source: RowSource, kinds: Collection[str] | None) -> Iterable[Row]:
     """One pass over the rows of `kinds` (all rows if None); a store is asked for those kinds only."""
     if kinds is None:
         return source()
-    rows = source(kinds) if isinstance(source, StoredRows) else source()
+    rows = source(kinds) if isinstance(source, RowsPickedByKind) else source()
     return (row for row in rows if row["kind"] in kinds)
 
 

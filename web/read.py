@@ -245,15 +245,18 @@ class Reader:
 
     def report(self, query: Query) -> tuple[dict[str, Any], Figures]:
         """The impact report (or country sheet) of `query`, as `ledger report impact --format json` gives it; computed once
-        while the log stays the same size."""
+        while the log stays the same size, and once for every moment that includes the same events (the rows as of a
+        position are the same whichever moment reaches it: a pinned link reads the figures already computed)."""
         period, moment = query.period(), query.moment()
         rows, included = self.rows(moment)
-        key = (query, included.position, self.sources().recorder.max_notification_id() or 0)
+        key = (replace(query, as_of=None), included.position, self.sources().recorder.max_notification_id() or 0)
         if key not in self._reports:
             self._reports[key] = reports.impact(rows, period, moment, included=included)
             _trim(self._reports)
         self._reports.move_to_end(key)
-        return self._reports[key]
+        report, figures = self._reports[key]
+        as_of = moment.isoformat() if moment else None
+        return (report if report["as_of"] == as_of else {**report, "as_of": as_of}), figures
 
     def evidence(self, query: Query, figure: str, after: int, limit: int) -> tuple[EvidencePage, Included]:
         """`limit` of one figure's events after position `after`, from a kept run of them when one covers the page."""

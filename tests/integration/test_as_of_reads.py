@@ -18,6 +18,7 @@ from service_layer.demo import DemoHistory, write_demo
 from service_layer.ledger import Ledger
 from tests.conftest import drop_schema
 from tests.integration.test_golden_ledgers import LEDGERS, replay_into_postgres
+from web.read import Query, Reader
 
 EVERY = 29
 """Positions between snapshots: small, so a demo history has many."""
@@ -99,3 +100,31 @@ def test_rows_as_of_every_position_of_a_golden_ledger_equal_a_fold(db: Path, sto
         app.close()
         if store_kind == "postgres":
             drop_schema(url)
+
+
+def test_the_browser_view_computes_the_figures_of_one_position_once_whichever_moment_reaches_it(
+        demo: tuple[Ledger, ProjectionStore], db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    app, _ = demo
+    url = db_url
+    computed: list[int] = []
+    impact = reports.impact
+    monkeypatch.setattr(reports, "impact", lambda rows, *a, **k: computed.append(1) or impact(rows, *a, **k))
+    last = app.recorder.max_notification_id() or 0
+    stamps = {n.id: app.mapper.to_domain_event(n).timestamp for n in app.recorder.select_notifications(start=1, limit=last)}
+    reader = Reader(url)
+    try:
+        now, _ = reader.report(Query())
+        pinned, _ = reader.report(Query(as_of=stamps[last].isoformat()))
+        assert len(computed) == 1
+        assert pinned == {**now, "as_of": stamps[last].isoformat()} and now["as_of"] is None
+        middle = stamps[last // 2].isoformat()
+        earlier, _ = reader.report(Query(as_of=middle))
+        assert len(computed) == 2 and earlier["as_of"] == middle and earlier["as_of_position"] < last
+        alone = Reader(url)
+        try:
+            assert alone.report(Query(as_of=middle))[0] == earlier
+        finally:
+            alone.close()
+    finally:
+        reader.close()
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import json
 import sys
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -270,12 +271,39 @@ def values_by_period(source: RowSource, periods: list[Settings], key: str) -> li
     if len({p.country for p in periods}) > 1:
         raise ValueError("periods of different countries are counted in passes of their own")
     kinds = _NEEDS[key] | ({"org"} if periods and periods[0].country is not None else set())
-    return [figures.values[key] for figures, _ in _figures_of(source, [(p, _Kept(0, only=key)) for p in periods], kinds)]
+    apart = all(earlier.end < later.start for earlier, later in zip(periods, periods[1:]))
+    counted = _figures_of(source, [(p, _Kept(0, only=key)) for p in periods], kinds, dated=apart)
+    return [figures.values[key] for figures, _ in counted]
 
 
-def _figures_of(source: RowSource, counted: list[tuple[Settings, _Kept]], kinds: Collection[str] | None = None) -> list[tuple[Figures, _Kept]]:
-    """`_figures` of several settings of one country in one pass over the rows (of `kinds` only, if given)."""
+_DAYS: dict[str, Callable[[Row], list[str]]] = {
+    "meeting": lambda m: [_effective(step, m["steps"][0]) for step in m["steps"]],
+    "case": lambda c: [c["steps"][0]["on"]],
+    "pitch": lambda p: [p["delivered"]["on"]],
+    "publication": lambda p: [_effective(stamp, p["published"]) for stamp in (p["published"], *p["updates"])],
+}
+"""For the kinds of rows that count in a period only by a day within it (and change nothing else): every such day."""
+
+
+def _periods_of(days: list[str], starts: list[str], ends: list[str]) -> list[int]:
+    """The indexes of the periods (in order, apart) holding any of `days`."""
+    found = set()
+    for day in days:
+        i = bisect_right(starts, day) - 1
+        if i >= 0 and day <= ends[i]:
+            found.add(i)
+    return sorted(found)
+
+
+def _figures_of(source: RowSource, counted: list[tuple[Settings, _Kept]], kinds: Collection[str] | None = None, *,
+                dated: bool = False) -> list[tuple[Figures, _Kept]]:
+    """`_figures` of several settings of one country in one pass over the rows (of `kinds` only, if given).
+
+    `dated`: the settings' periods are in order and apart, so a row of a kind in `_DAYS` is counted only for the periods
+    holding one of its days (for the others its handler would do nothing).
+    """
     countings = [_counting(settings, kept) for settings, kept in counted]
+    starts, ends = [s.start.isoformat() for s, _ in counted], [s.end.isoformat() for s, _ in counted]
     # First the lookups other rows need (activities; organisations when a country filters them), then the rest: most rows,
     # so that pass reads them all rather than have the store pick them by kind.
     first = {"activity", "org"} if any(settings.country is not None for settings, _ in counted) else {"activity"}
@@ -288,9 +316,15 @@ def _figures_of(source: RowSource, counted: list[tuple[Settings, _Kept]], kinds:
         for handler in handlers[row["kind"]]:
             handler(row)
     for row in _rows_of(source, None if wanted is None else wanted - first) if wanted is None or wanted - first else ():
-        if row["kind"] not in first:
-            for handler in handlers[row["kind"]]:
-                handler(row)
+        kind = row["kind"]
+        if kind in first:
+            continue
+        if dated and kind in _DAYS:
+            for i in _periods_of(_DAYS[kind](row), starts, ends):
+                handlers[kind][i](row)
+            continue
+        for handler in handlers[kind]:
+            handler(row)
     return [finish() for _, finish in countings]
 
 

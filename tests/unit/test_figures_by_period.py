@@ -25,11 +25,14 @@ def monthly(country: str | None) -> list[Settings]:
 @pytest.mark.parametrize("country", [None, "LV"])
 def test_values_by_period_equal_figures_computed_period_by_period(country: str | None) -> None:
     rows = list(generated_rows(3_000))
-    periods = monthly(country) + [replace(PERIOD, country=country)]
-    alone = [compute(lambda: rows, period, limit=0).values for period in periods]
-    assert any(values["bilateral_meetings"] for values in alone[:-1])
+    months = monthly(country)
+    alone = [compute(lambda: rows, period, limit=0).values for period in months]
+    assert all(any(values[key] for values in alone) for key in ("bilateral_meetings", "cooperation_cases_identified", "case_studies"))
+    whole = compute(lambda: rows, replace(PERIOD, country=country), limit=0).values
     for key in KEYS:
-        assert values_by_period(lambda: rows, periods, key) == [values[key] for values in alone], key
+        # Months apart count a row only in the months holding one of its days; with a period over them, in every period.
+        assert values_by_period(lambda: rows, months, key) == [values[key] for values in alone], key
+        assert values_by_period(lambda: rows, [*months, replace(PERIOD, country=country)], key) == [values[key] for values in alone] + [whole[key]], key
 
 
 def test_periods_of_different_countries_are_refused() -> None:

@@ -287,7 +287,7 @@ _DAYS: dict[str, Callable[[Row], list[str]]] = {
 
 def _periods_of(days: list[str], starts: list[str], ends: list[str]) -> list[int]:
     """The indexes of the periods (in order, apart) holding any of `days`."""
-    found = set()
+    found: set[int] = set()
     for day in days:
         i = bisect_right(starts, day) - 1
         if i >= 0 and day <= ends[i]:

@@ -4,7 +4,7 @@ position 0: on a demo history and on every golden ledger, on both stores, in bot
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import orjson
@@ -13,6 +13,7 @@ import pytest
 import bootstrap
 from projections import reports, runner
 from projections.figures import Settings, compute
+from projections.platform import Row
 from projections.store import ProjectionStore
 from service_layer.demo import DemoHistory, write_demo
 from service_layer.ledger import Ledger
@@ -24,7 +25,7 @@ EVERY = 29
 """Positions between snapshots: small, so a demo history has many."""
 
 
-def by_key(rows: Iterator[dict]) -> list[bytes]:
+def by_key(rows: Iterable[Row]) -> list[bytes]:
     return sorted(orjson.dumps(row, option=orjson.OPT_SORT_KEYS) for row in rows)
 
 
@@ -37,10 +38,10 @@ def expect_rows_as_of_equal_a_fold(app: Ledger, store: ProjectionStore, position
             rows = runner.RowsAsOf(app.recorder, store, upto)
             assert rows.start == upto // EVERY * EVERY and upto - rows.start < EVERY
             assert rows.streamed is (streamed and upto > rows.start)
-            assert by_key(rows()) == by_key(iter(folded.values())) == by_key(rows()), (upto, streamed)
+            assert by_key(rows()) == by_key(folded.values()) == by_key(rows()), (upto, streamed)
             # Asked for some kinds, a read holds every row of them.
             activities = [row for row in rows({"activity"}) if row["kind"] == "activity"]
-            assert by_key(iter(activities)) == by_key(row for row in folded.values() if row["kind"] == "activity"), (upto, streamed)
+            assert by_key(activities) == by_key(row for row in folded.values() if row["kind"] == "activity"), (upto, streamed)
 
 
 @pytest.fixture

@@ -732,7 +732,7 @@ def report_at_position(url: str, position: str) -> dict[str, Any]:
     store = bootstrap.build_projection_store(url)
     upto = int(position)
     started = time.perf_counter()
-    rows = lambda: (row for _, row in runner.rows_as_of(app.recorder, store, upto))  # noqa: E731
+    rows = runner.RowsAsOf(app.recorder, store, upto)
     reports.impact(rows, Settings(*reports.default_period()), None, included=reports.Included(upto))
     seconds = time.perf_counter() - started
     store.close()

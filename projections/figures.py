@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import json
 import sys
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -140,8 +141,15 @@ class RowsByKind(Protocol):
     def iter_rows(self, projection: str, kinds: Collection[str] | None = None) -> Iterator[Row]: ...
 
 
+class RowsPickedByKind:
+    """A `RowSource` that, asked for some kinds, reads only the rows of those kinds (and perhaps a few others)."""
+
+    def __call__(self, kinds: Collection[str] | None = None) -> Iterator[Row]:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class StoredRows:
+class StoredRows(RowsPickedByKind):
     """A `RowSource` over a projection store: each call streams the stored rows; a pass that needs some kinds only asks for those."""
 
     store: RowsByKind
@@ -155,7 +163,7 @@ def _rows_of(source: RowSource, kinds: Collection[str] | None) -> Iterable[Row]:
     """One pass over the rows of `kinds` (all rows if None); a store is asked for those kinds only."""
     if kinds is None:
         return source()
-    rows = source(kinds) if isinstance(source, StoredRows) else source()
+    rows = source(kinds) if isinstance(source, RowsPickedByKind) else source()
     return (row for row in rows if row["kind"] in kinds)
 
 
@@ -240,6 +248,89 @@ def evidence_page(source: RowSource, settings: Settings, key: str, after: int = 
 
 
 def _figures(source: RowSource, settings: Settings, kept: _Kept) -> tuple[Figures, _Kept]:
+    return _figures_of(source, [(settings, kept)])[0]
+
+
+_NEEDS: dict[str, frozenset[str]] = {
+    **{key: frozenset({"org"}) for key in (
+        "cluster_organisations", "member_organisations_represented", "share_established_within_15_years", _SECTOR,
+        "new_profiles_published", "share_regularly_updated_profiles_start", "share_regularly_updated_profiles_end")},
+    **{key: frozenset({"activity", "participation"}) for key in (*_PARTICIPANTS.values(), "booster_academy_professionals")},
+    "bilateral_meetings": frozenset({"activity", "meeting"}),
+    "cooperation_cases_identified": frozenset({"case"}),
+    **{key: frozenset({"activity"}) for key in _HELD.values()},
+    "clusters_meet_regions_pitches": frozenset({"activity", "pitch"}),
+    **{key: frozenset({"publication"}) for key, _ in _PUBLICATIONS.values()},
+}
+"""The kinds of rows each figure reads (with a country, organisations too: they place the other rows in it)."""
+
+
+def values_by_period(source: RowSource, periods: list[Settings], key: str) -> list[Any]:
+    """The value of figure `key` for each of `periods` (all of one country), as `compute` gives it: one pass over the rows
+    of the kinds the figure reads, whatever the number of periods."""
+    if len({p.country for p in periods}) > 1:
+        raise ValueError("periods of different countries are counted in passes of their own")
+    kinds = _NEEDS[key] | ({"org"} if periods and periods[0].country is not None else set())
+    apart = all(earlier.end < later.start for earlier, later in zip(periods, periods[1:]))
+    counted = _figures_of(source, [(p, _Kept(0, only=key)) for p in periods], kinds, dated=apart)
+    return [figures.values[key] for figures, _ in counted]
+
+
+_DAYS: dict[str, Callable[[Row], list[str]]] = {
+    "meeting": lambda m: [_effective(step, m["steps"][0]) for step in m["steps"]],
+    "case": lambda c: [c["steps"][0]["on"]],
+    "pitch": lambda p: [p["delivered"]["on"]],
+    "publication": lambda p: [_effective(stamp, p["published"]) for stamp in (p["published"], *p["updates"])],
+}
+"""For the kinds of rows that count in a period only by a day within it (and change nothing else): every such day."""
+
+
+def _periods_of(days: list[str], starts: list[str], ends: list[str]) -> list[int]:
+    """The indexes of the periods (in order, apart) holding any of `days`."""
+    found: set[int] = set()
+    for day in days:
+        i = bisect_right(starts, day) - 1
+        if i >= 0 and day <= ends[i]:
+            found.add(i)
+    return sorted(found)
+
+
+def _figures_of(source: RowSource, counted: list[tuple[Settings, _Kept]], kinds: Collection[str] | None = None, *,
+                dated: bool = False) -> list[tuple[Figures, _Kept]]:
+    """`_figures` of several settings of one country in one pass over the rows (of `kinds` only, if given).
+
+    `dated`: the settings' periods are in order and apart, so a row of a kind in `_DAYS` is counted only for the periods
+    holding one of its days (for the others its handler would do nothing).
+    """
+    countings = [_counting(settings, kept) for settings, kept in counted]
+    starts, ends = [s.start.isoformat() for s, _ in counted], [s.end.isoformat() for s, _ in counted]
+    # First the lookups other rows need (activities; organisations when a country filters them), then the rest: most rows,
+    # so that pass reads them all rather than have the store pick them by kind.
+    first = {"activity", "org"} if any(settings.country is not None for settings, _ in counted) else {"activity"}
+    wanted = set(kinds) if kinds is not None else None
+    handlers: dict[str, list[Callable[[Row], None]]] = {}
+    for handled, _ in countings:
+        for kind, handler in handled.items():
+            handlers.setdefault(kind, []).append(handler)
+    for row in _rows_of(source, first if wanted is None else first & wanted) if wanted is None or first & wanted else ():
+        for handler in handlers[row["kind"]]:
+            handler(row)
+    for row in _rows_of(source, None if wanted is None else wanted - first) if wanted is None or wanted - first else ():
+        kind = row["kind"]
+        if kind in first:
+            continue
+        if dated and kind in _DAYS:
+            for i in _periods_of(_DAYS[kind](row), starts, ends):
+                handlers[kind][i](row)
+            continue
+        for handler in handlers[kind]:
+            handler(row)
+    return [finish() for _, finish in countings]
+
+
+def _counting(settings: Settings, kept: _Kept) -> tuple[dict[str, Callable[[Row], None]], Callable[[], tuple[Figures, _Kept]]]:
+    """The handler of each kind of row for the figures of `settings`, and what makes the figures once every row is handled
+    (activities before participations, meetings and pitches; organisations before them too when a country is set)."""
     start, end, country = settings.start.isoformat(), settings.end.isoformat(), settings.country
     cutoff = settings.end.year - settings.established_within_years
     moments = [(key, moment.isoformat(), (moment - timedelta(days=settings.update_window_days)).isoformat())
@@ -334,14 +425,12 @@ def _figures(source: RowSource, settings: Settings, kept: _Kept) -> tuple[Figure
 
     handlers: dict[str, Callable[[Row], None]] = {"org": org, "activity": activity, "participation": participation, "meeting": meeting,
                                                   "case": case, "pitch": pitch, "publication": publication}
-    # First the lookups other rows need (activities; organisations when a country filters them), then the rest: most rows,
-    # so that pass reads them all rather than have the store pick them by kind.
-    first = {"activity", "org"} if country is not None else {"activity"}
-    for row in _rows_of(source, first):
-        handlers[row["kind"]](row)
-    for row in _rows_of(source, None):
-        if row["kind"] not in first:
-            handlers[row["kind"]](row)
+    return handlers, lambda: _made(kept, on_platform, members, young, base, sectors, people, moments)
+
+
+def _made(kept: _Kept, on_platform: int, members: int, young: int, base: Counter[str], sectors: Counter[str],
+          people: dict[str, tuple[int, str]], moments: list[tuple[str, str, str]]) -> tuple[Figures, _Kept]:
+    """The figures once every row is counted."""
     for participant, (position, ref) in people.items():
         kept.add("booster_academy_professionals", position, ref, "Participation.Registered", participant)
 

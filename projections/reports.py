@@ -160,8 +160,8 @@ def _rows_as_of(sources: Sources, as_of: datetime) -> tuple[RowSource, Included]
     if scan.can_scan(sources.recorder):
         last = last_recorded_by(sources, as_of)
         catalogue = getattr(sources.mapper, "catalogue", CATALOGUE)
-        # Each pass streams the latest snapshot at or before the position, merged with the events after it.
-        return (lambda: (row for _, row in runner.rows_as_of(sources.recorder, sources.store, last.position, catalogue))), last
+        # Each pass streams the latest snapshot at or before the position, with the rows the events after it changed.
+        return runner.RowsAsOf(sources.recorder, sources.store, last.position, catalogue), last
     last = Included()
 
     def tracked() -> Iterator[tuple[str, Any, int]]:
@@ -180,7 +180,7 @@ def rows_at_position(sources: Sources, position: int) -> tuple[RowSource, Includ
     can be scanned), and that event; what `report verify` re-derives a signed report's figures from."""
     if scan.can_scan(sources.recorder):
         catalogue = getattr(sources.mapper, "catalogue", CATALOGUE)
-        return (lambda: (row for _, row in runner.rows_as_of(sources.recorder, sources.store, position, catalogue))), _included(sources, position)
+        return runner.RowsAsOf(sources.recorder, sources.store, position, catalogue), _included(sources, position)
 
     def upto() -> Iterator[tuple[str, Any, int]]:
         for page in runner.notifications(sources.recorder, 0):

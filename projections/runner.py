@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import closing
 from itertools import groupby
 from operator import itemgetter
@@ -21,6 +21,7 @@ from adapters.mapper import CATALOGUE, stored_fields
 from domain.catalogue import VERSION_KEY, EventCatalogue, version_of
 from domain.errors import AlteredId
 from projections import platform
+from projections.figures import RowsPickedByKind
 from projections.platform import Row
 from projections.store import ProjectionStore, encode_fast
 from transparency.signing import SIGNED_KEY
@@ -29,8 +30,13 @@ PROJECTION = "platform"
 PAGE_SIZE = 1000
 REBUILD_CHUNK = 20_000
 """Rows a rebuild writes per transaction."""
-SNAPSHOT_EVERY = 1_000_000
-"""Positions from one snapshot of the projection to the next (0: no snapshots)."""
+SNAPSHOT_EVERY = 10_000
+"""Positions from one snapshot of the projection to the next (0: no snapshots): an as-of folds at most this many events.
+Each snapshot keeps only the rows changed since the one before, so their rows together number at most the log's events
+(in a generated 1M-event log, 100 snapshots hold 439,057 rows, 130 MB of text, where one whole snapshot holds 397,504, 116 MB)."""
+FOLDED_AFTER_A_SNAPSHOT = 100_000
+"""The most events after a snapshot whose rows `RowsAsOf` folds once and keeps; past it (a read model with sparser or no
+snapshots) each pass merges the snapshot and the events again, in key order, holding one aggregate at a time."""
 
 
 def notifications(recorder: ApplicationRecorder, after: int, page_size: int = PAGE_SIZE) -> Iterator[list[Notification]]:
@@ -326,6 +332,54 @@ def rows_as_of(
     while waiting is not None:
         yield waiting[0], loads(waiting[1])
         waiting = next(snapshot, None)
+
+
+class RowsAsOf(RowsPickedByKind):
+    """A `RowSource` of the rows as they stood at position `upto`: `rows_as_of`, with the events after the snapshot folded
+    once, not at each pass.
+
+    The rows of the aggregates with an event after the snapshot are folded from their snapshot rows when made and kept
+    (at most `SNAPSHOT_EVERY` events' worth); each pass then streams the snapshot, of the kinds asked for, with those rows in
+    place of their older versions. Rows come in no particular order. With more than `FOLDED_AFTER_A_SNAPSHOT` events after
+    the snapshot (or no snapshot), each pass is `rows_as_of` instead.
+    """
+
+    def __init__(
+        self, recorder: ApplicationRecorder, store: ProjectionStore, upto: int, catalogue: EventCatalogue = CATALOGUE, *,
+        projection: str = PROJECTION,
+    ) -> None:
+        self.recorder, self.store, self.upto, self.catalogue, self.projection = recorder, store, upto, catalogue, projection
+        self.start = store.snapshot_boundary(projection, platform.FOLD_VERSION, upto) if upto > 0 else 0
+        self.streamed = upto - self.start > FOLDED_AFTER_A_SNAPSHOT
+        self.changed: dict[str, Row] = {} if self.streamed or upto <= 0 else self._fold_after_snapshot()
+
+    def _fold_after_snapshot(self) -> dict[str, Row]:
+        with closing(scan.by_aggregate_after(self.recorder, self.start, self.upto)) as stored:
+            events = list(stored)
+        base = self.store.snapshot_rows_of(self.projection, self.start, {key for key, *_ in events}) if self.start else {}
+        fold, loads = _stored_fold(self.catalogue), orjson.loads
+        changed: dict[str, Row] = {}
+        for key, grouped in groupby(events, key=itemgetter(0)):
+            aggregate = list(grouped)
+            placed(key, aggregate[0][1])
+            row: Row | None = loads(base[key]) if key in base else None
+            for _, position, topic, state in aggregate:
+                row = fold(row, topic, state, position)
+            if row is not None:
+                changed[key] = row
+        return changed
+
+    def __call__(self, kinds: Collection[str] | None = None) -> Iterator[Row]:
+        if self.upto <= 0:
+            return
+        if self.streamed:
+            yield from (row for _, row in rows_as_of(self.recorder, self.store, self.upto, self.catalogue, projection=self.projection))
+            return
+        loads, changed = orjson.loads, self.changed
+        for key, data in self.store.snapshot_rows(self.projection, self.start, kinds) if self.start else ():
+            if key not in changed:
+                yield loads(data)
+        yield from changed.values()
 
 
 def fold_in_memory(events: Iterable[tuple[str, Any, int]]) -> dict[str, Row]:

@@ -73,8 +73,13 @@ class ProjectionStore(Protocol):
         """The last snapshot boundary at or before `upto` marked for fold `version`; 0 if none."""
         ...
 
-    def snapshot_rows(self, projection: str, boundary: int) -> Iterator[tuple[str, str]]:
-        """The snapshot at `boundary` as stored `(key, text)`, in key order: each key's latest version at a boundary up to it."""
+    def snapshot_rows(self, projection: str, boundary: int, kinds: Collection[str] | None = None) -> Iterator[tuple[str, str]]:
+        """The snapshot at `boundary` as stored `(key, text)`, in key order: each key's latest version at a boundary up to it
+        (with `kinds`, the rows of those kinds, and perhaps others: the caller checks each row's kind)."""
+        ...
+
+    def snapshot_rows_of(self, projection: str, boundary: int, keys: Collection[str]) -> dict[str, str]:
+        """The stored text of `keys` in the snapshot at `boundary` (keys it does not hold are left out)."""
         ...
 
     def put_snapshot_rows(self, projection: str, rows: Sequence[tuple[int, str, str]]) -> None:
@@ -207,18 +212,34 @@ class SQLiteProjectionStore:
         ).fetchone()
         return 0 if row is None or row[0] is None else int(row[0])
 
-    def snapshot_rows(self, projection: str, boundary: int) -> Iterator[tuple[str, str]]:
+    def snapshot_rows(self, projection: str, boundary: int, kinds: Collection[str] | None = None) -> Iterator[tuple[str, str]]:
+        if kinds is not None and not kinds:
+            return
         # SQLite takes the bare `data` from the row holding the MAX: each key's latest version, read in key order from the index.
-        cursor = self.connection.execute(
-            "SELECT key, data, MAX(boundary) FROM projection_snapshots WHERE projection = ? AND boundary <= ? GROUP BY key ORDER BY key",
-            (projection, boundary),
-        )
+        query, params = "SELECT key, data, MAX(boundary) FROM projection_snapshots WHERE projection = ? AND boundary <= ? GROUP BY key", [projection, boundary]
+        if kinds is not None:
+            # Picked by their text, as `iter_rows` picks them (a key's rows are all of one kind, whichever version is read).
+            query += " HAVING " + " OR ".join(["instr(data, ?) > 0"] * len(kinds)) + " OR instr(data, ?) = 0"
+            params += kind_marks(kinds)
+        cursor = self.connection.execute(query + " ORDER BY key", params)
         try:
             while found := cursor.fetchmany(5_000):
                 for key, data, _ in found:
                     yield key, data
         finally:
             cursor.close()
+
+    def snapshot_rows_of(self, projection: str, boundary: int, keys: Collection[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        wanted = list(keys)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for key, data, _ in self.connection.execute(
+                f"SELECT key, data, MAX(boundary) FROM projection_snapshots WHERE projection = ? AND boundary <= ? "
+                f"AND key IN ({','.join('?' * len(chunk))}) GROUP BY key", (projection, boundary, *chunk),
+            ):
+                found[key] = data
+        return found
 
     def put_snapshot_rows(self, projection: str, rows: Sequence[tuple[int, str, str]]) -> None:
         with _transaction(self.connection):
@@ -459,16 +480,32 @@ class PostgresProjectionStore:
         ).fetchone()
         return 0 if row is None or row[0] is None else int(row[0])
 
-    def snapshot_rows(self, projection: str, boundary: int) -> Iterator[tuple[str, str]]:
+    def snapshot_rows(self, projection: str, boundary: int, kinds: Collection[str] | None = None) -> Iterator[tuple[str, str]]:
+        if kinds is not None and not kinds:
+            return
+        query = self._sql("SELECT DISTINCT ON (key) key, data FROM {} WHERE projection = %s AND boundary <= %s "
+                          "ORDER BY key, boundary DESC").format(self.snapshots_table)
+        params: list[Any] = [projection, boundary]
+        if kinds is not None:
+            # Picked by their text, as `iter_rows` picks them, once each key's latest version is found.
+            query = self._sql("SELECT key, data FROM ({}) AS latest WHERE " + " OR ".join(["strpos(data, %s) > 0"] * len(kinds))
+                              + " OR strpos(data, %s) = 0").format(query)
+            params += kind_marks(kinds)
         with self.connection.transaction(), self.connection.cursor(name="projection_snapshot_rows") as cursor:
             cursor.itersize = 5_000
-            cursor.execute(
-                self._sql("SELECT DISTINCT ON (key) key, data FROM {} WHERE projection = %s AND boundary <= %s "
-                          "ORDER BY key, boundary DESC").format(self.snapshots_table),
-                (projection, boundary),
-            )
+            cursor.execute(query, params)
             for key, data in cursor:
                 yield key, data
+
+    def snapshot_rows_of(self, projection: str, boundary: int, keys: Collection[str]) -> dict[str, str]:
+        if not keys:
+            return {}
+        cursor = self.connection.execute(
+            self._sql("SELECT DISTINCT ON (s.key) s.key, s.data FROM unnest(%s::text[]) AS k(key) JOIN {} AS s ON s.projection = %s "
+                      "AND s.key = k.key AND s.boundary <= %s ORDER BY s.key, s.boundary DESC").format(self.snapshots_table),
+            (list(keys), projection, boundary),
+        )
+        return {key: data for key, data in cursor}
 
     def put_snapshot_rows(self, projection: str, rows: Sequence[tuple[int, str, str]]) -> None:
         if not rows or not self.keeps_snapshots:

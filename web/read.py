@@ -51,7 +51,7 @@ is answered within about 10 of them (eventsourcing's attempts), not 100."""
 KEPT = 8
 """Reports and runs of events kept per app (the oldest go first); each is small, whatever the ledger's size."""
 MONTHS_CHARTED = 120
-"""The most months a figure's chart by month covers: each costs one pass over the projection's rows."""
+"""The most months a figure's chart by month covers: each adds the counting of every row the figure reads."""
 logger = logging.getLogger(__name__)
 PUBLISHED_OFFERED = 20
 """Published checkpoints the event page offers to prove against, the newest first."""
@@ -125,7 +125,7 @@ class Reader:
     _reports: OrderedDict[tuple[Any, ...], tuple[dict[str, Any], Figures]] = field(default_factory=OrderedDict)
     _runs: OrderedDict[tuple[Any, ...], EvidencePage] = field(default_factory=OrderedDict)
     _refs: dict[UUID, str] = field(default_factory=dict)
-    _months: OrderedDict[tuple[Any, ...], list[dict[str, Any]]] = field(default_factory=OrderedDict)
+    _months: OrderedDict[tuple[Any, ...], list[Any]] = field(default_factory=OrderedDict)
     _tree: TreeStore | None = None
     _checked: int = 0
     """Every stored event up to this position is known to be readable by this code."""
@@ -245,15 +245,18 @@ class Reader:
 
     def report(self, query: Query) -> tuple[dict[str, Any], Figures]:
         """The impact report (or country sheet) of `query`, as `ledger report impact --format json` gives it; computed once
-        while the log stays the same size."""
+        while the log stays the same size, and once for every moment that includes the same events (the rows as of a
+        position are the same whichever moment reaches it: a pinned link reads the figures already computed)."""
         period, moment = query.period(), query.moment()
         rows, included = self.rows(moment)
-        key = (query, included.position, self.sources().recorder.max_notification_id() or 0)
+        key = (replace(query, as_of=None), included.position, self.sources().recorder.max_notification_id() or 0)
         if key not in self._reports:
             self._reports[key] = reports.impact(rows, period, moment, included=included)
             _trim(self._reports)
         self._reports.move_to_end(key)
-        return self._reports[key]
+        report, figures = self._reports[key]
+        as_of = moment.isoformat() if moment else None
+        return (report if report["as_of"] == as_of else {**report, "as_of": as_of}), figures
 
     def evidence(self, query: Query, figure: str, after: int, limit: int) -> tuple[EvidencePage, Included]:
         """`limit` of one figure's events after position `after`, from a kept run of them when one covers the page."""
@@ -281,9 +284,9 @@ class Reader:
             self._refs[originator_id] = getattr(found, "ref", None) or originator_id.hex
         return self._refs[originator_id]
 
-    def months(self, query: Query, compute: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
-        """The figures of each month of `query`'s period, computed once while the log stays the same size."""
-        key = (query, self.sources().recorder.max_notification_id() or 0)
+    def months(self, query: Query, figure: str, compute: Callable[[], list[Any]]) -> list[Any]:
+        """One figure's value in each month of `query`'s period, computed once while the log stays the same size."""
+        key = (query, figure, self.sources().recorder.max_notification_id() or 0)
         if key not in self._months:
             self._months[key] = compute()
             _trim(self._months)
@@ -407,22 +410,23 @@ def figure_page(reader: Reader, key: str, query: Query, after: int = 0, limit: i
 
 def figure_months(reader: Reader, key: str, query: Query) -> dict[str, Any]:
     """One figure month by month over the period: each month's value is the figure with that month (within the period) as
-    its period, by the same counting rule. One pass over the rows per month, kept while the log stays the same size."""
+    its period, by the same counting rule. One pass over the rows the figure reads for every month, kept while the log stays
+    the same size."""
     keys = [f["key"] for f in published_figures()["figures"]]
     if key not in keys:
         raise NotFound(f"figure: {key!r} is not a figure; one of: {', '.join(keys)}")
     period, moment = query.period(), query.moment()
     rows, included = reader.rows(moment)
     spans = [(month, max(first, period.start), min(last, period.end)) for month, first, last in _month_spans(period.start, period.end)]
-    values = reader.months(query, lambda: [counting.compute(rows, replace(period, start=first, end=last), limit=0).values for _, first, last in spans])
+    values = reader.months(query, key, lambda: counting.values_by_period(rows, [replace(period, start=first, end=last) for _, first, last in spans], key))
     return {
         "figure": key, "period": {"from": period.start.isoformat(), "to": period.end.isoformat()},
         "as_of": moment.isoformat() if moment else None, "as_of_position": included.position,
         "as_of_recorded_at": included.recorded_at.isoformat() if included.recorded_at else None,
         "country": period.country, "country_name": country_name(period.country) if period.country else None,
         "rule": counting.counting_rule(key, counting.assumptions(period)),
-        "months": [{"month": month, "from": first.isoformat(), "to": last.isoformat(), "value": found[key]}
-                   for (month, first, last), found in zip(spans, values)],
+        "months": [{"month": month, "from": first.isoformat(), "to": last.isoformat(), "value": value}
+                   for (month, first, last), value in zip(spans, values)],
     }
 
 

@@ -231,15 +231,35 @@ class EvidencePage:
     """How many of its events lie at or before position `after`: the first one listed is number `skipped + 1`."""
 
 
+_READS = {
+    **dict.fromkeys(("cluster_organisations", "member_organisations_represented", "share_established_within_15_years", _SECTOR,
+                     "new_profiles_published", "share_regularly_updated_profiles_start", "share_regularly_updated_profiles_end"), {"org"}),
+    **dict.fromkeys((*_PARTICIPANTS.values(), "booster_academy_professionals"), {"activity", "participation"}),
+    "bilateral_meetings": {"activity", "meeting"},
+    "cooperation_cases_identified": {"case"},
+    **dict.fromkeys(_HELD.values(), {"activity"}),
+    "clusters_meet_regions_pitches": {"activity", "pitch"},
+    **dict.fromkeys((name for name, _ in _PUBLICATIONS.values()), {"publication"}),
+}
+"""The kinds of rows each figure's counting rule reads (a country's figures read the organisations as well)."""
+
+
+def rows_read(key: str, country: str | None) -> set[str]:
+    """The kinds of rows the figure `key` is computed from, for all countries or one."""
+    return _READS[key] | ({"org"} if country is not None else set())
+
+
 def evidence_page(source: RowSource, settings: Settings, key: str, after: int = 0, limit: int = EVIDENCE_KEPT) -> EvidencePage:
-    """One figure's events after position `after`, the first `limit` of them: one streaming computation, memory bounded by `limit`."""
-    figures, kept = _figures(source, settings, _Kept(limit, after, only=key))
+    """One figure's events after position `after`, the first `limit` of them: one streaming computation over the kinds of rows
+    its rule reads, memory bounded by `limit`."""
+    figures, kept = _figures(source, settings, _Kept(limit, after, only=key), rows_read(key, settings.country))
     events = figures.evidence[key]
     beyond = kept.beyond.get(key, 0)
     return EvidencePage(key, figures.values[key], key in figures.counts, figures.totals[key], events, beyond > len(events), figures.totals[key] - beyond)
 
 
-def _figures(source: RowSource, settings: Settings, kept: _Kept) -> tuple[Figures, _Kept]:
+def _figures(source: RowSource, settings: Settings, kept: _Kept, kinds: Collection[str] | None = None) -> tuple[Figures, _Kept]:
+    """The figures from the rows of `kinds` (of every kind if None: only the figures that read no other kind are right then)."""
     start, end, country = settings.start.isoformat(), settings.end.isoformat(), settings.country
     cutoff = settings.end.year - settings.established_within_years
     moments = [(key, moment.isoformat(), (moment - timedelta(days=settings.update_window_days)).isoformat())
@@ -337,11 +357,16 @@ def _figures(source: RowSource, settings: Settings, kept: _Kept) -> tuple[Figure
     # First the lookups other rows need (activities; organisations when a country filters them), then the rest: most rows,
     # so that pass reads them all rather than have the store pick them by kind.
     first = {"activity", "org"} if country is not None else {"activity"}
-    for row in _rows_of(source, first):
-        handlers[row["kind"]](row)
-    for row in _rows_of(source, None):
-        if row["kind"] not in first:
+    if kinds is not None:
+        first &= set(kinds)
+    if first:
+        for row in _rows_of(source, first):
             handlers[row["kind"]](row)
+    rest = None if kinds is None else set(kinds) - first
+    if rest is None or rest:
+        for row in _rows_of(source, rest):
+            if row["kind"] not in first:
+                handlers[row["kind"]](row)
     for participant, (position, ref) in people.items():
         kept.add("booster_academy_professionals", position, ref, "Participation.Registered", participant)
 

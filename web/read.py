@@ -378,9 +378,7 @@ def countries_page(reader: Reader, query: Query) -> dict[str, Any]:
 
 def figure_page(reader: Reader, key: str, query: Query, after: int = 0, limit: int = PAGE_SIZE) -> dict[str, Any]:
     """Page 2: the events behind one figure, `limit` at a time after position `after`."""
-    keys = [f["key"] for f in published_figures()["figures"]]
-    if key not in keys:
-        raise NotFound(f"figure: {key!r} is not a figure; one of: {', '.join(keys)}")
+    _require_figure(key)
     period, moment = query.period(), query.moment()
     found, included = reader.evidence(query, key, after, limit)
     events = []
@@ -403,6 +401,12 @@ def figure_page(reader: Reader, key: str, query: Query, after: int = 0, limit: i
         # The moment the position shown was recorded: with it as `as_of`, the page reads the same however the log grows.
         "pinned_as_of": _pinned_as_of(reader, query, included.position),
     }
+
+
+def _require_figure(key: str) -> None:
+    keys = [f["key"] for f in published_figures()["figures"]]
+    if key not in keys:
+        raise NotFound(f"figure: {key!r} is not a figure; one of: {', '.join(keys)}")
 
 
 def figure_months(reader: Reader, key: str, query: Query) -> dict[str, Any]:
@@ -441,11 +445,14 @@ def figure_page_number(reader: Reader, key: str, query: Query, number: int, limi
     """Page `number` (from 1) of the events behind one figure: the page after the position of its `(number - 1) * limit`-th event."""
     after = 0
     if number > 1:
-        figure_page(reader, key, query, 0, 1)  # an unknown figure or a bad period is refused as on the first page
-        found, _ = reader.evidence(query, key, 0, (number - 1) * limit)
+        # An unknown figure or a bad period is refused as on the first page, before any pass over the rows.
+        _require_figure(key)
+        query.period(), query.moment()
+        # The pages before it and the page itself in one pass: the page is then read from the run kept.
+        found, _ = reader.evidence(query, key, 0, number * limit)
         if found.total <= (number - 1) * limit:
             raise NotFound(f"page: {number} is past the last page of {key} ({-(-found.total // limit) or 1})")
-        after = found.events[-1].position
+        after = found.events[(number - 1) * limit - 1].position
     return figure_page(reader, key, query, after, limit)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 import bootstrap
-from projections.figures import Settings, StoredRows, chart_data, compute, cross_border_partners, regions
+from projections.figures import Settings, StoredRows, chart_data, compute, cross_border_partners, evidence_page, regions
 from projections.store import ProjectionStore, encode
 from tests.unit.test_streaming_figures import PERIOD, generated_rows
 
@@ -46,3 +46,17 @@ def test_figures_from_a_store_equal_figures_from_the_same_rows_in_memory(store: 
     assert cross_border_partners(stored, settings) == cross_border_partners(held, settings)
     assert regions(stored, settings) == regions(held, settings)
     assert chart_data(stored, settings) == chart_data(held, settings)
+
+
+@pytest.mark.parametrize("country", [None, "LV"])
+def test_a_figures_events_read_from_its_kinds_of_rows_equal_those_of_every_figure_from_every_row(store: ProjectionStore, country: str | None) -> None:
+    rows = list(generated_rows(3_000))
+    settings = Settings(PERIOD.start, PERIOD.end, country=country)
+    everything = compute(lambda: rows, settings, limit=len(rows))
+    for key in everything.values:
+        listed = everything.evidence[key]
+        after = listed[len(listed) // 2].position if listed else 0
+        page = evidence_page(StoredRows(store, "platform"), settings, key, after=after, limit=5)
+        assert (page.value, page.total) == (everything.values[key], everything.totals[key]), key
+        assert page.events == [e for e in listed if e.position > after][:5], key
+        assert page.skipped == sum(e.position <= after for e in listed), key

@@ -26,7 +26,7 @@ from domain.nuts import NUTS_PREFIX
 from domain.values import CountryCode
 from projections import reports, runner
 from projections import figures as counting
-from projections.figures import EvidencePage, Figures, RowSource, Settings as Period, evidence_page, meets, published_figures
+from projections.figures import Evidence, EvidencePage, Figures, RowSource, Settings as Period, evidence_page, meets, published_figures
 from projections.platform import FOLD_VERSION
 from projections.reports import Included, Sources
 from service_layer.ledger import Ledger
@@ -378,17 +378,10 @@ def countries_page(reader: Reader, query: Query) -> dict[str, Any]:
 
 def figure_page(reader: Reader, key: str, query: Query, after: int = 0, limit: int = PAGE_SIZE) -> dict[str, Any]:
     """Page 2: the events behind one figure, `limit` at a time after position `after`."""
-    _require_figure(key)
+    require_figure(key)
     period, moment = query.period(), query.moment()
     found, included = reader.evidence(query, key, after, limit)
-    events = []
-    for e in found.events:
-        stored = _event_at(reader, e.position)
-        events.append({
-            "position": e.position, "ref": e.ref, "type": e.event, "value": to_jsonable_python(e.value),
-            "occurred_at": stored.occurred_at.isoformat() if stored is not None else None,
-            "recorded_at": stored.timestamp.isoformat() if stored is not None else None,
-        })
+    events = listed_events(reader, found.events)
     first = found.skipped + 1 if events else 0
     return {
         "figure": key, "value": found.value, "is_count": found.is_count, "total": found.total,
@@ -403,7 +396,21 @@ def figure_page(reader: Reader, key: str, query: Query, after: int = 0, limit: i
     }
 
 
-def _require_figure(key: str) -> None:
+def listed_events(reader: Reader, found: list[Evidence]) -> list[dict[str, Any]]:
+    """A figure's events as its page and its download list them, with when each happened and was recorded."""
+    events = []
+    for e in found:
+        stored = _event_at(reader, e.position)
+        events.append({
+            "position": e.position, "ref": e.ref, "type": e.event, "value": to_jsonable_python(e.value),
+            "occurred_at": stored.occurred_at.isoformat() if stored is not None else None,
+            "recorded_at": stored.timestamp.isoformat() if stored is not None else None,
+        })
+    return events
+
+
+def require_figure(key: str) -> None:
+    """NotFound unless `key` is one of the published figures."""
     keys = [f["key"] for f in published_figures()["figures"]]
     if key not in keys:
         raise NotFound(f"figure: {key!r} is not a figure; one of: {', '.join(keys)}")
@@ -446,7 +453,7 @@ def figure_page_number(reader: Reader, key: str, query: Query, number: int, limi
     after = 0
     if number > 1:
         # An unknown figure or a bad period is refused as on the first page, before any pass over the rows.
-        _require_figure(key)
+        require_figure(key)
         query.period(), query.moment()
         # The pages before it and the page itself in one pass: the page is then read from the run kept.
         found, _ = reader.evidence(query, key, 0, number * limit)

@@ -137,7 +137,7 @@ EVIDENCE_KEPT = 50
 class RowsByKind(Protocol):
     """A store that streams the rows of a projection, only those of `kinds` when asked."""
 
-    def iter_rows(self, projection: str, kinds: Collection[str] | None = None) -> Iterator[Row]: ...
+    def iter_rows(self, projection: str, kinds: Collection[str] | None = None, holding: str | None = None) -> Iterator[Row]: ...
 
 
 @dataclass(frozen=True)
@@ -147,8 +147,9 @@ class StoredRows:
     store: RowsByKind
     projection: str
 
-    def __call__(self, kinds: Collection[str] | None = None) -> Iterator[Row]:
-        return self.store.iter_rows(self.projection, kinds)
+    def __call__(self, kinds: Collection[str] | None = None, holding: str | None = None) -> Iterator[Row]:
+        """The rows (of `kinds`); with `holding`, the store may leave out rows whose text cannot hold it, ignoring case."""
+        return self.store.iter_rows(self.projection, kinds, holding)
 
 
 def _rows_of(source: RowSource, kinds: Collection[str] | None) -> Iterable[Row]:

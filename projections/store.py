@@ -93,8 +93,9 @@ class ProjectionStore(Protocol):
         """Every stored snapshot row as `(boundary, version marked, key, text)`, by boundary and key."""
         ...
 
-    def iter_rows(self, projection: str, kinds: Collection[str] | None = None) -> Iterator[Row]:
-        """Every row of the projection, or of `kinds` only, streamed in no particular order and decoded as read."""
+    def iter_rows(self, projection: str, kinds: Collection[str] | None = None, holding: str | None = None) -> Iterator[Row]:
+        """Every row of the projection, or of `kinds` only, streamed in no particular order and decoded as read; with
+        `holding`, rows whose text cannot hold it (ignoring case) may be left out."""
         ...
 
 
@@ -252,9 +253,10 @@ class SQLiteProjectionStore:
             (projection,),
         ))
 
-    def iter_rows(self, projection: str, kinds: Collection[str] | None = None) -> Iterator[Row]:
+    def iter_rows(self, projection: str, kinds: Collection[str] | None = None, holding: str | None = None) -> Iterator[Row]:
         if kinds is not None and not kinds:
             return
+        params: list[Any]
         if kinds is None:
             # NOT INDEXED: a scan in table order reads twice as fast as a walk of the primary key.
             query, params = "SELECT data FROM projection_rows NOT INDEXED WHERE projection = ?", [projection]
@@ -262,6 +264,10 @@ class SQLiteProjectionStore:
             # Through the index of kinds: only those rows are read, however few of the table they are.
             query = f"SELECT data FROM projection_rows INDEXED BY projection_rows_kind WHERE projection = ? AND {SQLITE_KIND} IN ({','.join('?' * len(kinds))})"
             params = [projection, *sorted(kinds)]
+        if holding is not None and _plain(holding):
+            # lower() folds ASCII only: a row with other characters or an escape is always read, and judged by the caller.
+            query += " AND (instr(lower(data), ?) > 0 OR length(data) <> length(CAST(data AS BLOB)) OR instr(data, '\\') > 0)"
+            params.append(holding.lower())
         for (data,) in self.connection.execute(query, params):
             row = orjson.loads(data)
             if kinds is None or row["kind"] in kinds:
@@ -539,7 +545,7 @@ class PostgresProjectionStore:
         )
         return [(int(boundary), version, key, data) for boundary, version, key, data in cursor]
 
-    def iter_rows(self, projection: str, kinds: Collection[str] | None = None) -> Iterator[Row]:
+    def iter_rows(self, projection: str, kinds: Collection[str] | None = None, holding: str | None = None) -> Iterator[Row]:
         query = self._sql("SELECT data FROM {} WHERE projection = %s").format(self.rows_table)
         params: list[Any] = [projection]
         if kinds is not None and not kinds:
@@ -551,6 +557,10 @@ class PostgresProjectionStore:
         elif kinds is not None:
             query += self._sql(" AND (" + " OR ".join(["strpos(data, %s) > 0"] * len(kinds)) + " OR strpos(data, %s) = 0)")
             params += kind_marks(kinds)
+        if holding is not None and _plain(holding):
+            # lower() in the C collation folds ASCII only: a row with other characters or an escape is always read, and judged by the caller.
+            query += self._sql(" AND (strpos(lower(data COLLATE \"C\"), %s) > 0 OR octet_length(data) <> char_length(data) OR strpos(data, '\\') > 0)")
+            params.append(holding.lower())
         # A server-side cursor: the rows come from the server a page at a time.
         with self.connection.transaction(), self.connection.cursor(name="projection_iter_rows") as cursor:
             cursor.itersize = 5_000
@@ -559,6 +569,11 @@ class PostgresProjectionStore:
                 row = orjson.loads(data)
                 if kinds is None or row["kind"] in kinds:
                     yield row
+
+
+def _plain(text: str) -> bool:
+    """Whether `text` is printable ASCII that JSON writes as it is: a store may then look for it in a row's text, ignoring case."""
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
 
 
 def kind_marks(kinds: Collection[str]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -60,3 +61,15 @@ def test_a_figures_events_read_from_its_kinds_of_rows_equal_those_of_every_figur
         assert (page.value, page.total) == (everything.values[key], everything.totals[key]), key
         assert page.events == [e for e in listed if e.position > after][:5], key
         assert page.skipped == sum(e.position <= after for e in listed), key
+
+
+def test_rows_asked_for_a_text_are_every_row_whose_names_hold_it_ignoring_case(store: ProjectionStore) -> None:
+    store.put_rows("platform", [(f"named:{i}", encode({"kind": "org", "ref": f"NAMED-{i}", "versions": [{"name": name}]}))
+                                for i, name in enumerate(["Baltic Straße Cluster", "BALTIC wood", 'The "Quoted" Baltic', "Back\\slash baltic", "Solar"])])
+
+    def named(rows: Iterator[Any], text: str) -> set[str]:
+        return {r["ref"] for r in rows if any(text.casefold() in str(v.get("name", "")).casefold() for v in r.get("versions") or ())}
+
+    for text in ("baltic", "strasse", "straße", "Baltic Straße", '"quoted"', "back\\slash", "wood", "solar", "nothing like it"):
+        assert named(store.iter_rows("platform", {"org"}, holding=text.casefold()), text) == named(store.iter_rows("platform", {"org"}), text), text
+    assert {r["ref"] for r in store.iter_rows("platform", {"org"}, holding="wood")} <= {"NAMED-0", "NAMED-2", "NAMED-3", "NAMED-1"}

@@ -126,6 +126,7 @@ class Reader:
     _runs: OrderedDict[tuple[Any, ...], EvidencePage] = field(default_factory=OrderedDict)
     _refs: dict[UUID, str] = field(default_factory=dict)
     _months: OrderedDict[tuple[Any, ...], list[dict[str, Any]]] = field(default_factory=OrderedDict)
+    _countries: OrderedDict[tuple[Any, ...], dict[str, int]] = field(default_factory=OrderedDict)
     _tree: TreeStore | None = None
     _checked: int = 0
     """Every stored event up to this position is known to be readable by this code."""
@@ -195,6 +196,7 @@ class Reader:
         self._reports.clear()
         self._runs.clear()
         self._months.clear()
+        self._countries.clear()
         self._checked = 0
 
     def require_readable(self, after: int = 0) -> None:
@@ -290,6 +292,15 @@ class Reader:
         self._months.move_to_end(key)
         return self._months[key]
 
+    def countries(self, query: Query, compute: Callable[[], dict[str, int]]) -> dict[str, int]:
+        """The countries of `query` with their profiles on the platform, computed once while the log stays the same size."""
+        key = (query, self.sources().recorder.max_notification_id() or 0)
+        if key not in self._countries:
+            self._countries[key] = compute()
+            _trim(self._countries)
+        self._countries.move_to_end(key)
+        return self._countries[key]
+
     def is_record(self, text: str) -> bool:
         """Whether `text` is the reference of a record the ledger holds (a value in a state that can be linked to)."""
         if not text or len(text) > 200 or text.isspace():
@@ -369,7 +380,7 @@ def countries_page(reader: Reader, query: Query) -> dict[str, Any]:
     of its profiles are on the platform at the end of the period."""
     period, moment = query.period(), query.moment()
     rows, included = reader.rows(moment)
-    found = counting.countries(rows, period)
+    found = reader.countries(query, lambda: counting.countries(rows, period))
     listed = sorted(({"code": c, "name": country_name(c), "profiles": n} for c, n in found.items()), key=lambda c: c["name"])
     return {"period": {"from": period.start.isoformat(), "to": period.end.isoformat()}, "as_of": moment.isoformat() if moment else None,
             "as_of_position": included.position, "as_of_recorded_at": included.recorded_at.isoformat() if included.recorded_at else None,

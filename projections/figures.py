@@ -439,10 +439,9 @@ def cross_border_partners(source: RowSource, settings: Settings) -> dict[str, in
     tally: Counter[str] = Counter()
     for row in _rows_of(source, {"meeting", "case"}):
         if row["kind"] == "meeting":
-            if _first_held(row, start, end) is None:
-                continue
+            # The country first: most meetings are between others, and need no look at their steps.
             countries = [countries_at_end[r] for r in (row["requester"], row["partner"]) if r in countries_at_end]
-            if country in countries:
+            if country in countries and _first_held(row, start, end) is not None:
                 tally.update(c for c in countries if c != country)
         elif start <= row["steps"][0]["on"] <= end and country in row["countries"]:
             tally.update(set(row["countries"]) - {country})

@@ -52,6 +52,10 @@ KEPT = 8
 """Reports and runs of events kept per app (the oldest go first); each is small, whatever the ledger's size."""
 MONTHS_CHARTED = 120
 """The most months a figure's chart by month covers: each costs one pass over the projection's rows."""
+SPREAD = 20
+"""A page's events are read as one run of the log when it holds at most this many stored events for each of them."""
+LOG_RUN = 10_000
+"""Stored events read at a time in such a run."""
 logger = logging.getLogger(__name__)
 PUBLISHED_OFFERED = 20
 """Published checkpoints the event page offers to prove against, the newest first."""
@@ -410,8 +414,9 @@ def figure_page(reader: Reader, key: str, query: Query, after: int = 0, limit: i
 def listed_events(reader: Reader, found: list[Evidence]) -> list[dict[str, Any]]:
     """A figure's events as its page and its download list them, with when each happened and was recorded."""
     events = []
+    at = _events_at(reader, [e.position for e in found])
     for e in found:
-        stored = _event_at(reader, e.position)
+        stored = at.get(e.position)
         events.append({
             "position": e.position, "ref": e.ref, "type": e.event, "value": to_jsonable_python(e.value),
             "occurred_at": stored.occurred_at.isoformat() if stored is not None else None,
@@ -480,6 +485,21 @@ def _event_at(reader: Reader, position: int) -> Any:
     if not found or found[0].id != position:
         return None
     return sources.mapper.to_domain_event(found[0])
+
+
+def _events_at(reader: Reader, positions: list[int]) -> dict[int, Any]:
+    """The stored events at `positions`, decoded: read as one run of the log when they lie close together, else one by one."""
+    if not positions:
+        return {}
+    first, last = min(positions), max(positions)
+    if last - first >= SPREAD * len(positions):
+        return {p: _event_at(reader, p) for p in positions}
+    sources, wanted, found = reader.sources(), set(positions), {}
+    start = first
+    while start <= last and (run := list(sources.recorder.select_notifications(start=start, limit=LOG_RUN, stop=last))):
+        found.update((n.id, sources.mapper.to_domain_event(n)) for n in run if n.id in wanted)
+        start = run[-1].id + 1
+    return found
 
 
 def record_page(reader: Reader, ref: str, as_of: str | None = None) -> dict[str, Any]:

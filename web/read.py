@@ -494,7 +494,8 @@ def _events_at(reader: Reader, positions: list[int]) -> dict[int, Any]:
     first, last = min(positions), max(positions)
     if last - first >= SPREAD * len(positions):
         return {p: _event_at(reader, p) for p in positions}
-    sources, wanted, found = reader.sources(), set(positions), {}
+    sources, wanted = reader.sources(), set(positions)
+    found: dict[int, Any] = {}
     start = first
     while start <= last and (run := list(sources.recorder.select_notifications(start=start, limit=LOG_RUN, stop=last))):
         found.update((n.id, sources.mapper.to_domain_event(n)) for n in run if n.id in wanted)

@@ -272,6 +272,8 @@ def require_ledger(url: str | None = None, notice: Callable[[str], None] | None 
 READ_TABLES = ("projection_rows", "projection_tracking", "projection_snapshots", "projection_snapshot_marks", "tlog_leaves", "tlog_nodes",
                "tlog_checkpoints", "mirror_source")
 """Tables a command that only reads makes on first use (beside the events), which takes the write lock."""
+READ_INDEXES = ("projection_rows_kind",)
+"""Indexes of those tables a ledger written before them gets on first use, which takes the write lock too."""
 
 
 def _tables_missing(uri: str) -> bool:
@@ -286,7 +288,7 @@ def _tables_missing(uri: str) -> bool:
         conn.close()
     # The audit log's indexes too: a ledger written before them gets them on first use.
     indexes = {f"{EVENTS_TABLES['eventsourcing.sqlite']}_{name}" for name in AUDIT_INDEXES}
-    return not set(READ_TABLES) | indexes <= found
+    return not set(READ_TABLES) | set(READ_INDEXES) | indexes <= found
 
 
 def _write_locked(path: str) -> bool:

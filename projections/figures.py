@@ -138,7 +138,7 @@ EVIDENCE_KEPT = 50
 class RowsByKind(Protocol):
     """A store that streams the rows of a projection, only those of `kinds` when asked."""
 
-    def iter_rows(self, projection: str, kinds: Collection[str] | None = None) -> Iterator[Row]: ...
+    def iter_rows(self, projection: str, kinds: Collection[str] | None = None, holding: str | None = None) -> Iterator[Row]: ...
 
 
 class RowsPickedByKind:
@@ -155,8 +155,9 @@ class StoredRows(RowsPickedByKind):
     store: RowsByKind
     projection: str
 
-    def __call__(self, kinds: Collection[str] | None = None) -> Iterator[Row]:
-        return self.store.iter_rows(self.projection, kinds)
+    def __call__(self, kinds: Collection[str] | None = None, holding: str | None = None) -> Iterator[Row]:
+        """The rows (of `kinds`); with `holding`, the store may leave out rows whose text cannot hold it, ignoring case."""
+        return self.store.iter_rows(self.projection, kinds, holding)
 
 
 def _rows_of(source: RowSource, kinds: Collection[str] | None) -> Iterable[Row]:
@@ -240,15 +241,17 @@ class EvidencePage:
 
 
 def evidence_page(source: RowSource, settings: Settings, key: str, after: int = 0, limit: int = EVIDENCE_KEPT) -> EvidencePage:
-    """One figure's events after position `after`, the first `limit` of them: one streaming computation, memory bounded by `limit`."""
-    figures, kept = _figures(source, settings, _Kept(limit, after, only=key))
+    """One figure's events after position `after`, the first `limit` of them: one streaming computation over the kinds of rows
+    its rule reads, memory bounded by `limit`."""
+    figures, kept = _figures(source, settings, _Kept(limit, after, only=key), rows_read(key, settings.country))
     events = figures.evidence[key]
     beyond = kept.beyond.get(key, 0)
     return EvidencePage(key, figures.values[key], key in figures.counts, figures.totals[key], events, beyond > len(events), figures.totals[key] - beyond)
 
 
-def _figures(source: RowSource, settings: Settings, kept: _Kept) -> tuple[Figures, _Kept]:
-    return _figures_of(source, [(settings, kept)])[0]
+def _figures(source: RowSource, settings: Settings, kept: _Kept, kinds: Collection[str] | None = None) -> tuple[Figures, _Kept]:
+    """The figures from the rows of `kinds` (of every kind if None: only the figures that read no other kind are right then)."""
+    return _figures_of(source, [(settings, kept)], kinds)[0]
 
 
 _NEEDS: dict[str, frozenset[str]] = {
@@ -265,12 +268,17 @@ _NEEDS: dict[str, frozenset[str]] = {
 """The kinds of rows each figure reads (with a country, organisations too: they place the other rows in it)."""
 
 
+def rows_read(key: str, country: str | None) -> set[str]:
+    """The kinds of rows the figure `key` is computed from, for all countries or one."""
+    return set(_NEEDS[key]) | ({"org"} if country is not None else set())
+
+
 def values_by_period(source: RowSource, periods: list[Settings], key: str) -> list[Any]:
     """The value of figure `key` for each of `periods` (all of one country), as `compute` gives it: one pass over the rows
     of the kinds the figure reads, whatever the number of periods."""
     if len({p.country for p in periods}) > 1:
         raise ValueError("periods of different countries are counted in passes of their own")
-    kinds = _NEEDS[key] | ({"org"} if periods and periods[0].country is not None else set())
+    kinds = rows_read(key, periods[0].country if periods else None)
     apart = all(earlier.end < later.start for earlier, later in zip(periods, periods[1:]))
     counted = _figures_of(source, [(p, _Kept(0, only=key)) for p in periods], kinds, dated=apart)
     return [figures.values[key] for figures, _ in counted]
@@ -502,10 +510,9 @@ def cross_border_partners(source: RowSource, settings: Settings) -> dict[str, in
     tally: Counter[str] = Counter()
     for row in _rows_of(source, {"meeting", "case"}):
         if row["kind"] == "meeting":
-            if _first_held(row, start, end) is None:
-                continue
+            # The country first: most meetings are between others, and need no look at their steps.
             countries = [countries_at_end[r] for r in (row["requester"], row["partner"]) if r in countries_at_end]
-            if country in countries:
+            if country in countries and _first_held(row, start, end) is not None:
                 tally.update(c for c in countries if c != country)
         elif start <= row["steps"][0]["on"] <= end and country in row["countries"]:
             tally.update(set(row["countries"]) - {country})

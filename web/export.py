@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/jsonl; charset=utf-8"}
 CHUNK = 2_000
 """Rows read at a time: a download's memory stays bounded, and other pages are served between its chunks."""
+EVIDENCE_RUN = 25_000
+"""A figure's events found in one pass over the rows for its download; their memory is bounded by this many."""
 AUDIT_COLUMNS = ("position", "recorded_at", "occurred_at", "actor", "ref", "type", "summary")
 EVIDENCE_COLUMNS = ("position", "ref", "type", "value", "occurred_at", "recorded_at")
 FIGURE_COLUMNS = ("key", "label", "value", "events", "published_qualifier", "published_value", "meets")
@@ -67,16 +69,22 @@ def audit_rows(reader: Reader, given: LogFilter, at: int | None) -> Iterator[lis
 
 
 def evidence_rows(reader: Reader, key: str, query: Query) -> Iterator[list[dict[str, Any]]]:
-    """Every event behind one figure, a chunk at a time."""
-    from web.read import figure_page
+    """Every event behind one figure, a chunk at a time: one pass over the rows per EVIDENCE_RUN of them, not one per chunk."""
+    from web.read import listed_events, require_figure
 
-    after = 0
+    require_figure(key)
+    query.period(), query.moment()  # a bad period is refused before the download starts
+    after, started = 0, False
     while True:
-        page = figure_page(reader, key, query, after, CHUNK)
-        yield page["events"]
-        if page["next_after"] is None:
-            return
-        after = page["next_after"]
+        found, _ = reader.evidence(query, key, after, EVIDENCE_RUN)
+        for start in range(0, len(found.events), CHUNK):
+            started = True
+            yield listed_events(reader, found.events[start : start + CHUNK])
+        if not found.more or not found.events:
+            break
+        after = found.events[-1].position
+    if not started:  # a figure with no events: the header row alone
+        yield []
 
 
 def figure_rows(figures: list[dict[str, Any]]) -> list[dict[str, Any]]:

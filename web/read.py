@@ -26,7 +26,7 @@ from domain.nuts import NUTS_PREFIX
 from domain.values import CountryCode
 from projections import reports, runner
 from projections import figures as counting
-from projections.figures import EvidencePage, Figures, RowSource, Settings as Period, evidence_page, meets, published_figures
+from projections.figures import Evidence, EvidencePage, Figures, RowSource, Settings as Period, evidence_page, meets, published_figures
 from projections.platform import FOLD_VERSION
 from projections.reports import Included, Sources
 from service_layer.ledger import Ledger
@@ -52,6 +52,10 @@ KEPT = 8
 """Reports and runs of events kept per app (the oldest go first); each is small, whatever the ledger's size."""
 MONTHS_CHARTED = 120
 """The most months a figure's chart by month covers: each adds the counting of every row the figure reads."""
+SPREAD = 20
+"""A page's events are read as one run of the log when it holds at most this many stored events for each of them."""
+LOG_RUN = 10_000
+"""Stored events read at a time in such a run."""
 logger = logging.getLogger(__name__)
 PUBLISHED_OFFERED = 20
 """Published checkpoints the event page offers to prove against, the newest first."""
@@ -126,6 +130,7 @@ class Reader:
     _runs: OrderedDict[tuple[Any, ...], EvidencePage] = field(default_factory=OrderedDict)
     _refs: dict[UUID, str] = field(default_factory=dict)
     _months: OrderedDict[tuple[Any, ...], list[Any]] = field(default_factory=OrderedDict)
+    _countries: OrderedDict[tuple[Any, ...], dict[str, int]] = field(default_factory=OrderedDict)
     _tree: TreeStore | None = None
     _checked: int = 0
     """Every stored event up to this position is known to be readable by this code."""
@@ -195,6 +200,7 @@ class Reader:
         self._reports.clear()
         self._runs.clear()
         self._months.clear()
+        self._countries.clear()
         self._checked = 0
 
     def require_readable(self, after: int = 0) -> None:
@@ -293,6 +299,15 @@ class Reader:
         self._months.move_to_end(key)
         return self._months[key]
 
+    def countries(self, query: Query, compute: Callable[[], dict[str, int]]) -> dict[str, int]:
+        """The countries of `query` with their profiles on the platform, computed once while the log stays the same size."""
+        key = (query, self.sources().recorder.max_notification_id() or 0)
+        if key not in self._countries:
+            self._countries[key] = compute()
+            _trim(self._countries)
+        self._countries.move_to_end(key)
+        return self._countries[key]
+
     def is_record(self, text: str) -> bool:
         """Whether `text` is the reference of a record the ledger holds (a value in a state that can be linked to)."""
         if not text or len(text) > 200 or text.isspace():
@@ -372,7 +387,7 @@ def countries_page(reader: Reader, query: Query) -> dict[str, Any]:
     of its profiles are on the platform at the end of the period."""
     period, moment = query.period(), query.moment()
     rows, included = reader.rows(moment)
-    found = counting.countries(rows, period)
+    found = reader.countries(query, lambda: counting.countries(rows, period))
     listed = sorted(({"code": c, "name": country_name(c), "profiles": n} for c, n in found.items()), key=lambda c: c["name"])
     return {"period": {"from": period.start.isoformat(), "to": period.end.isoformat()}, "as_of": moment.isoformat() if moment else None,
             "as_of_position": included.position, "as_of_recorded_at": included.recorded_at.isoformat() if included.recorded_at else None,
@@ -381,19 +396,10 @@ def countries_page(reader: Reader, query: Query) -> dict[str, Any]:
 
 def figure_page(reader: Reader, key: str, query: Query, after: int = 0, limit: int = PAGE_SIZE) -> dict[str, Any]:
     """Page 2: the events behind one figure, `limit` at a time after position `after`."""
-    keys = [f["key"] for f in published_figures()["figures"]]
-    if key not in keys:
-        raise NotFound(f"figure: {key!r} is not a figure; one of: {', '.join(keys)}")
+    require_figure(key)
     period, moment = query.period(), query.moment()
     found, included = reader.evidence(query, key, after, limit)
-    events = []
-    for e in found.events:
-        stored = _event_at(reader, e.position)
-        events.append({
-            "position": e.position, "ref": e.ref, "type": e.event, "value": to_jsonable_python(e.value),
-            "occurred_at": stored.occurred_at.isoformat() if stored is not None else None,
-            "recorded_at": stored.timestamp.isoformat() if stored is not None else None,
-        })
+    events = listed_events(reader, found.events)
     first = found.skipped + 1 if events else 0
     return {
         "figure": key, "value": found.value, "is_count": found.is_count, "total": found.total,
@@ -408,13 +414,32 @@ def figure_page(reader: Reader, key: str, query: Query, after: int = 0, limit: i
     }
 
 
+def listed_events(reader: Reader, found: list[Evidence]) -> list[dict[str, Any]]:
+    """A figure's events as its page and its download list them, with when each happened and was recorded."""
+    events = []
+    at = _events_at(reader, [e.position for e in found])
+    for e in found:
+        stored = at.get(e.position)
+        events.append({
+            "position": e.position, "ref": e.ref, "type": e.event, "value": to_jsonable_python(e.value),
+            "occurred_at": stored.occurred_at.isoformat() if stored is not None else None,
+            "recorded_at": stored.timestamp.isoformat() if stored is not None else None,
+        })
+    return events
+
+
+def require_figure(key: str) -> None:
+    """NotFound unless `key` is one of the published figures."""
+    keys = [f["key"] for f in published_figures()["figures"]]
+    if key not in keys:
+        raise NotFound(f"figure: {key!r} is not a figure; one of: {', '.join(keys)}")
+
+
 def figure_months(reader: Reader, key: str, query: Query) -> dict[str, Any]:
     """One figure month by month over the period: each month's value is the figure with that month (within the period) as
     its period, by the same counting rule. One pass over the rows the figure reads for every month, kept while the log stays
     the same size."""
-    keys = [f["key"] for f in published_figures()["figures"]]
-    if key not in keys:
-        raise NotFound(f"figure: {key!r} is not a figure; one of: {', '.join(keys)}")
+    require_figure(key)
     period, moment = query.period(), query.moment()
     rows, included = reader.rows(moment)
     spans = [(month, max(first, period.start), min(last, period.end)) for month, first, last in _month_spans(period.start, period.end)]
@@ -445,11 +470,14 @@ def figure_page_number(reader: Reader, key: str, query: Query, number: int, limi
     """Page `number` (from 1) of the events behind one figure: the page after the position of its `(number - 1) * limit`-th event."""
     after = 0
     if number > 1:
-        figure_page(reader, key, query, 0, 1)  # an unknown figure or a bad period is refused as on the first page
-        found, _ = reader.evidence(query, key, 0, (number - 1) * limit)
+        # An unknown figure or a bad period is refused as on the first page, before any pass over the rows.
+        require_figure(key)
+        query.period(), query.moment()
+        # The pages before it and the page itself in one pass: the page is then read from the run kept.
+        found, _ = reader.evidence(query, key, 0, number * limit)
         if found.total <= (number - 1) * limit:
             raise NotFound(f"page: {number} is past the last page of {key} ({-(-found.total // limit) or 1})")
-        after = found.events[-1].position
+        after = found.events[(number - 1) * limit - 1].position
     return figure_page(reader, key, query, after, limit)
 
 
@@ -459,6 +487,22 @@ def _event_at(reader: Reader, position: int) -> Any:
     if not found or found[0].id != position:
         return None
     return sources.mapper.to_domain_event(found[0])
+
+
+def _events_at(reader: Reader, positions: list[int]) -> dict[int, Any]:
+    """The stored events at `positions`, decoded: read as one run of the log when they lie close together, else one by one."""
+    if not positions:
+        return {}
+    first, last = min(positions), max(positions)
+    if last - first >= SPREAD * len(positions):
+        return {p: _event_at(reader, p) for p in positions}
+    sources, wanted = reader.sources(), set(positions)
+    found: dict[int, Any] = {}
+    start = first
+    while start <= last and (run := list(sources.recorder.select_notifications(start=start, limit=LOG_RUN, stop=last))):
+        found.update((n.id, sources.mapper.to_domain_event(n)) for n in run if n.id in wanted)
+        start = run[-1].id + 1
+    return found
 
 
 def record_page(reader: Reader, ref: str, as_of: str | None = None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from uuid import UUID
 from domain.base import ref_id
 from domain.errors import InvalidValue
 from presentation.text import count
+from projections.figures import StoredRows
 from transparency import log
 
 if TYPE_CHECKING:
@@ -88,7 +89,9 @@ def _organisations(reader: Reader, q: str) -> tuple[list[dict[str, str]], bool]:
     rows, _ = reader.rows(None)
     wanted = q.casefold()
     found: list[dict[str, str]] = []
-    for row in rows(["org"]):
+    # A store leaves out the organisations whose row cannot hold the text; the rest are judged here, by every name.
+    found_rows = rows(["org"], holding=wanted) if isinstance(rows, StoredRows) else rows(["org"])
+    for row in found_rows:
         names = [v.get("name") for v in row.get("versions") or () if isinstance(v, dict) and v.get("name")]
         if any(wanted in str(name).casefold() for name in names):
             if len(found) == MATCHES:

@@ -146,6 +146,13 @@ def test_a_download_reads_every_row_a_chunk_at_a_time_pinned_where_it_started(db
         monkeypatch.setattr(export, "CHUNK", 2)  # more than one chunk of the figure's 3 events
         held = [e for c in export.evidence_rows(reader, "matchmaking_participants", Query()) for e in c]
         assert len(held) == read.figure_page(reader, "matchmaking_participants", Query())["total"] > 2
+        monkeypatch.setattr(export, "EVIDENCE_RUN", 2)  # and more than one pass over the rows: the same events as the pages list
+        paged, after = [], 0
+        while after is not None:
+            page = read.figure_page(reader, "matchmaking_participants", Query(), after, limit=1)
+            paged, after = paged + page["events"], page["next_after"]
+        assert [e for c in export.evidence_rows(reader, "matchmaking_participants", Query()) for e in c] == paged == held
+        assert list(export.evidence_rows(reader, "c2labs_held", Query(start="1990-01-01", end="1990-12-31"))) == [[]]
     finally:
         reader.close()
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+import bootstrap
 from cli.main import ledger
 from tests.conftest import drop_schema, postgres_url
 
@@ -211,3 +212,30 @@ def test_a_read_never_waits_for_a_writer_even_where_its_tables_are_not_made_yet(
     finally:
         holder.rollback()
         holder.close()
+
+
+def test_a_read_never_waits_for_a_writer_to_index_a_read_model_made_before_its_index(tmp_path: Path) -> None:
+    import sqlite3
+    import time
+
+    path = tmp_path / "ledger.db"
+    url = f"sqlite:///{path}?lock_timeout=20"
+    assert run("import", str(EXAMPLE), "--db", url).exit_code == 0
+    for command in (("report", "impact", "--format", "json"), ("verify",), ("checkpoint",)):  # every table a read makes is made
+        assert run(*command, "--db", url).exit_code == 0, command
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP INDEX projection_rows_kind")  # as a read model written before the index left it
+        assert {n for (n,) in conn.execute("SELECT name FROM sqlite_master")} >= set(bootstrap.READ_TABLES)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        result = CliRunner().invoke(ledger, ["report", "impact", "--format", "json", "--db", url])
+        assert result.exit_code == 0 and time.monotonic() - started < 10, result.output
+        assert result.stderr.startswith(f"note: another write holds {path}; reading a temporary copy"), result.stderr
+    finally:
+        holder.rollback()
+        holder.close()
+    assert run("report", "impact", "--format", "json", "--db", url).exit_code == 0
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'projection_rows_kind'").fetchone() == (1,)

@@ -157,3 +157,20 @@ def test_a_figures_pages_served_from_kept_runs_equal_pages_computed_alone(db_url
     finally:
         reader.close()
         alone.close()
+
+
+def test_a_figures_events_read_as_one_run_of_the_log_equal_those_read_one_by_one(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    imported(db_url)
+    monkeypatch.setattr(read, "LOG_RUN", 2)  # several runs of the log for one page
+    reader = Reader(db_url)
+    try:
+        for key in ("matchmaking_participants", "cluster_organisations", "bilateral_meetings"):
+            found, _ = reader.evidence(Query(), key, 0, 1_000)
+            assert found.events, key
+            monkeypatch.setattr(read, "SPREAD", 1_000_000)
+            in_runs = read.listed_events(reader, found.events)
+            monkeypatch.setattr(read, "SPREAD", 0)
+            assert in_runs == read.listed_events(reader, found.events), key
+            assert all(e["recorded_at"] and e["occurred_at"] for e in in_runs), key
+    finally:
+        reader.close()

@@ -664,8 +664,10 @@ def _served(url: str, ready: str) -> Iterator[tuple[str, subprocess.Popen[str]]]
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    # The server writes a line per request to stderr: into a file, as a pipe nobody reads would fill and stop the server.
+    log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
     server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--db", url, "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                              stdout=subprocess.DEVNULL, stderr=log, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -674,12 +676,14 @@ def _served(url: str, ready: str) -> Iterator[tuple[str, subprocess.Popen[str]]]
                 break
             except OSError:
                 if server.poll() is not None:
-                    raise SystemExit(f"ledger serve stopped: {server.stderr.read() if server.stderr else ''}")
+                    log.seek(0)
+                    raise SystemExit(f"ledger serve stopped: {log.read()[-3000:]}")
                 time.sleep(0.1)
         yield base, server
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.close()
 
 
 def mirror(url: str) -> dict[str, Any]:

@@ -73,3 +73,25 @@ def test_a_run_without_the_write_baselines_measures_the_reads_only(tmp_path: Pat
     names = {r["name"] for r in json.loads(written.read_text())["results"]}
     assert not names & {"baseline-insert", "raw-insert"}, names
     assert {"ledger-write", "import", "rebuild", "tlog-verify", "report-impact"} <= names, names
+
+
+def test_a_served_ledger_answers_past_a_pipe_full_of_access_lines(tmp_path: Path) -> None:
+    # `ledger serve` writes one access line per request: the benchmark's server must keep answering long after 64 KiB of them.
+    import urllib.request
+
+    import bootstrap
+    from benchmarks import bench
+    from service_layer import commands as c
+    from service_layer.ledger import utc_now
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    app = bootstrap.build_ledger(url)
+    try:
+        app.execute([c.RegisterOrg(org="ORG-LOG", name="Busy Cluster", country="PT", ecosystems=("digital",), year_established=2010,
+                                   occurred_at=utc_now())])
+    finally:
+        app.close()
+    with bench._served(url, "/openapi.json") as (base, _):
+        for _ in range(1_500):  # about 120 KiB of access lines
+            with urllib.request.urlopen(f"{base}/api/events/2?padding={'x' * 40}", timeout=10) as answer:
+                assert answer.status == 200

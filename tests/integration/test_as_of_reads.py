@@ -3,7 +3,6 @@ position 0: on a demo history and on every golden ledger, on both stores, in bot
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -17,8 +16,7 @@ from projections.platform import Row
 from projections.store import ProjectionStore
 from service_layer.demo import DemoHistory, write_demo
 from service_layer.ledger import Ledger
-from tests.conftest import drop_schema
-from tests.integration.test_golden_ledgers import LEDGERS, replay_into_postgres
+from tests.integration.test_golden_ledgers import LEDGERS, golden_on
 from web.read import Query, Reader
 
 EVERY = 29
@@ -84,23 +82,16 @@ def test_an_as_of_report_reads_the_rows_a_fold_from_position_0_gives(demo: tuple
 @pytest.mark.parametrize("db", LEDGERS, ids=lambda db: f"{db.parent.name}/{db.stem}")
 def test_rows_as_of_every_position_of_a_golden_ledger_equal_a_fold(db: Path, store_kind: str, tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    if store_kind == "sqlite":
-        copy = tmp_path / db.name
-        shutil.copyfile(db, copy)
-        url = f"sqlite:///{copy}"
-    else:
-        url = replay_into_postgres(db)
-    app = bootstrap.build_ledger(url)
-    store = bootstrap.build_projection_store(url)
-    try:
-        runner.rebuild_in_bulk(app.recorder, store, snapshot_every=EVERY)
-        last = app.recorder.max_notification_id() or 0
-        expect_rows_as_of_equal_a_fold(app, store, list(range(1, last + 1, 1 if last < 60 else 7)) + [last], monkeypatch)
-    finally:
-        store.close()
-        app.close()
-        if store_kind == "postgres":
-            drop_schema(url)
+    with golden_on(db, store_kind, tmp_path) as url:
+        app = bootstrap.build_ledger(url)
+        store = bootstrap.build_projection_store(url)
+        try:
+            runner.rebuild_in_bulk(app.recorder, store, snapshot_every=EVERY)
+            last = app.recorder.max_notification_id() or 0
+            expect_rows_as_of_equal_a_fold(app, store, list(range(1, last + 1, 1 if last < 60 else 7)) + [last], monkeypatch)
+        finally:
+            store.close()
+            app.close()
 
 
 def test_the_browser_view_computes_the_figures_of_one_position_once_whichever_moment_reaches_it(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sqlite3
@@ -41,6 +42,22 @@ def replay_into_postgres(db: Path) -> str:
     finally:
         app.close()
     return url
+
+
+@contextlib.contextmanager
+def golden_on(db: Path, store: str, folder: Path) -> Iterator[str]:
+    """The URL of the golden ledger `db` on `store`: a copy in `folder` (sqlite), or a replay into a new schema (postgres),
+    dropped afterwards."""
+    if store == "sqlite":
+        copy = folder / db.name
+        shutil.copyfile(db, copy)
+        yield f"sqlite:///{copy}"
+        return
+    url = replay_into_postgres(db)
+    try:
+        yield url
+    finally:
+        drop_schema(url)
 
 
 @pytest.fixture(params=CASES)

@@ -3,7 +3,6 @@ the one-process bulk rebuild: on demo histories and golden ledgers; it refuses w
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,7 @@ import bootstrap
 from domain.errors import UnreplayableEvent
 from projections import parallel, runner
 from service_layer.demo import DemoHistory, write_demo
-from tests.conftest import drop_schema
-from tests.integration.test_golden_ledgers import LEDGERS, replay_into_postgres
+from tests.integration.test_golden_ledgers import LEDGERS, golden_on
 from tests.integration.tampering import tamper
 from tests.integration.test_replay_survives import CASES, imported
 
@@ -75,17 +73,8 @@ def test_the_parallel_rebuild_stops_where_asked(db_url: str) -> None:
 @pytest.mark.parametrize("store", ["sqlite", "postgres"])
 @pytest.mark.parametrize("db", LEDGERS, ids=lambda db: f"{db.parent.name}/{db.stem}")
 def test_the_parallel_rebuild_equals_the_clear_one_on_every_golden_ledger(db: Path, store: str, tmp_path: Path) -> None:
-    if store == "sqlite":
-        copy = tmp_path / db.name
-        shutil.copyfile(db, copy)
-        url = f"sqlite:///{copy}"
-    else:
-        url = replay_into_postgres(db)
-    try:
+    with golden_on(db, store, tmp_path) as url:
         assert_all_equal(rebuilt(url, every=4))  # golden ledgers are short: a snapshot every few positions
-    finally:
-        if store == "postgres":
-            drop_schema(url)
 
 
 @pytest.mark.parametrize("case", CASES)
